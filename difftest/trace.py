@@ -1,0 +1,258 @@
+"""The one trace schema every backend emits (QEMU 7.2, QEMU 10.0, refmodel).
+
+A trace is a header followed by one record per *step*.  A step is one
+instruction attempt: the instruction at ``pc`` either retires or traps.  The
+records are data classes; on disk a trace is gzip-compressed JSON lines
+(``.trace.jsonl.gz``): line 1 is the header, every further line one step.
+Streaming both ways: ``write_trace`` takes any iterable of steps and
+``read_trace`` yields them lazily, so a 10 M-step trace never sits in memory.
+
+Values a backend cannot show are ``None`` -- never a guess -- and the header's
+``exposes`` map says which fields the backend can show at all, so the
+comparator can say precisely what it did not compare.
+
+Conventions
+-----------
+* ``priv`` is the nominal privilege level: 0 U, 1 S (HS when v=0, VS when
+  v=1), 3 M.  ``v`` is the virtualisation mode (Privileged spec, H chapter).
+* ``access`` is one of ``"fetch"``, ``"load"``, ``"store"`` ("store" covers
+  AMOs and SC, as the spec reports their faults as store/AMO faults).
+* Addresses are plain ints.  Physical addresses are system-physical (SPA).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Iterable, Iterator
+
+SCHEMA_VERSION = 1
+
+ACCESSES = ("fetch", "load", "store")
+
+# Exposure keys used in Header.exposes.  A backend sets each to True when its
+# steps carry that value; the comparator compares a field only when both
+# sides expose it, and lists the rest as "not compared".
+EXPOSABLE = (
+    "priv",          # Step.priv / Step.v
+    "insn",          # Step.insn
+    "trap.tval",
+    "trap.htval",    # htval / mtval2
+    "trap.tinst",    # htinst / mtinst
+    "trap.gva",      # mstatus.GVA / hstatus.GVA written on trap entry
+    "trap.target",   # which mode took the trap
+    "xlat.all",      # every translation is recorded (model); QEMU only logs TLB fills
+    "xlat.gpa",      # first-stage result (guest-physical address)
+    "xlat.walk",     # page-table walk detail
+    "uart",
+    "regs",          # full register state (bisect only)
+)
+
+
+@dataclass
+class Header:
+    guest: str                      # guest name, or ELF file name for third-party ELFs
+    elf_sha256: str                 # hash of the exact bytes run (config block patched in)
+    hgatp_mode: str                 # "bare" | "sv39x4" | "sv48x4" | "sv57x4" | "" (ELF without config block)
+    vs_mode: str                    # "bare" | "sv39" | "sv48" | "sv57" | ""
+    backend: str                    # "qemu-7.2" | "qemu-10.0" | "model" | path
+    backend_version: str            # e.g. "7.2.22", "10.0.2", "refmodel 0.1"
+    cpu: str                        # CPU variant name, e.g. "default", "sv39"
+    cpu_config: str                 # the full -cpu string or the model profile's name
+    command: list[str] = field(default_factory=list)   # what reproduces this run
+    exposes: dict[str, bool] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class WalkLevel:
+    """One PTE read during a walk (model only): enough for a report to explain it."""
+    stage: str          # "vs" | "g" | "s" (satp, V=0)
+    level: int          # 0 = leaf-most level (4 KiB), up to levels-1 (root)
+    pte_addr: int       # SPA the PTE was read from (after implicit G-stage translation for VS tables)
+    pte: int            # the 64-bit value read
+    decision: str       # e.g. "pointer", "leaf", "invalid (V=0)", "reserved W=1,R=0", "misaligned superpage"
+
+
+@dataclass
+class Xlat:
+    """One address translation a step performed (or, for QEMU, a logged TLB fill)."""
+    access: str                     # "fetch" | "load" | "store"
+    va: int                         # the address translated (GVA when v=1, VA otherwise)
+    priv: int                       # effective privilege of the access (after MPRV/HLV)
+    v: int                          # 1 when two-stage translation applies (V=1, HLV/HSV, MPRV+MPV)
+    gpa: int | None = None          # first-stage result (None: stage faulted, or not shown)
+    pa: int | None = None           # final SPA (None: faulted, or not shown)
+    fault_stage: str | None = None  # None | "vs" | "g" | "s" | "pmp"
+    fault_cause: int | None = None  # exception code when the translation faulted
+    implicit: bool = False          # fault hit an implicit G-stage access for a VS-stage PTE
+    vs_leaf_level: int | None = None  # level of the leaf (0 = 4 KiB), None for Bare / no leaf
+    g_leaf_level: int | None = None
+    maybe_stale: bool = False       # a PTE it used was written since the last relevant fence
+    walk: list[WalkLevel] | None = None
+    raw: str | None = None          # backend's own log line(s) for this record, for reports
+
+
+@dataclass
+class Trap:
+    cause: int                      # exception or interrupt code (without the interrupt bit)
+    interrupt: bool = False
+    epc: int | None = None
+    tval: int | None = None
+    htval: int | None = None        # htval or mtval2, whichever the target mode writes
+    tinst: int | None = None        # htinst or mtinst
+    gva: bool | None = None
+    target: str | None = None       # "M" | "HS" | "VS"
+    raw: str | None = None
+
+
+@dataclass
+class Step:
+    i: int                          # 0-based step index
+    pc: int
+    insn: int | None = None         # instruction bits (16- or 32-bit), None when not fetched/shown
+    priv: int | None = None         # before the step
+    v: int | None = None
+    trap: Trap | None = None        # the exception this step raised, if any
+    xlats: list[Xlat] = field(default_factory=list)
+    uart: str = ""                  # bytes written to the UART by this step (model); QEMU: ""
+    regs: dict[str, int] | None = None  # full state, only in bisect windows
+    raw: str | None = None          # backend's own log text for the step
+
+
+@dataclass
+class Footer:
+    """Last line of a trace: how the run ended."""
+    status: str                     # "exit" | "timeout" | "crash" | "step-limit" | "error"
+    exit_code: int | None = None    # finisher code: 0 pass, N fail
+    steps: int = 0
+    uart: str = ""                  # the whole console output
+    message: str = ""               # human-readable reason for non-"exit" statuses
+    truncated: bool = False         # the backend's log ended early (e.g. QEMU abort)
+
+
+# ---------------------------------------------------------------------------
+# (de)serialisation
+
+def _drop_none(d):
+    if isinstance(d, dict):
+        return {k: _drop_none(v) for k, v in d.items() if v is not None and v != [] and v is not False and v != ""}
+    if isinstance(d, list):
+        return [_drop_none(x) for x in d]
+    return d
+
+
+def step_to_json(step: Step) -> dict:
+    return _drop_none(asdict(step))
+
+
+def step_from_json(d: dict) -> Step:
+    trap = d.get("trap")
+    xl = []
+    for x in d.get("xlats", ()):
+        walk = x.get("walk")
+        x = dict(x)
+        if walk is not None:
+            x["walk"] = [WalkLevel(**w) for w in walk]
+        xl.append(Xlat(**x))
+    return Step(
+        i=d["i"], pc=d["pc"], insn=d.get("insn"), priv=d.get("priv"), v=d.get("v"),
+        trap=Trap(**trap) if trap else None, xlats=xl, uart=d.get("uart", ""),
+        regs=d.get("regs"), raw=d.get("raw"),
+    )
+
+
+class TraceWriter:
+    """Streams a trace to ``path`` atomically: written to ``path.part`` then renamed."""
+
+    def __init__(self, path: str | os.PathLike, header: Header):
+        self.path = os.fspath(path)
+        self._part = self.path + ".part"
+        self._raw = gzip.open(self._part, "wt", compresslevel=3, encoding="utf-8")
+        self._raw.write(json.dumps({"header": asdict(header)}) + "\n")
+
+    def step(self, step: Step) -> None:
+        self._raw.write(json.dumps(step_to_json(step), separators=(",", ":")) + "\n")
+
+    def close(self, footer: Footer) -> None:
+        self._raw.write(json.dumps({"footer": asdict(footer)}) + "\n")
+        self._raw.close()
+        os.replace(self._part, self.path)
+
+    def abort(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            if os.path.exists(self._part):
+                os.unlink(self._part)
+
+
+def write_trace(path, header: Header, steps: Iterable[Step], footer: Footer) -> None:
+    w = TraceWriter(path, header)
+    try:
+        for s in steps:
+            w.step(s)
+    except BaseException:
+        w.abort()
+        raise
+    w.close(footer)
+
+
+class TraceError(Exception):
+    """A trace file that cannot be read (missing, truncated, wrong schema)."""
+
+
+class TraceReader:
+    """Lazily reads a trace: ``.header`` at once, ``steps()`` as a generator,
+    ``.footer`` once the steps are exhausted (or via ``read_footer()``)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        try:
+            self._fh = io.TextIOWrapper(gzip.open(self.path, "rb"), encoding="utf-8")
+            first = self._fh.readline()
+            head = json.loads(first)["header"]
+        except (OSError, EOFError, ValueError, KeyError) as e:
+            raise TraceError(f"{self.path}: not a difftest trace ({e})") from None
+        if head.get("schema") != SCHEMA_VERSION:
+            raise TraceError(f"{self.path}: trace schema {head.get('schema')} but this difftest reads {SCHEMA_VERSION}")
+        names = {f.name for f in fields(Header)}
+        self.header = Header(**{k: v for k, v in head.items() if k in names})
+        self.footer: Footer | None = None
+
+    def steps(self) -> Iterator[Step]:
+        try:
+            for line in self._fh:
+                d = json.loads(line)
+                if "footer" in d:
+                    self.footer = Footer(**d["footer"])
+                    return
+                yield step_from_json(d)
+        except (OSError, EOFError, ValueError) as e:
+            self.footer = Footer(status="error", message=f"trace file truncated: {e}", truncated=True)
+            return
+        finally:
+            self._fh.close()
+        if self.footer is None:
+            self.footer = Footer(status="error", message="trace file has no footer (truncated)", truncated=True)
+
+    def read_all(self) -> tuple[Header, list[Step], Footer]:
+        steps = list(self.steps())
+        return self.header, steps, self.footer
+
+
+def read_trace(path) -> tuple[Header, list[Step], Footer]:
+    return TraceReader(path).read_all()
+
+
+# ---------------------------------------------------------------------------
+# mode names shared by the whole project
+
+HGATP_MODES = {"bare": 0, "sv39x4": 8, "sv48x4": 9, "sv57x4": 10}
+SATP_MODES = {"bare": 0, "sv39": 8, "sv48": 9, "sv57": 10}
+HGATP_MODE_NAMES = {v: k for k, v in HGATP_MODES.items()}
+SATP_MODE_NAMES = {v: k for k, v in SATP_MODES.items()}
+PRIV_NAMES = {(3, 0): "M", (1, 0): "HS", (0, 0): "U", (1, 1): "VS", (0, 1): "VU"}

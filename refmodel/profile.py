@@ -1,0 +1,66 @@
+"""Implementation choices the RISC-V Privileged Architecture leaves open.
+
+Every place where the specification says an implementation *may* choose is a
+field here, never an ``if qemu:`` in the model.  One profile mirrors each
+pinned QEMU CPU configuration the harness runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # satp.MODE values that stick (Priv. spec 10.1.11: "If satp is written with
+    # an unsupported MODE, the entire write has no effect").
+    satp_modes: frozenset = frozenset({0, 8, 9, 10})
+    # hgatp.MODE values supported (H chapter, hgatp: WARL; unlike satp a write
+    # with an unsupported MODE is not ignored -- see hgatp_unsupported_write).
+    hgatp_modes: frozenset = frozenset({0, 8, 9, 10})
+    # What the hart does with an hgatp write whose MODE is unsupported: the
+    # spec makes the fields WARL; "keep" leaves the whole register unchanged,
+    # "bare" legalises MODE to Bare.  QEMU 7.2 aborts on reserved values
+    # (recorded as a known divergence, not modelled).
+    hgatp_unsupported_write: str = "keep"
+    vmidlen: int = 14             # VMIDLEN (0..14 on RV64)
+    asidlen: int = 16
+    # Svade: A/D clear -> page fault.  Svadu (hardware update) when True.
+    hw_ad_update: bool = False
+    # PMP: number of entries and granularity G (grain = 2^(G+2) bytes).
+    pmp_entries: int = 16
+    pmp_granularity: int = 0
+    # htinst/mtinst on guest-page faults: "zero" writes 0 always; "transformed"
+    # writes the transformed instruction for explicit accesses and the
+    # 0x3000/0x3020 pseudo-instructions for implicit ones.
+    tinst_policy: str = "zero"
+    # mtval/stval on illegal instruction: "zero" or "insn" (the faulting bits).
+    illegal_tval: str = "insn"
+    # mtval2/htval written on a guest-page fault: GPA >> 2.
+    misa: int = (2 << 62) | sum(1 << (ord(c) - 65) for c in "ACDFHIMSU")
+    # Svpbmt / Svnapot present: when False, PBMT and N bits are reserved.
+    svpbmt: bool = False
+    svnapot: bool = False
+    # QEMU virt's reset stub at 0x1000: the model executes it so the traces
+    # align from the very first step; a1 holds the FDT address QEMU computes.
+    reset_stub: bool = True
+    fdt_addr: int = 0x87E00000
+    ram_base: int = 0x80000000
+    ram_size: int = 128 << 20
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def with_(self, **kw) -> "Profile":
+        return replace(self, **kw)
+
+
+BASE = Profile(name="base")
+
+# The pinned QEMU configurations (see difftest/backends/qemu.py CPU_VARIANTS).
+PROFILES: dict[str, Profile] = {
+    "qemu-7.2": BASE.with_(name="qemu-7.2"),
+    "qemu-10.0": BASE.with_(name="qemu-10.0"),
+    # QEMU 10.0 with sv39=on / sv48=on limit satp and hgatp to that mode and below.
+    "qemu-10.0-sv39": BASE.with_(name="qemu-10.0-sv39", satp_modes=frozenset({0, 8}), hgatp_modes=frozenset({0, 8})),
+    "qemu-10.0-sv48": BASE.with_(name="qemu-10.0-sv48", satp_modes=frozenset({0, 8, 9}), hgatp_modes=frozenset({0, 8, 9})),
+    "qemu-10.0-sv57": BASE.with_(name="qemu-10.0-sv57"),
+}
