@@ -1,0 +1,501 @@
+"""Step-by-step comparison of two traces (ARCHITECTURE section 7).
+
+Both traces are streamed in lock-step; only a small window of preceding steps
+is kept for the report.  What is compared depends on what *both* headers
+expose (``Header.exposes``); everything else is listed in ``not_compared``,
+so a green result says exactly what it vouches for.
+
+Kinds of divergence, in the order they are checked at each step:
+
+* ``control-flow`` -- pc, instruction bits, privilege level and V differ.
+* ``first-stage`` / ``second-stage`` -- a translation differs, or one side
+  faulted on a translation and the other did not.  The stage is the one that
+  decided: VS-stage (or single-stage satp, V=0) is first-stage, G-stage is
+  second-stage (Priv. 20240411, 9.5 Two-stage address translation).
+* ``trap`` -- both took a trap but cause/epc/tval/htval/tinst/GVA/target differ
+  (or one trapped and no translation explains it).
+* ``output`` -- UART output differs.
+* ``exit`` -- one run ended earlier, or the exit codes differ.
+
+Stale translations: Priv. 20240411, 10.3.2 (SFENCE.VMA) and 9.3.2 (HFENCE.GVMA)
+let a hart keep using a translation after a PTE is written until the guest
+fences.  The model marks such a translation ``maybe_stale``; when the other side's
+answer equals the translation the model gave earlier for the same page and
+mode, the difference is *accepted* ("accepted-stale"), counted and said.
+"""
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from difftest.trace import (EXPOSABLE, Footer, Header, Step, TraceError, TraceReader, Trap, Xlat)
+
+WINDOW = 8          # preceding steps kept for the report
+
+KINDS = ("control-flow", "trap", "first-stage", "second-stage", "output", "exit", "error")
+
+# Page-fault causes (Priv. 20240411, table 3.7 and 9.6.x): 12/13/15 instruction/
+# load/store page fault (first stage), 20/21/23 guest-page faults (G-stage).
+FIRST_STAGE_CAUSES = {12, 13, 15}
+SECOND_STAGE_CAUSES = {20, 21, 23}
+ERROR_STATUSES = {"timeout", "crash", "error"}
+
+
+@dataclass
+class PairResult:
+    """One backend pair on one case (ARCHITECTURE section 7)."""
+    a: str
+    b: str
+    status: str                      # "match" | "mismatch" | "error" | "accepted-stale"
+    kind: str | None = None
+    step: int | None = None
+    pc: int | None = None
+    summary: str = ""
+    compared: list[str] = field(default_factory=list)
+    not_compared: list[str] = field(default_factory=list)
+    fingerprint: str | None = None
+    report: dict[str, str] = field(default_factory=dict)
+    # additions (defaulted, so the section-7 contract is unchanged for users)
+    steps_compared: int = 0
+    accepted_stale: int = 0          # translations accepted as permitted-stale
+    xlats_compared: int = 0          # translation pairs checked
+    xlats_unmatched: int = 0         # logged translations with no counterpart at that step
+
+
+@dataclass
+class Divergence:
+    """Everything a report needs about the first divergent step."""
+    kind: str
+    step: int | None
+    field: str                      # what differed, e.g. "pc", "trap.cause", "xlat.pa"
+    value_a: object = None
+    value_b: object = None
+    explanation: str = ""
+    window: list[tuple[Step | None, Step | None]] = field(default_factory=list)   # preceding, oldest first
+    step_a: Step | None = None
+    step_b: Step | None = None
+    xlat_a: Xlat | None = None
+    xlat_b: Xlat | None = None
+    header_a: Header | None = None
+    header_b: Header | None = None
+    footer_a: Footer | None = None
+    footer_b: Footer | None = None
+
+
+class _Source:
+    """A trace given as a path, a TraceReader, or (header, steps, footer)."""
+
+    def __init__(self, t):
+        if isinstance(t, (str, os.PathLike)):
+            t = TraceReader(t)
+        if isinstance(t, TraceReader):
+            self._reader = t
+            self.header = t.header
+            self._steps = t.steps()
+            self._footer = None
+        else:
+            header, steps, footer = t
+            self._reader = None
+            self.header = header
+            self._steps = iter(steps)
+            self._footer = footer
+
+    def steps(self) -> Iterator[Step]:
+        return self._steps
+
+    @property
+    def footer(self) -> Footer:
+        if self._reader is not None:
+            return self._reader.footer or Footer(status="error", message="trace not read to the end", truncated=True)
+        f = self._footer
+        return f() if callable(f) else f
+
+
+def _name(h: Header) -> str:
+    return h.backend
+
+
+def _exposes(h: Header, key: str) -> bool:
+    return bool(h.exposes.get(key))
+
+
+def _hex(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        return hex(v)
+    return str(v)
+
+
+def _stage_kind(stage: str | None, cause: int | None = None) -> str | None:
+    if stage == "g":
+        return "second-stage"
+    if stage in ("vs", "s"):
+        return "first-stage"
+    if cause in SECOND_STAGE_CAUSES:
+        return "second-stage"
+    if cause in FIRST_STAGE_CAUSES:
+        return "first-stage"
+    return None
+
+
+class _Mismatch(Exception):
+    def __init__(self, kind, fld, va, vb, explanation="", xa=None, xb=None):
+        super().__init__(explanation)
+        self.kind, self.field, self.va, self.vb = kind, fld, va, vb
+        self.explanation, self.xa, self.xb = explanation, xa, xb
+
+
+class _StaleStop(Exception):
+    """Control flow diverged, but only because of a permitted stale translation."""
+
+
+@dataclass
+class _Ctx:
+    ha: Header
+    hb: Header
+    both: set
+    # earlier model answers per (page, priv, v, access): (gpa page, pa page, fault cause)
+    history: dict = field(default_factory=dict)
+    stale: int = 0
+    xl_cmp: int = 0
+    xl_unmatched: int = 0
+
+
+def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
+    """The ``compared`` and ``not_compared`` lists for two headers."""
+    compared = ["pc", "trap.cause", "trap.epc", "exit"]
+    not_compared = []
+    for key in EXPOSABLE:
+        ea, eb = _exposes(ha, key), _exposes(hb, key)
+        if key == "regs":
+            continue                         # only in bisect windows
+        if key == "xlat.all":
+            if ea and eb:
+                compared.append("xlat.all (every translation, in order)")
+            elif ea or eb:
+                other = hb if ea else ha
+                compared.append(f"xlat (each translation {_name(other)} logged, against the model's answer at that step)")
+                not_compared.append(f"translations {_name(other)} did not log (TLB hits)")
+            else:
+                not_compared.append("xlat (neither side records translations)")
+            continue
+        if ea and eb:
+            compared.append(key)
+        else:
+            missing = [_name(h) for h, e in ((ha, ea), (hb, eb)) if not e]
+            not_compared.append(f"{key} (not shown by {', '.join(missing)})")
+    return compared, not_compared
+
+
+def _key(x: Xlat):
+    return (x.va >> 12, x.priv, x.v, x.access)
+
+
+def _answer(x: Xlat):
+    return (None if x.gpa is None else x.gpa >> 12, None if x.pa is None else x.pa >> 12,
+            x.fault_cause if x.fault_stage else None)
+
+
+def _same_as_old(ans, old) -> bool:
+    """Does the other side's answer equal the model's earlier answer (fields it shows)?"""
+    if old is None:
+        return False
+    return all(x is None or x == y for x, y in zip(ans[:2], old[:2])) and ans[2] == old[2]
+
+
+def _cmp_xlat(ctx: _Ctx, xm: Xlat, xq: Xlat, m_is_a: bool) -> None:
+    """Compare one logged translation ``xq`` with the model's ``xm`` for the same page."""
+    ctx.xl_cmp += 1
+    off = xq.va - xm.va
+    fault_m = xm.fault_stage is not None
+    fault_q = xq.fault_stage is not None or (xq.fault_cause is not None)
+    prob = None
+    if fault_m != fault_q:
+        st = xm.fault_stage if fault_m else xq.fault_stage
+        kind = _stage_kind(st, xm.fault_cause if fault_m else xq.fault_cause) or "first-stage"
+        prob = (kind, "xlat.fault", f"{xm.fault_stage}:{_hex(xm.fault_cause)}" if fault_m else "ok",
+                f"{xq.fault_stage}:{_hex(xq.fault_cause)}" if fault_q else "ok",
+                f"{'the model' if fault_m else 'the model did not fault, but the other side'} "
+                f"faulted translating {xq.access} va={_hex(xq.va)}")
+    elif fault_m and fault_q:
+        if xm.fault_cause is not None and xq.fault_cause is not None and xm.fault_cause != xq.fault_cause:
+            prob = (_stage_kind(xm.fault_stage, xm.fault_cause) or "first-stage", "xlat.fault_cause",
+                    xm.fault_cause, xq.fault_cause, "different fault cause for the same translation")
+        elif xq.fault_stage and xm.fault_stage != xq.fault_stage:
+            prob = (_stage_kind(xm.fault_stage) or "first-stage", "xlat.fault_stage", xm.fault_stage,
+                    xq.fault_stage, "the translation faulted in different stages")
+    else:
+        if "xlat.gpa" in ctx.both and xm.gpa is not None and xq.gpa is not None and xm.gpa + off != xq.gpa:
+            prob = ("first-stage", "xlat.gpa", xm.gpa + off, xq.gpa,
+                    f"VS-stage result (GPA) for {xq.access} va={_hex(xq.va)} differs")
+        elif xm.pa is not None and xq.pa is not None and xm.pa + off != xq.pa:
+            kind = "second-stage" if xq.v else "first-stage"
+            prob = (kind, "xlat.pa", xm.pa + off, xq.pa,
+                    f"final physical address for {xq.access} va={_hex(xq.va)} differs")
+    if prob is None:
+        return
+    if xm.maybe_stale and _same_as_old(_answer(xq), ctx.history.get(_key(xm))):
+        ctx.stale += 1
+        return
+    kind, fld, vm, vq, why = prob
+    if m_is_a:
+        raise _Mismatch(kind, fld, vm, vq, why, xm, xq)
+    raise _Mismatch(kind, fld, vq, vm, why, xq, xm)
+
+
+def _cmp_xlats(ctx: _Ctx, sa: Step, sb: Step) -> None:
+    all_a, all_b = _exposes(ctx.ha, "xlat.all"), _exposes(ctx.hb, "xlat.all")
+    if all_a and all_b:
+        for i, (xa, xb) in enumerate(zip(sa.xlats, sb.xlats)):
+            _cmp_xlat(ctx, xa, xb, True)
+        if len(sa.xlats) != len(sb.xlats):
+            raise _Mismatch("first-stage", "xlat.count", len(sa.xlats), len(sb.xlats),
+                            "the two models performed a different number of translations")
+    elif all_a or all_b:
+        sm, sq = (sa, sb) if all_a else (sb, sa)
+        for xq in sq.xlats:
+            cand = [x for x in sm.xlats if x.access == xq.access and (x.va >> 12) == (xq.va >> 12)
+                    and (xq.v is None or x.v == xq.v)]
+            if not cand:
+                ctx.xl_unmatched += 1
+                continue
+            _cmp_xlat(ctx, cand[0], xq, all_a)
+    # remember the model's answers for the stale rule
+    for s, e in ((sa, all_a), (sb, all_b)):
+        if e:
+            for x in s.xlats:
+                if not x.maybe_stale:
+                    ctx.history[_key(x)] = _answer(x)
+
+
+def _fault_xlat(s: Step) -> Xlat | None:
+    for x in s.xlats:
+        if x.fault_stage is not None:
+            return x
+    return None
+
+
+def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
+    ta, tb = sa.trap, sb.trap
+    if ta is None and tb is None:
+        return
+    if (ta is None) != (tb is None) or ta.cause != tb.cause or ta.interrupt != tb.interrupt:
+        fx = _fault_xlat(sa) or _fault_xlat(sb)
+        cause = (ta or tb).cause if (ta is None or tb is None) else None
+        kind = _stage_kind(fx.fault_stage if fx else None, cause)
+        if kind is None and ta is not None and tb is not None:
+            kind = _stage_kind(None, ta.cause) or _stage_kind(None, tb.cause)
+        # a permitted stale translation explains a missing fault (or a fault
+        # the other side took because its old translation was invalid)
+        if fx is not None and fx.maybe_stale:
+            ctx.stale += 1
+            raise _StaleStop()
+        for x in sa.xlats + sb.xlats:
+            if x.maybe_stale:
+                ctx.stale += 1
+                raise _StaleStop()
+        va = _trap_str(ta)
+        vb = _trap_str(tb)
+        raise _Mismatch(kind or "trap", "trap", va, vb,
+                        "one side took a trap the other did not" if (ta is None) != (tb is None)
+                        else "different trap cause", fx if fx in sa.xlats else None, fx if fx in sb.xlats else None)
+    checks = [("epc", None), ("tval", "trap.tval"), ("htval", "trap.htval"), ("tinst", "trap.tinst"),
+              ("gva", "trap.gva"), ("target", "trap.target")]
+    for attr, key in checks:
+        if key is not None and key not in ctx.both:
+            continue
+        va, vb = getattr(ta, attr), getattr(tb, attr)
+        if va is None or vb is None:
+            continue
+        if attr == "gva":
+            va, vb = bool(va), bool(vb)
+        if va != vb:
+            kind = "trap"
+            if attr == "htval" and ta.cause in SECOND_STAGE_CAUSES:
+                kind = "second-stage"       # htval = faulting GPA >> 2 (Priv. 9.4.9)
+            raise _Mismatch(kind, f"trap.{attr}", va, vb, f"trap {ta.cause}: {attr} differs")
+
+
+def _trap_str(t: Trap | None) -> str:
+    if t is None:
+        return "no trap"
+    return f"{'interrupt' if t.interrupt else 'cause'} {t.cause}" + (f" tval={_hex(t.tval)}" if t.tval is not None else "")
+
+
+def _cmp_step(ctx: _Ctx, sa: Step, sb: Step) -> None:
+    if sa.pc != sb.pc:
+        raise _Mismatch("control-flow", "pc", sa.pc, sb.pc, "different pc")
+    if "insn" in ctx.both and sa.insn is not None and sb.insn is not None and sa.insn != sb.insn:
+        raise _Mismatch("control-flow", "insn", sa.insn, sb.insn, "different instruction bits at the same pc")
+    if "priv" in ctx.both:
+        if sa.priv is not None and sb.priv is not None and sa.priv != sb.priv:
+            raise _Mismatch("control-flow", "priv", sa.priv, sb.priv, "different privilege level")
+        if sa.v is not None and sb.v is not None and sa.v != sb.v:
+            raise _Mismatch("control-flow", "v", sa.v, sb.v, "different virtualisation mode (V)")
+    # translations before traps: a fault is explained by the stage that raised it
+    _cmp_xlats(ctx, sa, sb)
+    _cmp_trap(ctx, sa, sb)
+
+
+def _first_diff(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairResult, Divergence | None]:
+    """Compare two traces; returns the result and, unless they match, the divergence."""
+    try:
+        A, B = _Source(trace_a), _Source(trace_b)
+    except TraceError as e:
+        return PairResult(a="?", b="?", status="error", kind="error", summary=str(e)), None
+    ha, hb = A.header, B.header
+    compared, not_compared = what_is_compared(ha, hb)
+    both = {k for k in EXPOSABLE if _exposes(ha, k) and _exposes(hb, k)}
+    ctx = _Ctx(ha, hb, both)
+    window: collections.deque = collections.deque(maxlen=WINDOW)
+    uart_steps = {"a": [], "b": []}          # (offset, step) where per-step uart begins
+    uart_len = {"a": 0, "b": 0}
+    n = 0
+    div: Divergence | None = None
+    stale_stop = False
+    it_a, it_b = A.steps(), B.steps()
+    sa = sb = None
+    while True:
+        sa = next(it_a, None)
+        sb = next(it_b, None)
+        if sa is None or sb is None:
+            break
+        for tag, s in (("a", sa), ("b", sb)):
+            if s.uart:
+                uart_steps[tag].append((uart_len[tag], s.i))
+                uart_len[tag] += len(s.uart)
+        try:
+            _cmp_step(ctx, sa, sb)
+        except _Mismatch as m:
+            div = Divergence(m.kind, sa.i, m.field, m.va, m.vb, m.explanation, list(window), sa, sb, m.xa, m.xb)
+            break
+        except _StaleStop:
+            stale_stop = True
+            break
+        window.append((sa, sb))
+        n += 1
+    # drain so footers are known (the rest is not compared)
+    rest_a = rest_b = 0
+    if div is not None or stale_stop:
+        rest_a = sum(1 for _ in it_a) + (sa is not None)
+        rest_b = sum(1 for _ in it_b) + (sb is not None)
+    else:
+        rest_a = sum(1 for _ in it_a) + (sa is not None)
+        rest_b = sum(1 for _ in it_b) + (sb is not None)
+    fa, fb = A.footer, B.footer
+    # a backend error explains any divergence that follows from it only when
+    # the traces agreed up to its end
+    err_side = [h for h, f in ((ha, fa), (hb, fb)) if f.status in ERROR_STATUSES or f.truncated]
+    if div is None and not stale_stop:
+        if err_side:
+            f = fa if ha in err_side else fb
+            res = PairResult(_name(ha), _name(hb), "error", "error", n, None,
+                             f"{_name(err_side[0])} did not finish: {f.status}" + (f" ({f.message})" if f.message else "")
+                             + f"; the {n} steps before agreed", compared, not_compared)
+            return _finish(res, ctx, n), Divergence("error", n, "footer.status", fa.status, fb.status,
+                                                    res.summary, list(window), None, None,
+                                                    header_a=ha, header_b=hb, footer_a=fa, footer_b=fb)
+        if rest_a != rest_b or fa.status != fb.status or fa.exit_code != fb.exit_code:
+            if fa.status == fb.status == "step-limit" and fa.exit_code == fb.exit_code and rest_a == rest_b:
+                pass
+            else:
+                extra = sa if sa is not None else sb
+                why = (f"{_name(ha)} ended after {n + rest_a} steps ({fa.status}, exit {fa.exit_code}), "
+                       f"{_name(hb)} after {n + rest_b} steps ({fb.status}, exit {fb.exit_code})")
+                div = Divergence("exit", n, "exit", f"{fa.status} {fa.exit_code}", f"{fb.status} {fb.exit_code}",
+                                 why, list(window), sa, sb)
+        if div is None and "uart" in both and fa.uart != fb.uart:
+            off = _first_diff(fa.uart, fb.uart)
+            st = None
+            for tag in ("a", "b"):
+                for o, i in uart_steps[tag]:
+                    if o <= off:
+                        st = i
+            div = Divergence("output", st, "uart", fa.uart[max(0, off - 40):off + 40],
+                             fb.uart[max(0, off - 40):off + 40],
+                             f"UART output differs at byte {off}", [], None, None)
+    if div is None:
+        status = "accepted-stale" if ctx.stale else "match"
+        if status == "match":
+            summary = f"match: {n} steps, {ctx.xl_cmp} translations compared"
+        else:
+            summary = (f"accepted-stale: {n} steps agree; {ctx.stale} difference(s) are stale translations the spec "
+                       f"permits until the guest fences (Priv. 10.3.2 / 9.3.2)")
+            if stale_stop:
+                summary += "; comparison stopped there, as the runs legitimately part"
+        if fa.status == fb.status == "step-limit":
+            summary += f" (both stopped at the step limit)"
+        return _finish(PairResult(_name(ha), _name(hb), status, None, None, None, summary, compared,
+                                  not_compared), ctx, n), None
+    div.header_a, div.header_b, div.footer_a, div.footer_b = ha, hb, fa, fb
+    pc = None
+    if div.step_a is not None:
+        pc = div.step_a.pc
+    elif div.step_b is not None:
+        pc = div.step_b.pc
+    elif div.window:
+        pc = (div.window[-1][0] or div.window[-1][1]).pc
+    summary = (f"{div.kind} mismatch at step {div.step}" + (f" pc={_hex(pc)}" if pc is not None else "")
+               + f": {div.explanation}: {div.field} {_name(ha)}={_hex(div.value_a)} {_name(hb)}={_hex(div.value_b)}")
+    res = PairResult(_name(ha), _name(hb), "mismatch", div.kind, div.step, pc, summary, compared, not_compared)
+    res.fingerprint = fingerprint(guest or ha.guest, ha.hgatp_mode, ha.vs_mode, _name(ha), _name(hb), div.kind, pc)
+    return _finish(res, ctx, n), div
+
+
+def _finish(res: PairResult, ctx: _Ctx, n: int) -> PairResult:
+    res.steps_compared = n
+    res.accepted_stale = ctx.stale
+    res.xlats_compared = ctx.xl_cmp
+    res.xlats_unmatched = ctx.xl_unmatched
+    if ctx.xl_unmatched:
+        res.not_compared = res.not_compared + [
+            f"{ctx.xl_unmatched} logged translation(s) with no model translation of that page at the same step"]
+    return res
+
+
+def compare(trace_a, trace_b, *, guest: str | None = None) -> PairResult:
+    return compare_full(trace_a, trace_b, guest=guest)[0]
+
+
+def fingerprint(guest, hgatp, vs, a, b, kind, pc) -> str:
+    """Stable identity of a finding: no step number, so it survives guest edits before it."""
+    return f"{guest}|{hgatp}|{vs}|{a}~{b}|{kind}|{_hex(pc)}"
+
+
+# ---------------------------------------------------------------------------
+# N-way
+
+def odd_one_out(names: list[str], pairs: list[PairResult]) -> str | None:
+    """The backend that disagrees with every other while all others agree among themselves."""
+    if len(names) < 3:
+        return None
+    bad = {(p.a, p.b) for p in pairs if p.status in ("mismatch", "error")}
+    bad |= {(b, a) for a, b in bad}
+    if not bad:
+        return None
+    for cand in names:
+        others = [n for n in names if n != cand]
+        if all((cand, o) in bad for o in others) and not any(
+                (x, y) in bad for x in others for y in others if x != y):
+            return cand
+    return None
+
+
+STATUS_ORDER = {"match": 0, "accepted-stale": 1, "mismatch": 2, "error": 3}
+
+
+def worst(statuses: Iterable[str]) -> str:
+    return max(statuses, key=lambda s: STATUS_ORDER.get(s, 3), default="match")
