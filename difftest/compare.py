@@ -218,8 +218,8 @@ def _cmp_xlat(ctx: _Ctx, xm: Xlat, xq: Xlat, m_is_a: bool) -> None:
     if fault_m != fault_q:
         st = xm.fault_stage if fault_m else xq.fault_stage
         kind = _stage_kind(st, xm.fault_cause if fault_m else xq.fault_cause) or "first-stage"
-        prob = (kind, "xlat.fault", f"{xm.fault_stage}:{_hex(xm.fault_cause)}" if fault_m else "ok",
-                f"{xq.fault_stage}:{_hex(xq.fault_cause)}" if fault_q else "ok",
+        prob = (kind, "xlat.fault", f"{xm.fault_stage}-stage cause {xm.fault_cause}" if fault_m else "ok",
+                f"{xq.fault_stage}-stage cause {xq.fault_cause}" if fault_q else "ok",
                 f"{'the model' if fault_m else 'the model did not fault, but the other side'} "
                 f"faulted translating {xq.access} va={_hex(xq.va)}")
     elif fault_m and fault_q:
