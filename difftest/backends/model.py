@@ -1,0 +1,137 @@
+"""Backend "model": runs the reference model (``refmodel.hart.Hart``) on an ELF
+and writes its trace with ``difftest.trace`` (ARCHITECTURE sections 4 and 5).
+
+The model records every translation with its walk, so it exposes everything
+the schema has except full register state (that is for bisect windows).
+It runs in-process, which is what lets ``tests/test_wrong_model.py`` break one
+translation rule with monkeypatch and watch the comparator find it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter
+
+try:                                     # the shared result type (helper D's difftest/backends/__init__.py)
+    from difftest.backends import RunResult
+except Exception:                        # pragma: no cover - only while D's part has not landed
+    @dataclass
+    class RunResult:                     # type: ignore[no-redef]
+        status: str
+        trace_path: str | None
+        header: Header | None
+        footer: Footer | None
+        message: str = ""
+        error_class: str | None = None
+
+MODEL_VERSION = "refmodel 0.1"
+EXPOSES = {k: k != "regs" for k in EXPOSABLE}
+CHECK_EVERY = 2048                       # steps between wall-clock checks
+
+
+class ModelError(Exception):
+    """A user-facing error of the model backend (bad ELF, unknown CPU variant)."""
+
+    def __init__(self, error_class: str, message: str):
+        super().__init__(message)
+        self.error_class = error_class
+
+
+def profile_for(cpu: str = "default"):
+    """The model profile mirroring a QEMU CPU variant ("default", "sv39", ...) or a profile name."""
+    from refmodel.profile import PROFILES
+    if cpu in ("", "default", None):
+        return PROFILES["qemu-10.0"]
+    for name in (cpu, f"qemu-10.0-{cpu}"):
+        if name in PROFILES:
+            return PROFILES[name]
+    raise ModelError("missing-backend", f"no model profile for CPU variant {cpu!r} "
+                                         f"(known: default, {', '.join(sorted(PROFILES))})")
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def make_hart(elf_path, profile):
+    from refmodel.hart import Hart
+    try:
+        return Hart.from_elf(os.fspath(elf_path), profile)
+    except (OSError, ValueError) as e:
+        raise ModelError("bad-elf", f"{elf_path}: cannot load ({e})") from None
+    except Exception as e:          # elftools raises its own error types for malformed files
+        if type(e).__module__.startswith("elftools"):
+            raise ModelError("bad-elf", f"{elf_path}: not a loadable ELF ({e})") from None
+        raise
+
+
+def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
+        timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
+        command: list[str] | None = None, profile=None, **_ignored) -> RunResult:
+    """Run the model; write the trace to ``out_path``.  Never raises for a user-level problem."""
+    elf_path = Path(elf_path)
+    try:
+        prof = profile or profile_for(cpu)
+        if not elf_path.is_file():
+            raise ModelError("bad-elf", f"{elf_path}: no such file")
+        hart = make_hart(elf_path, prof)
+    except ModelError as e:
+        return RunResult("error", None, None, None, str(e), e.error_class)
+    except ImportError as e:
+        return RunResult("error", None, None, None, f"the model is not available: {e}", "missing-backend")
+    header = Header(guest=guest or elf_path.name.split(".")[0], elf_sha256=sha256_file(elf_path),
+                    hgatp_mode=hgatp_mode, vs_mode=vs_mode, backend="model", backend_version=MODEL_VERSION,
+                    cpu=cpu or "default", cpu_config=prof.name,
+                    command=command or ["difftest", "run", str(elf_path), "--backend", "model"],
+                    exposes=dict(EXPOSES))
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    w = TraceWriter(out_path, header)
+    n = 0
+    status, message = "exit", ""
+    deadline = time.monotonic() + timeout
+    try:
+        for step in hart.run(max_steps=max_steps):
+            w.step(step)
+            n += 1
+            if n % CHECK_EVERY == 0 and time.monotonic() > deadline:
+                status, message = "timeout", f"the model did not finish within {timeout:g} s ({n} steps)"
+                break
+        else:
+            if not getattr(hart, "halted", True):
+                status, message = "step-limit", f"stopped after {n} steps (--max-steps)"
+    except Exception as e:   # a model bug must give a classified error and a readable trace, not a traceback
+        status, message = "crash", f"the model raised {type(e).__name__}: {e} at step {n}"
+    footer = Footer(status=status, exit_code=getattr(hart, "exit_code", None) if status == "exit" else None,
+                    steps=n, uart=getattr(hart, "uart_output", "") or "", message=message)
+    w.close(footer)
+    ok = status == "exit"
+    return RunResult("ok" if ok else "error", str(out_path), header, footer, message,
+                     None if ok else status)
+
+
+def walk_at(elf_path, *, step: int, va: int, access: str, priv: int, v: int, cpu: str = "default", profile=None):
+    """The model's page-table walk for one translation as the hart stood before ``step``:
+    re-runs the model to that step and asks ``hart.translate(..., record_walk=True)``
+    (side-effect free).  Returns a list of ``trace.WalkLevel`` or None."""
+    try:
+        hart = make_hart(elf_path, profile or profile_for(cpu))
+        if step > 0:
+            for _ in hart.run(max_steps=step):
+                pass
+        try:
+            t = hart.translate(va, access, priv, v, record_walk=True)
+        except TypeError:
+            t = hart.translate(va, access, priv, v)
+        walk = getattr(t, "walk", None)
+        return list(walk) if walk else None
+    except Exception:        # a report without the walk is still a report
+        return None

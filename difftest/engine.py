@@ -1,0 +1,189 @@
+"""The differential engine (ARCHITECTURE section 7): one case = one guest x
+HGATP mode x VS mode x CPU variant, run on every backend and compared
+pairwise.  Used by ``difftest run``, nightly and bisect.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from difftest.compare import Divergence, PairResult, compare_full, odd_one_out, worst
+
+__all__ = ["PairResult", "CaseResult", "run_case", "EngineError", "resolve_guest", "pair_command"]
+
+
+class EngineError(Exception):
+    """A case that cannot be set up: unknown guest, build failure, bad mode.
+    ``exit_code`` follows ARCHITECTURE section 6 (2 input error, 125 cannot build/run)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class CaseResult:
+    guest: str
+    hgatp_mode: str
+    vs_mode: str
+    cpu: str
+    backends: list[str]
+    runs: dict = field(default_factory=dict)          # backend -> RunResult
+    pairs: list[PairResult] = field(default_factory=list)
+    odd_one_out: str | None = None
+    status: str = "match"
+    seconds: dict[str, float] = field(default_factory=dict)
+    elf: str = ""                                      # the (patched) ELF every backend ran
+
+
+def _is_path(guest) -> bool:
+    g = os.fspath(guest)
+    return isinstance(guest, Path) or os.sep in g or g.endswith(".elf") or os.path.isfile(g)
+
+
+def resolve_guest(guest: str | Path) -> tuple[str, Path]:
+    """(name, ELF path): a guest name is built on demand; a path is taken as is."""
+    if _is_path(guest):
+        p = Path(guest)
+        if not p.is_file():
+            raise EngineError(f"{p}: no such ELF file")
+        return p.name.split(".")[0], p
+    try:
+        from difftest import guests as G
+    except ImportError as e:
+        raise EngineError(f"cannot build guests: {e}", 125)
+    try:
+        names = list(G.list_guests()) if hasattr(G, "list_guests") else None
+    except Exception:
+        names = None
+    if names is not None:
+        names = [getattr(n, "name", n) for n in names]
+        if guest not in names:
+            raise EngineError(f"unknown guest {guest!r}; `difftest list` shows the guests "
+                              f"({', '.join(sorted(names))})")
+    try:
+        elf = G.build(guest)
+    except Exception as e:      # A's build reports compiler errors in its message
+        raise EngineError(f"cannot build guest {guest!r}: {e}", 125) from None
+    return guest, Path(getattr(elf, "elf", elf))
+
+
+def patch_modes(elf: Path, hgatp_mode: str, vs_mode: str, out_dir: Path) -> tuple[Path, str, str]:
+    """Write the modes into a copy of the ELF (ARCHITECTURE section 2); an ELF without
+    the config block runs as is with mode ''.  Returns (elf, hgatp_mode, vs_mode)."""
+    from difftest import config_block as CB
+    try:
+        r = CB.patch_copy(elf, out_dir, hgatp_mode=hgatp_mode or None, vs_mode=vs_mode or None)
+    except CB.ConfigBlockError as e:
+        raise EngineError(str(e), 2) from None
+    return Path(r.path), r.hgatp_mode, r.vs_mode
+
+
+def pair_command(guest: str, hgatp_mode: str, vs_mode: str, backends, cpu: str) -> list[str]:
+    cmd = ["difftest", "run", guest]
+    if hgatp_mode:
+        cmd += ["--mode", hgatp_mode]
+    if vs_mode:
+        cmd += ["--vs-mode", vs_mode]
+    cmd += ["--backend", ",".join(backends)]
+    if cpu and cpu != "default":
+        cmd += ["--cpu", cpu]
+    return cmd
+
+
+def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, out_path,
+                 use_cache, guest, command):
+    if name == "model":
+        from difftest.backends import model
+        return model.run(elf, backend="model", hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
+                         max_steps=max_steps, out_path=out_path, guest=guest, command=command)
+    from difftest import backends as B
+    kw = dict(backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
+              max_steps=max_steps, out_path=out_path)
+    try:
+        return B.run(elf, use_cache=use_cache, **kw)
+    except TypeError:
+        return B.run(elf, **kw)
+
+
+def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str]):
+    """The model's walk for the translation in question, from the trace or by re-running the model."""
+    for x in (div.xlat_a, div.xlat_b):
+        if x is not None and x.walk:
+            return x.walk
+    x = div.xlat_a or div.xlat_b
+    if x is None or div.step is None or "model" not in names:
+        # a trap without a logged translation: walk the faulting address if the model trapped on it
+        s = div.step_b if names[1] == "model" else div.step_a
+        if s is None or not s.xlats or div.kind not in ("first-stage", "second-stage", "trap"):
+            return None
+        x = next((y for y in s.xlats if y.fault_stage), s.xlats[-1])
+    from difftest.backends.model import walk_at
+    return walk_at(elf, step=div.step, va=x.va, access=x.access, priv=x.priv, v=x.v, cpu=cpu)
+
+
+def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[str], cpu: str = "default",
+             out_dir: Path, timeout: float = 60, max_steps: int = 5_000_000, use_cache: bool = True,
+             progress=None) -> CaseResult:
+    """Run one case on every backend and compare each pair.  Raises EngineError only when
+    the case cannot be set up; backend failures become "error" pairs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name, elf = resolve_guest(guest)
+    elf, hgatp_mode, vs_mode = patch_modes(elf, hgatp_mode, vs_mode, out_dir)
+    case = CaseResult(guest=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, backends=list(backends),
+                      elf=str(elf))
+    guest_arg = os.fspath(guest) if _is_path(guest) else name
+    for b in backends:
+        if progress:
+            progress(f"{name} {hgatp_mode or '-'}/{vs_mode or '-'}: running {b}")
+        t0 = time.monotonic()
+        safe = b.replace("/", "_")
+        r = _run_backend(b, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
+                         max_steps=max_steps, out_path=out_dir / f"{safe}.trace.jsonl.gz", use_cache=use_cache,
+                         guest=name, command=pair_command(guest_arg, hgatp_mode, vs_mode, [b], cpu))
+        case.seconds[b] = round(time.monotonic() - t0, 3)
+        case.runs[b] = r
+    for a, b in itertools.combinations(backends, 2):
+        if progress:
+            progress(f"{name} {hgatp_mode or '-'}/{vs_mode or '-'}: comparing {a} ~ {b}")
+        case.pairs.append(_compare_pair(case, a, b, elf, out_dir, guest_arg))
+    case.odd_one_out = odd_one_out(list(backends), case.pairs)
+    case.status = worst(p.status for p in case.pairs) if case.pairs else _single_status(case)
+    return case
+
+
+def _single_status(case: CaseResult) -> str:
+    return "match" if all(r.trace_path and r.footer and r.footer.status == "exit" for r in case.runs.values()) \
+        else "error"
+
+
+def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, guest_arg: str) -> PairResult:
+    ra, rb = case.runs[a], case.runs[b]
+    cmd = pair_command(guest_arg, case.hgatp_mode, case.vs_mode, [a, b], case.cpu)
+    for name, r in ((a, ra), (b, rb)):
+        if not r.trace_path or not os.path.exists(r.trace_path):
+            pr = PairResult(a, b, "error", "error", None, None,
+                            f"{name} could not run: {r.message or r.error_class}", [], [])
+            pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|error|{r.error_class}"
+            return pr
+    pr, div = compare_full(ra.trace_path, rb.trace_path, guest=case.guest)
+    if pr.status in ("mismatch", "error"):
+        if pr.fingerprint is None:
+            pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|{pr.kind}|-"
+        walk = None
+        if div is not None and pr.status == "mismatch":
+            walk = _walk_for(div, elf, case.cpu, (a, b))
+        stem = f"{a}~{b}".replace("/", "_")
+        pr.report = _write(pr, div, out_dir / "reports", stem, cmd, walk,
+                           {"guest": case.guest, "hgatp": case.hgatp_mode or "-", "vs": case.vs_mode or "-",
+                            "cpu": case.cpu, "elf": str(elf)})
+    return pr
+
+
+def _write(pr, div, d, stem, cmd, walk, case):
+    from difftest.report import write_reports
+    return write_reports(pr, div, d, stem=stem, command=cmd, walk=walk, case=case)
