@@ -1,0 +1,467 @@
+"""The ``difftest`` command (ARCHITECTURE section 8).
+
+This module owns ``build``, ``list``, ``run``, ``diff``, ``show`` and
+``new-guest``; every other subcommand lives in its own module with
+``add_subcommand(subparsers)`` and is loaded lazily (a part that has not
+landed is simply absent from ``--help``).
+
+Exit codes (ARCHITECTURE section 6): 0 match, 1 mismatch, 2 usage or input
+error, 125 cannot build or run -- so ``git bisect run difftest run ...`` works.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+EXIT_MATCH, EXIT_MISMATCH, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 125
+
+LAZY_SUBCOMMANDS = ("difftest.modes", "difftest.kvmcli", "difftest.nightly", "difftest.bisect",
+                    "difftest.coverage", "refmodel.bench")
+
+DEFAULT_BACKENDS = "qemu-10.0,model"
+ROOT = Path(__file__).resolve().parent.parent
+
+EPILOG = """\
+examples:
+  difftest list                                   guests and the HGATP / VS modes each declares
+  difftest build                                  build every guest into build/guests/
+  difftest run gstage_basic --mode all            every declared HGATP mode, QEMU 10.0 against the model
+  difftest run gstage_basic --mode sv48x4 --backend qemu-7.2,qemu-10.0,model --json
+  difftest run path/to/any.elf --backend qemu-7.2,qemu-10.0
+                                                  a third-party ELF (no config block: run as is)
+  difftest diff a.trace.jsonl.gz b.trace.jsonl.gz compare two saved traces
+  difftest show build/runs/smoke/sv39x4-bare-default/model.trace.jsonl.gz --step 120
+  difftest new-guest my_probe                     a new guest from the documented template
+
+exit codes: 0 match, 1 mismatch, 2 usage or input error, 125 cannot build or run
+(so `git bisect run difftest run GUEST --mode M` works).  Reports: docs/REPORTS.md.
+"""
+
+
+class UserError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+def _jsonable(o):
+    if is_dataclass(o) and not isinstance(o, type):
+        return {k: _jsonable(v) for k, v in asdict(o).items()}
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+class Progress:
+    """A live one-line status on a TTY (stderr); silent otherwise and under --json."""
+
+    def __init__(self, enabled: bool):
+        self.on = enabled and sys.stderr.isatty()
+        self._len = 0
+
+    def __call__(self, msg: str) -> None:
+        if self.on:
+            msg = msg[:118]
+            sys.stderr.write("\r" + msg.ljust(self._len))
+            sys.stderr.flush()
+            self._len = len(msg)
+
+    def done(self) -> None:
+        if self.on and self._len:
+            sys.stderr.write("\r" + " " * self._len + "\r")
+            sys.stderr.flush()
+            self._len = 0
+
+
+def _guests():
+    try:
+        from difftest import guests
+    except ImportError as e:
+        raise UserError(f"the guest builder is not available ({e})", EXIT_CANNOT_RUN)
+    return guests
+
+
+def _guest_names() -> list[str]:
+    G = _guests()
+    names = G.list_guests()
+    return [getattr(n, "name", n) for n in names]
+
+
+def declared_modes(elf) -> tuple[list[str], list[str]] | None:
+    """The HGATP and VS modes an ELF's config block declares, lowest first; None without a block."""
+    from difftest import config_block as CB
+    from difftest.trace import HGATP_MODE_NAMES, SATP_MODE_NAMES
+    blk = CB.read(elf)
+    if blk is None:
+        return None
+    hg = [HGATP_MODE_NAMES[m] for m in sorted(HGATP_MODE_NAMES) if blk.hgatp_modes >> m & 1]
+    vs = [SATP_MODE_NAMES[m] for m in sorted(SATP_MODE_NAMES) if blk.vs_modes >> m & 1]
+    return hg, vs
+
+
+# ---------------------------------------------------------------------------
+# build / list / new-guest
+
+def cmd_build(args) -> int:
+    G = _guests()
+    names = args.guests or _guest_names()
+    out = []
+    rc = EXIT_MATCH
+    for n in names:
+        try:
+            elf = G.build(n, force=args.force) if args.force else G.build(n)
+            out.append({"guest": n, "elf": str(getattr(elf, "elf", elf)), "ok": True})
+        except Exception as e:          # compiler output is in the message
+            out.append({"guest": n, "ok": False, "error": str(e)})
+            rc = EXIT_CANNOT_RUN
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        for r in out:
+            print(f"{r['guest']:<24} {r['elf'] if r['ok'] else 'FAILED: ' + r['error']}")
+    return rc
+
+
+def cmd_list(args) -> int:
+    G = _guests()
+    rows = []
+    for n in _guest_names():
+        row = {"guest": n}
+        try:
+            info = G.info(n) if hasattr(G, "info") else None
+        except Exception:
+            info = None
+        if info is not None:
+            row["hgatp_modes"] = list(getattr(info, "hgatp_modes", []))
+            row["vs_modes"] = list(getattr(info, "vs_modes", []))
+            row["description"] = getattr(info, "description", "")
+        else:
+            try:
+                dm = declared_modes(G.build(n))
+                row["hgatp_modes"], row["vs_modes"] = dm if dm else ([], [])
+            except Exception as e:
+                row["error"] = str(e)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_MATCH
+    print(f"{'guest':<24} {'HGATP modes':<32} VS modes")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['guest']:<24} (cannot build: {r['error'].splitlines()[0] if r['error'] else '?'})")
+        else:
+            print(f"{r['guest']:<24} {','.join(r['hgatp_modes']) or '-':<32} {','.join(r['vs_modes']) or '-'}"
+                  + (f"   {r['description']}" if r.get("description") else ""))
+    return EXIT_MATCH
+
+
+def cmd_new_guest(args) -> int:
+    G = _guests()
+    try:
+        path = G.new_guest(args.name)
+    except (ValueError, FileExistsError) as e:
+        raise UserError(str(e))
+    print(f"created {path}\nnext: edit it, then `difftest run {args.name} --mode all`")
+    return EXIT_MATCH
+
+
+# ---------------------------------------------------------------------------
+# run
+
+def _modes(value: str, declared: list[str] | None, known: dict, what: str) -> list[str]:
+    if value in (None, ""):
+        return [""]                  # default: the harness picks the lowest declared
+    if value == "all":
+        if declared is None:
+            return [""]
+        return declared
+    out = []
+    for m in value.split(","):
+        m = m.strip().lower()
+        if m not in known:
+            raise UserError(f"unknown {what} {m!r}; choose from {', '.join(known)} or all")
+        if declared is not None and m not in declared:
+            raise UserError(f"this guest does not declare {what} {m} (it declares {', '.join(declared) or 'none'})")
+        out.append(m)
+    return out
+
+
+def cmd_run(args) -> int:
+    from difftest import engine
+    from difftest.trace import HGATP_MODES, SATP_MODES
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if not backends:
+        raise UserError("--backend needs at least one backend")
+    prog = Progress(not args.json)
+    prog(f"{args.guest}: preparing")
+    try:
+        name, elf = engine.resolve_guest(args.guest)
+        declared = declared_modes(elf)
+    except engine.EngineError as e:
+        prog.done()
+        raise UserError(str(e), e.exit_code)
+    except Exception as e:
+        prog.done()
+        raise UserError(f"{args.guest}: cannot read the ELF ({e})")
+    hg = _modes(args.mode, declared[0] if declared else None, HGATP_MODES, "HGATP mode")
+    vs = _modes(args.vs_mode, declared[1] if declared else None, SATP_MODES, "VS mode")
+    if declared is None and (args.mode not in (None, "", "all") or args.vs_mode not in (None, "", "all")):
+        raise UserError(f"{args.guest} has no difftest config block: it runs as is, without --mode/--vs-mode")
+    out_root = Path(args.out) if args.out else ROOT / "build" / "runs" / name
+    results = []
+    for m in hg:
+        for v in vs:
+            d = out_root / f"{m or 'asis'}-{v or 'asis'}-{args.cpu}"
+            try:
+                case = engine.run_case(args.guest, hgatp_mode=m, vs_mode=v, backends=backends, cpu=args.cpu,
+                                       out_dir=d, timeout=args.timeout, max_steps=args.max_steps,
+                                       use_cache=not args.no_cache, progress=prog)
+            except engine.EngineError as e:
+                prog.done()
+                raise UserError(str(e), e.exit_code)
+            results.append(case)
+            if not args.json:
+                prog.done()
+                _print_case(case)
+    prog.done()
+    if args.json:
+        print(json.dumps([_case_json(c) for c in results], indent=1))
+    return _exit_for(results)
+
+
+def _exit_for(results) -> int:
+    statuses = [c.status for c in results]
+    if "mismatch" in statuses:
+        return EXIT_MISMATCH
+    if "error" in statuses:
+        return EXIT_CANNOT_RUN
+    return EXIT_MATCH
+
+
+def _case_json(c) -> dict:
+    d = {"guest": c.guest, "hgatp_mode": c.hgatp_mode, "vs_mode": c.vs_mode, "cpu": c.cpu,
+         "backends": c.backends, "status": c.status, "odd_one_out": c.odd_one_out, "seconds": c.seconds,
+         "elf": c.elf, "pairs": [_jsonable(p) for p in c.pairs], "runs": {}}
+    for b, r in c.runs.items():
+        d["runs"][b] = {"status": r.status, "trace": r.trace_path, "message": r.message,
+                        "error_class": r.error_class,
+                        "footer": _jsonable(r.footer) if r.footer is not None else None}
+        if d["runs"][b]["footer"]:
+            d["runs"][b]["footer"].pop("uart", None)
+    return d
+
+
+def _print_case(c) -> None:
+    head = f"{c.guest} hgatp={c.hgatp_mode or '-'} vs={c.vs_mode or '-'} cpu={c.cpu}"
+    secs = " ".join(f"{b}={s:.1f}s" for b, s in c.seconds.items())
+    print(f"{c.status.upper():<14} {head}  ({secs})")
+    for b, r in c.runs.items():
+        if r.status != "ok":
+            print(f"    {b}: {r.error_class or r.status}: {r.message}")
+    for p in c.pairs:
+        print(f"    {p.a} ~ {p.b}: {p.summary}")
+        if p.report:
+            print(f"      report: {p.report.get('txt')}  (also .md, .html)")
+        if p.status != "match" and p.not_compared:
+            print(f"      not compared: {'; '.join(p.not_compared)}")
+    if c.odd_one_out:
+        print(f"    odd one out: {c.odd_one_out} (the others agree)")
+
+
+# ---------------------------------------------------------------------------
+# diff / show
+
+def cmd_diff(args) -> int:
+    from difftest.compare import compare_full
+    from difftest.report import build, render_text, write_reports
+    for p in (args.trace_a, args.trace_b):
+        if not os.path.isfile(p):
+            raise UserError(f"{p}: no such trace file")
+    pr, div = compare_full(args.trace_a, args.trace_b)
+    if pr.status == "error" and div is None and pr.a == "?":
+        raise UserError(pr.summary)
+    if args.out and pr.status != "match":
+        pr.report = write_reports(pr, div, args.out, stem=f"{pr.a}~{pr.b}".replace("/", "_"),
+                                  command=["difftest", "diff", args.trace_a, args.trace_b])
+    if args.json:
+        print(json.dumps(_jsonable(pr), indent=1))
+    elif pr.status in ("match", "accepted-stale"):
+        print(pr.summary)
+    else:
+        print(render_text(build(pr, div, command=["difftest", "diff", args.trace_a, args.trace_b])))
+    return {"match": 0, "accepted-stale": 0, "mismatch": 1}.get(pr.status, EXIT_CANNOT_RUN)
+
+
+def cmd_show(args) -> int:
+    from difftest.disasm import disasm
+    from difftest.report import _trap, _xlat
+    from difftest.trace import PRIV_NAMES, TraceError, TraceReader
+    try:
+        r = TraceReader(args.trace)
+    except TraceError as e:
+        raise UserError(str(e))
+    h = r.header
+    lo = 0 if args.step is None else max(0, args.step - args.context)
+    hi = None if args.step is None and args.count is None else (
+        (args.step + args.context + 1) if args.step is not None else lo + args.count)
+    if args.count is not None and args.step is None:
+        hi = lo + args.count
+    steps = []
+    for s in r.steps():
+        if s.i < lo:
+            continue
+        if hi is not None and s.i >= hi:
+            break
+        steps.append(s)
+    footer = r.footer
+    if args.json:
+        from difftest.trace import step_to_json
+        print(json.dumps({"header": _jsonable(h), "steps": [step_to_json(s) for s in steps],
+                          "footer": _jsonable(footer) if footer else None}, indent=1))
+        return EXIT_MATCH
+    print(f"{h.guest}  hgatp={h.hgatp_mode or '-'} vs={h.vs_mode or '-'}  {h.backend} {h.backend_version} "
+          f"({h.cpu_config})")
+    print("exposes: " + ", ".join(k for k, v in h.exposes.items() if v))
+    for s in steps:
+        mark = ">>" if args.step is not None and s.i == args.step else "  "
+        pv = PRIV_NAMES.get((s.priv, s.v or 0), "?") if s.priv is not None else "?"
+        ins = f"{s.insn:08x}" if s.insn is not None else "-"
+        line = f"{mark}{s.i:>8}  {s.pc:#018x}  {pv:<2}  {ins:>8}  {disasm(s.insn, s.pc):<28}"
+        if s.trap:
+            line += "  TRAP " + _trap(s.trap)
+        print(line.rstrip())
+        for x in s.xlats:
+            print(f"{'':>14}{_xlat(x)}")
+            for w in x.walk or []:
+                print(f"{'':>18}{w.stage.upper()} L{w.level} pte@{w.pte_addr:#x} = {w.pte:#018x}  {w.decision}")
+        if s.uart:
+            print(f"{'':>14}uart: {s.uart!r}")
+    if footer is not None and (hi is None or not steps or steps[-1].i < hi - 1):
+        print(f"end: {footer.status}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip())
+    return EXIT_MATCH
+
+
+# ---------------------------------------------------------------------------
+# the parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="difftest", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Differential testing of RISC-V hypervisor two-stage address translation: guests run under "
+                    "QEMU and the spec model, compared step by step per HGATP mode.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    R = argparse.RawDescriptionHelpFormatter
+
+    s = sub.add_parser("build", help="build guests into build/guests/", formatter_class=R,
+                       epilog="examples:\n  difftest build\n  difftest build smoke gstage_basic")
+    s.add_argument("guests", nargs="*", help="guest names (default: all)")
+    s.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("list", help="guests and the HGATP / VS modes each declares", formatter_class=R,
+                       epilog="examples:\n  difftest list\n  difftest list --json")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser(
+        "run", help="run a guest (or any ELF) on several backends and compare them", formatter_class=R,
+        epilog="examples:\n"
+               "  difftest run smoke                              lowest declared modes, qemu-10.0 vs model\n"
+               "  difftest run gstage_basic --mode all --vs-mode all\n"
+               "  difftest run gstage_basic --mode sv57x4 --backend qemu-7.2,qemu-10.0,model --json\n"
+               "  difftest run gstage_basic --mode sv48x4 --cpu sv48\n"
+               "  difftest run ./vendor.elf --backend qemu-7.2,qemu-10.0   third-party ELF, run as is\n\n"
+               "Each case writes traces and, for a mismatch, reports (.txt .md .html) under --out\n"
+               "(default build/runs/GUEST/MODE-VSMODE-CPU/).  exit: 0 match, 1 mismatch, 2 input error,\n"
+               "125 cannot build or run.")
+    s.add_argument("guest", metavar="GUEST|ELF", help="a guest name (see `difftest list`) or a path to an ELF")
+    s.add_argument("--mode", default="", help="HGATP mode: bare, sv39x4, sv48x4, sv57x4, a comma list, or all "
+                                              "(default: the lowest the guest declares)")
+    s.add_argument("--vs-mode", default="", help="vsatp mode: bare, sv39, sv48, sv57, a comma list, or all")
+    s.add_argument("--backend", default=DEFAULT_BACKENDS,
+                   help=f"comma list of qemu-7.2, qemu-10.0, model, or a QEMU binary path (default {DEFAULT_BACKENDS})")
+    s.add_argument("--cpu", default="default", help="CPU variant, e.g. default, sv39, sv48 (QEMU -cpu and model profile)")
+    s.add_argument("--out", help="output directory")
+    s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists")
+    s.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")
+    s.add_argument("--max-steps", type=int, default=5_000_000, help="step limit per run (default 5000000)")
+    s.add_argument("--json", action="store_true", help="machine-readable results on stdout")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("diff", help="compare two saved traces", formatter_class=R,
+                       epilog="examples:\n  difftest diff qemu-10.0.trace.jsonl.gz model.trace.jsonl.gz\n"
+                              "  difftest diff a.trace.jsonl.gz b.trace.jsonl.gz --out reports/ --json")
+    s.add_argument("trace_a")
+    s.add_argument("trace_b")
+    s.add_argument("--out", help="also write .txt/.md/.html reports here")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_diff)
+
+    s = sub.add_parser("show", help="print a trace, or the steps around one step", formatter_class=R,
+                       epilog="examples:\n  difftest show model.trace.jsonl.gz --count 40\n"
+                              "  difftest show qemu-10.0.trace.jsonl.gz --step 1234 --context 5")
+    s.add_argument("trace")
+    s.add_argument("--step", type=int, help="centre on this step")
+    s.add_argument("--context", type=int, default=8, help="steps either side of --step (default 8)")
+    s.add_argument("--count", type=int, help="print this many steps from the start")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("new-guest", help="create guests/NAME/ from the documented template", formatter_class=R,
+                       epilog="example:\n  difftest new-guest my_probe && difftest run my_probe --mode all")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_new_guest)
+
+    for mod in LAZY_SUBCOMMANDS:
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and (mod == e.name or mod.startswith(e.name + ".")):
+                continue         # that part has not landed yet
+            raise
+        add = getattr(m, "add_subcommand", None)
+        if add is not None:
+            add(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        parser = build_parser()
+    except Exception as e:     # a broken subcommand module must not take the others down
+        print(f"difftest: internal error while loading subcommands: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0) if e.code in (0, None) else EXIT_USAGE
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except UserError as e:
+        print(f"difftest: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("difftest: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_MATCH
+
+
+if __name__ == "__main__":
+    sys.exit(main())
