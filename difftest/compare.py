@@ -40,6 +40,7 @@ KINDS = ("control-flow", "trap", "first-stage", "second-stage", "output", "exit"
 # load/store page fault (first stage), 20/21/23 guest-page faults (G-stage).
 FIRST_STAGE_CAUSES = {12, 13, 15}
 SECOND_STAGE_CAUSES = {20, 21, 23}
+ACCESS_FAULT_CAUSES = {1, 5, 7}
 ERROR_STATUSES = {"timeout", "crash", "error"}
 
 
@@ -292,13 +293,11 @@ def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
             kind = _stage_kind(None, ta.cause) or _stage_kind(None, tb.cause)
         # a permitted stale translation explains a missing fault (or a fault
         # the other side took because its old translation was invalid)
-        if fx is not None and fx.maybe_stale:
+        causes = {t.cause for t in (ta, tb) if t is not None and not t.interrupt}
+        if causes <= FIRST_STAGE_CAUSES | SECOND_STAGE_CAUSES | ACCESS_FAULT_CAUSES and any(
+                x.maybe_stale for x in sa.xlats + sb.xlats):
             ctx.stale += 1
             raise _StaleStop()
-        for x in sa.xlats + sb.xlats:
-            if x.maybe_stale:
-                ctx.stale += 1
-                raise _StaleStop()
         va = _trap_str(ta)
         vb = _trap_str(tb)
         raise _Mismatch(kind or "trap", "trap", va, vb,
@@ -398,7 +397,14 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
     fa, fb = A.footer, B.footer
     # a backend error explains any divergence that follows from it only when
     # the traces agreed up to its end
-    err_side = [h for h, f in ((ha, fa), (hb, fb)) if f.status in ERROR_STATUSES or f.truncated]
+    # A run that stopped early (crash, timeout, truncated log, step limit) is an
+    # error, not a divergence, when it agreed with the other up to its end and
+    # the other did not end first.  Both at the step limit after equal steps is
+    # a match of what ran.
+    both_limit = fa.status == fb.status == "step-limit" and rest_a == rest_b
+    err_side = [h for h, f, mine, other in ((ha, fa, rest_a, rest_b), (hb, fb, rest_b, rest_a))
+                if (f.status in ERROR_STATUSES or f.truncated or f.status == "step-limit")
+                and mine <= other and not both_limit]
     if div is None and not stale_stop:
         if err_side:
             f = fa if ha in err_side else fb

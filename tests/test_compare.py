@@ -236,3 +236,28 @@ def test_odd_one_out():
     pairs[2].status = "mismatch"
     assert odd_one_out(names, pairs) is None
     assert odd_one_out(names[:2], pairs[:1]) is None
+
+
+def test_step_limit_on_one_side_is_error_not_mismatch():
+    def mm(m):
+        del m[3:]
+    r = compare(*pair(mutate_m=mm, fm=Footer("step-limit", None, 3, message="stopped after 3 steps")))
+    assert (r.status, r.kind) == ("error", "error") and "step-limit" in r.summary
+
+
+def test_both_at_step_limit_is_match_of_what_ran():
+    r = compare(*pair(fq=Footer("step-limit", None, 6), fm=Footer("step-limit", None, 6)))
+    assert r.status == "match" and "step limit" in r.summary
+
+
+def test_stale_fault_parts_the_runs():
+    """The model faults on a page whose PTE was just invalidated without a fence; QEMU's TLB still hits."""
+    def mm(m):
+        m[5] = Step(i=5, pc=0x80000100, priv=1, v=1,
+                    xlats=[Xlat("load", 0x2010, 1, 1, fault_stage="vs", fault_cause=13, maybe_stale=True)],
+                    trap=Trap(cause=13, epc=0x80000100, tval=0x2010, target="HS"))
+
+    def mq(q):
+        q[5] = Step(i=5, pc=0x80000100, priv=1, v=1)
+    r = compare(*pair(mq, mm))
+    assert r.status == "accepted-stale" and "stopped" in r.summary
