@@ -41,6 +41,11 @@ class ModelError(Exception):
         self.error_class = error_class
 
 
+def _result(status, trace_path, header, footer, message, error_class):
+    return RunResult(status=status, trace_path=trace_path, header=header, footer=footer, message=message,
+                     error_class=error_class)
+
+
 def profile_for(cpu: str = "default"):
     """The model profile mirroring a QEMU CPU variant ("default", "sv39", ...) or a profile name."""
     from refmodel.profile import PROFILES
@@ -84,9 +89,9 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
             raise ModelError("bad-elf", f"{elf_path}: no such file")
         hart = make_hart(elf_path, prof)
     except ModelError as e:
-        return RunResult("error", None, None, None, str(e), e.error_class)
+        return _result("error", None, None, None, str(e), e.error_class)
     except ImportError as e:
-        return RunResult("error", None, None, None, f"the model is not available: {e}", "missing-backend")
+        return _result("error", None, None, None, f"the model is not available: {e}", "missing-backend")
     header = Header(guest=guest or elf_path.name.split(".")[0], elf_sha256=sha256_file(elf_path),
                     hgatp_mode=hgatp_mode, vs_mode=vs_mode, backend="model", backend_version=MODEL_VERSION,
                     cpu=cpu or "default", cpu_config=prof.name,
@@ -114,8 +119,7 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
                     steps=n, uart=getattr(hart, "uart_output", "") or "", message=message)
     w.close(footer)
     ok = status == "exit"
-    return RunResult("ok" if ok else "error", str(out_path), header, footer, message,
-                     None if ok else status)
+    return _result("ok" if ok else "error", str(out_path), header, footer, message, None if ok else status)
 
 
 def walk_at(elf_path, *, step: int, va: int, access: str, priv: int, v: int, cpu: str = "default", profile=None):
