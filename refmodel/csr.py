@@ -1,0 +1,262 @@
+"""Control and status registers: names, access rules, WARL legalisation.
+
+Priv. 20240411 chapter 2 (CSR address map: bits [11:10] read-only, [9:8] lowest
+privilege), 3.1 (M CSRs), 10.1 (S CSRs), and the H chapter 9.2-9.4 (hypervisor
+and virtual-supervisor CSRs, VS CSRs substituted for S CSRs when V=1, virtual-
+instruction exception 9.6).
+"""
+from __future__ import annotations
+
+from refmodel.trap import ILLEGAL, VIRTUAL_INSN, Exc
+
+NAMES = {
+    0x001: "fflags", 0x002: "frm", 0x003: "fcsr",
+    0xC00: "cycle", 0xC01: "time", 0xC02: "instret",
+    0x100: "sstatus", 0x104: "sie", 0x105: "stvec", 0x106: "scounteren", 0x10A: "senvcfg",
+    0x140: "sscratch", 0x141: "sepc", 0x142: "scause", 0x143: "stval", 0x144: "sip", 0x180: "satp",
+    0x600: "hstatus", 0x602: "hedeleg", 0x603: "hideleg", 0x604: "hie", 0x606: "hcounteren",
+    0x607: "hgeie", 0x643: "htval", 0x644: "hip", 0x645: "hvip", 0x64A: "htinst", 0xE12: "hgeip",
+    0x60A: "henvcfg", 0x680: "hgatp",
+    0x200: "vsstatus", 0x204: "vsie", 0x205: "vstvec", 0x240: "vsscratch", 0x241: "vsepc",
+    0x242: "vscause", 0x243: "vstval", 0x244: "vsip", 0x280: "vsatp",
+    0xF11: "mvendorid", 0xF12: "marchid", 0xF13: "mimpid", 0xF14: "mhartid", 0xF15: "mconfigptr",
+    0x300: "mstatus", 0x301: "misa", 0x302: "medeleg", 0x303: "mideleg", 0x304: "mie", 0x305: "mtvec",
+    0x306: "mcounteren", 0x30A: "menvcfg", 0x320: "mcountinhibit",
+    0x340: "mscratch", 0x341: "mepc", 0x342: "mcause", 0x343: "mtval", 0x344: "mip",
+    0x34A: "mtinst", 0x34B: "mtval2",
+    0xB00: "mcycle", 0xB02: "minstret",
+}
+for _i in range(16):
+    NAMES[0x3A0 + _i] = f"pmpcfg{_i}"
+for _i in range(64):
+    NAMES[0x3B0 + _i] = f"pmpaddr{_i}"
+NUMBERS = {v: k for k, v in NAMES.items()}
+
+# mstatus fields (Priv. 3.1.6)
+SIE, MIE, SPIE, UBE, MPIE, SPP = 1 << 1, 1 << 3, 1 << 5, 1 << 6, 1 << 7, 1 << 8
+MPP_SHIFT, FS_SHIFT = 11, 13
+MPRV, SUM, MXR, TVM, TW, TSR = 1 << 17, 1 << 18, 1 << 19, 1 << 20, 1 << 21, 1 << 22
+GVA, MPV = 1 << 38, 1 << 39
+SD = 1 << 63
+XL64 = (2 << 32) | (2 << 34)                 # UXL = SXL = 64 (read-only)
+MSTATUS_W = SIE | MIE | SPIE | MPIE | SPP | (3 << MPP_SHIFT) | (3 << FS_SHIFT) | MPRV | SUM | MXR | TVM | TW | TSR | GVA | MPV
+SSTATUS_MASK = SIE | SPIE | UBE | SPP | (3 << 9) | (3 << FS_SHIFT) | (3 << 15) | SUM | MXR | (3 << 32) | SD
+# hstatus fields (H 9.2.1)
+H_GVA, H_SPV, H_SPVP, H_HU = 1 << 6, 1 << 7, 1 << 8, 1 << 9
+H_VTVM, H_VTW, H_VTSR = 1 << 20, 1 << 21, 1 << 22
+H_VSXL64 = 2 << 32
+HSTATUS_W = H_GVA | H_SPV | H_SPVP | H_HU | H_VTVM | H_VTW | H_VTSR | (0x3F << 12)
+# VS-level interrupts are read-only one in mideleg when H is present (H 9.4.2)
+MIDELEG_RO1 = (1 << 2) | (1 << 6) | (1 << 10) | (1 << 12)
+MIDELEG_W = (1 << 1) | (1 << 5) | (1 << 9)
+# medeleg: 11 (ecall from M) is read-only zero (Priv. 3.1.8); the rest are WARL,
+# here every synchronous exception the hart can raise.
+MEDELEG_W = sum(1 << c for c in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 15, 20, 21, 22, 23))
+# hedeleg: 9-11 and 20-23 are read-only zero (H 9.2.2)
+HEDELEG_W = sum(1 << c for c in (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 15))
+HIDELEG_W = (1 << 2) | (1 << 6) | (1 << 10)
+HVIP_W = HIDELEG_W
+ENVCFG_W = 1 | (3 << 4) | (1 << 6) | (1 << 7)      # FIOM, CBIE, CBCFE, CBZE
+VS_TO_S = {0x100: 0x200, 0x104: 0x204, 0x105: 0x205, 0x140: 0x240, 0x141: 0x241, 0x142: 0x242,
+           0x143: 0x243, 0x144: 0x244, 0x180: 0x280}
+COUNTERS = {0xC00: 0, 0xC01: 1, 0xC02: 2}
+SATP_LIKE = (0x180, 0x280)
+
+
+def initial_csrs(profile) -> dict:
+    c = {n: 0 for n in NAMES}
+    c[0x300] = XL64
+    c[0x200] = 2 << 32                       # vsstatus.UXL = 64
+    c[0x600] = H_VSXL64
+    c[0x301] = profile.misa
+    c[0x303] = MIDELEG_RO1
+    return c
+
+
+def _bad(h, insn):
+    return Exc(ILLEGAL, insn if h.profile.illegal_tval == "insn" else 0)
+
+
+def check_access(h, num: int, write: bool, insn: int) -> int:
+    """Priv. 2.1 / H 9.6.1: returns the CSR number actually accessed (VS substitution)
+    or raises illegal-instruction / virtual-instruction."""
+    if num not in NAMES or (0x001 <= num <= 0x003):      # F/D state: not modelled -> illegal
+        raise _bad(h, insn)
+    ro = (num >> 10) & 3 == 3
+    lvl = (num >> 8) & 3
+    priv, v = h.priv, h.v
+    virtual_kind = lvl == 2 or (lvl == 1 and v and priv == 0)   # hypervisor / VS CSR, or S CSR from VU
+    # Would HS-mode (with TVM=0) be allowed this access?  (the virtual-instruction test)
+    hs_ok = lvl <= 2 and not (ro and write)
+    if priv < lvl or (v and lvl == 2) or (v and priv == 0 and lvl == 1):
+        if v and virtual_kind and hs_ok and lvl >= 1:
+            raise Exc(VIRTUAL_INSN, insn)
+        if v and priv == 0 and lvl == 1 and hs_ok:
+            raise Exc(VIRTUAL_INSN, insn)
+        raise _bad(h, insn)
+    if ro and write:
+        raise _bad(h, insn)
+    if num in COUNTERS:                        # Priv. 3.1.11 / H 9.2.4 counter-enable gating
+        bit = 1 << COUNTERS[num]
+        if priv < 3 and not h.csr[0x306] & bit:
+            raise _bad(h, insn)
+        if v and not h.csr[0x606] & bit:
+            raise Exc(VIRTUAL_INSN, insn)
+        if priv == 0 and not h.csr[0x106] & bit:
+            raise Exc(VIRTUAL_INSN, insn) if v else _bad(h, insn)
+    if num == 0x180:                           # satp: TVM (3.1.6.5) / VTVM (H 9.2.1)
+        if v:
+            if h.csr[0x600] & H_VTVM:
+                raise Exc(VIRTUAL_INSN, insn)
+        elif priv == 1 and h.csr[0x300] & TVM:
+            raise _bad(h, insn)
+    if num == 0x680 and priv == 1 and not v and h.csr[0x300] & TVM:
+        raise _bad(h, insn)                    # hgatp with mstatus.TVM=1 (H 9.2.10)
+    if v and num in VS_TO_S:
+        return VS_TO_S[num]
+    return num
+
+
+def read(h, num: int) -> int:
+    c = h.csr
+    if num == 0x100:
+        return _sd(c[0x300] & SSTATUS_MASK)
+    if num == 0x300:
+        return _sd(c[0x300])
+    if num == 0x200:
+        return _sd(c[0x200])
+    if num == 0xC00 or num == 0xB00 or num == 0xC02 or num == 0xB02:
+        return h.steps                         # deterministic: cycle = instret = steps (not compared)
+    if num == 0xC01:
+        return h.steps // 100                  # deterministic time base (not compared)
+    if num == 0x104:
+        return c[0x304] & c[0x303] & 0x222
+    if num == 0x144:
+        return c[0x344] & c[0x303] & 0x222
+    if num == 0x604:
+        return c[0x304] & (HIDELEG_W | (1 << 12))
+    if num == 0x644:
+        return (c[0x344] | c[0x645]) & (HIDELEG_W | (1 << 12))
+    if num == 0x204:                           # vsie: hie bits delegated by hideleg, shifted (H 9.2.5)
+        return (c[0x304] & c[0x603] & HIDELEG_W) >> 1
+    if num == 0x244:
+        return ((c[0x344] | c[0x645]) & c[0x603] & HIDELEG_W) >> 1
+    if num == 0x344:
+        return c[0x344] | c[0x645]
+    return c[num]
+
+
+def _sd(v):
+    return v | SD if (v >> FS_SHIFT) & 3 == 3 else v & ~SD
+
+
+def write(h, num: int, val: int) -> None:
+    """WARL legalisation; a write that changes translation state flushes the soft TLB."""
+    c = h.csr
+    val &= (1 << 64) - 1
+    if num == 0x300:
+        old = c[0x300]
+        new = (old & ~MSTATUS_W) | (val & MSTATUS_W)
+        if (new >> MPP_SHIFT) & 3 == 2:        # MPP is WARL: reserved 2 keeps the old value
+            new = (new & ~(3 << MPP_SHIFT)) | (old & (3 << MPP_SHIFT))
+        c[0x300] = new
+    elif num == 0x100:
+        m = SSTATUS_MASK & MSTATUS_W
+        c[0x300] = (c[0x300] & ~m) | (val & m)
+    elif num == 0x200:
+        m = SIE | SPIE | SPP | (3 << FS_SHIFT) | SUM | MXR
+        c[0x200] = (c[0x200] & ~m) | (val & m)
+    elif num == 0x600:
+        c[0x600] = (c[0x600] & ~HSTATUS_W) | (val & HSTATUS_W & ~(0x3F << 12))  # VGEIN: GEILEN = 0
+    elif num == 0x302:
+        c[0x302] = val & MEDELEG_W
+    elif num == 0x303:
+        c[0x303] = MIDELEG_RO1 | (val & MIDELEG_W)
+    elif num == 0x602:
+        c[0x602] = val & HEDELEG_W
+    elif num == 0x603:
+        c[0x603] = val & HIDELEG_W
+    elif num == 0x645:
+        c[0x645] = val & HVIP_W
+    elif num == 0x304:
+        c[0x304] = val & (0xAAA | HIDELEG_W)
+    elif num == 0x104:
+        m = c[0x303] & 0x222
+        c[0x304] = (c[0x304] & ~m) | (val & m)
+    elif num == 0x604:
+        c[0x304] = (c[0x304] & ~HIDELEG_W) | (val & HIDELEG_W)
+    elif num == 0x204:
+        m = c[0x603] & HIDELEG_W
+        c[0x304] = (c[0x304] & ~m) | ((val << 1) & m)
+    elif num == 0x344:
+        c[0x344] = (c[0x344] & ~0x222) | (val & 0x222)   # SSIP/STIP/SEIP writable
+    elif num == 0x144:
+        m = c[0x303] & 0x2
+        c[0x344] = (c[0x344] & ~m) | (val & m)
+    elif num == 0x644:
+        c[0x645] = (c[0x645] & ~0x4) | (val & 0x4)       # only VSSIP writable via hip
+    elif num == 0x244:
+        m = c[0x603] & 0x4
+        c[0x645] = (c[0x645] & ~m) | ((val << 1) & m)
+    elif num in (0x305, 0x105, 0x205):
+        if val & 3 < 2:                          # MODE WARL: reserved modes leave the register
+            c[num] = val & ~2
+    elif num in (0x341, 0x141, 0x241):
+        c[num] = val & ~1                        # IALIGN=16 (C present)
+    elif num in (0x30A, 0x10A, 0x60A):
+        c[num] = val & ENVCFG_W
+    elif num in (0x306, 0x106, 0x606, 0x320):
+        c[num] = val & 0xFFFFFFFF
+    elif num == 0x180:
+        _write_atp(h, num, val, h.profile.satp_modes, 60, h.profile.asidlen)
+    elif num == 0x280:
+        _write_atp(h, num, val, h.profile.satp_modes, 60, h.profile.asidlen)
+    elif num == 0x680:
+        _write_hgatp(h, val)
+    elif 0x3A0 <= num <= 0x3AF:
+        if num & 1:
+            return                               # odd pmpcfg do not exist on RV64
+        old = c[num]
+        new = 0
+        for i in range(8):                       # locked entries ignore writes; W=1,R=0 reserved
+            ob, nb = (old >> 8 * i) & 0xFF, (val >> 8 * i) & 0xFF
+            if ob & 0x80:
+                nb = ob
+            elif nb & 3 == 2:
+                nb = ob
+            new |= (nb & 0x9F) << 8 * i
+        c[num] = new
+        h.pmp_changed()
+    elif 0x3B0 <= num <= 0x3EF:
+        c[num] = val & ((1 << 54) - 1)
+        h.pmp_changed()
+    elif num in (0xF11, 0xF12, 0xF13, 0xF14, 0xF15, 0x301, 0xE12, 0xC00, 0xC01, 0xC02, 0x607):
+        return                                   # read-only (or no guest external interrupts: hgeie = 0)
+    elif num in (0xB00, 0xB02):
+        return                                   # counters are derived from steps (not compared)
+    else:
+        c[num] = val
+    h.flush_tlb()
+
+
+def _write_atp(h, num, val, modes, shift, asidlen):
+    """satp/vsatp: "If satp is written with an unsupported MODE, the entire write has
+    no effect" (Priv. 10.1.11).  ASID is WARL with ASIDLEN bits."""
+    mode = val >> shift
+    if mode not in modes:
+        return
+    asid_mask = ((1 << asidlen) - 1) << 44
+    h.csr[num] = val & ((0xF << 60) | asid_mask | ((1 << 44) - 1))
+
+
+def _write_hgatp(h, val):
+    """hgatp (H 9.2.10): MODE WARL, VMID WARL with VMIDLEN bits, PPN[1:0] read as zero."""
+    prof = h.profile
+    mode = val >> 60
+    if mode not in prof.hgatp_modes:
+        if prof.hgatp_unsupported_write == "keep":
+            return
+        val = 0
+        mode = 0
+    vmid = (val >> 44) & ((1 << prof.vmidlen) - 1)
+    h.csr[0x680] = (mode << 60) | (vmid << 44) | (val & ((1 << 44) - 1) & ~3)

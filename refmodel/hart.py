@@ -1,0 +1,490 @@
+"""One RV64 hart with the H extension: the reference model of the harness.
+
+ARCHITECTURE section 4.  Privilege modes M, HS/S, U, VS, VU (Priv. 20240411, H chapter 9.1);
+address translation through ``refmodel.mmu.translate`` (helper C's one walk for both stages).
+Not modelled: interrupts (the guests never enable them), F/D (no FP state: FP
+instructions are illegal), Zicbo*, debug mode.  cycle/time/instret are derived from the
+step count so runs are deterministic; they are not compared.
+"""
+from __future__ import annotations
+
+from difftest.trace import Step, Trap, Xlat
+from refmodel import csr as C
+from refmodel.decode import expand_c
+from refmodel.devices import MROM_BASE, reset_stub
+from refmodel.execute import decode
+from refmodel.loader import load_elf
+from refmodel.memory import BusError, Memory
+from refmodel.trap import (ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, STORE_ACCESS,
+                           VIRTUAL_INSN, Exc, trap_target)
+
+try:
+    from refmodel import mmu as _mmu
+except ImportError:                 # helper C's part not landed yet: Bare translation only
+    _mmu = None
+
+M64 = (1 << 64) - 1
+ACCESS_FAULT = {"fetch": INSN_ACCESS, "load": LOAD_ACCESS, "store": STORE_ACCESS}
+PMP_BIT = {"fetch": 4, "load": 1, "store": 2}
+
+
+class MMUContext:
+    """What the walk may see and do (ARCHITECTURE section 4)."""
+
+    def __init__(self, hart, commit: bool):
+        c = hart.csr
+        self.satp, self.vsatp, self.hgatp = c[0x180], c[0x280], c[0x680]
+        self.mstatus, self.vsstatus, self.hstatus = c[0x300], c[0x200], c[0x600]
+        self.menvcfg, self.henvcfg = c[0x30A], c[0x60A]
+        self.profile = hart.profile
+        self._hart, self._commit = hart, commit
+
+    def read_pte(self, pa):
+        try:
+            return self._hart.mem.read(pa, 8)
+        except BusError:
+            raise getattr(_mmu, "AccessFault", BusError)(pa) from None
+
+    def write_pte(self, pa, old, new):
+        if not self._commit:
+            return True               # side-effect-free translate(): pretend the update happened
+        mem = self._hart.mem
+        if mem.read(pa, 8) != old:
+            return False
+        mem.write(pa, 8, new)
+        return True
+
+    def pmp_ok(self, pa, size, access, priv):
+        return self._hart.pmp_ok(pa, size, access, priv)
+
+
+class Hart:
+    def __init__(self, profile):
+        self.profile = profile
+        self.mem = Memory(profile.ram_base, profile.ram_size)
+        self.x = [0] * 32
+        self.csr = C.initial_csrs(profile)
+        self.pc = MROM_BASE
+        self.priv, self.v = 3, 0
+        self.steps = 0
+        self.reservation = None
+        self.record_walk = False
+        self.icache: dict = {}
+        self.code_pages: set = set()
+        self.tlb: dict = {}
+        self.pte_pages: set = set()
+        self.dirty_ptes: set = set()
+        self.pmp_rules: list = []
+        self.xl = None
+        self.acc_v = 0
+        self.last_pa = 0
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_elf(cls, path, profile):
+        h = cls(profile)
+        entry = load_elf(path, h.mem)
+        if profile.reset_stub:
+            h.mem.load_bytes(MROM_BASE, reset_stub(entry, profile.fdt_addr))
+            h.pc = MROM_BASE
+        else:
+            h.pc = entry
+        return h
+
+    @property
+    def halted(self):
+        return self.mem.finisher.halted
+
+    @property
+    def exit_code(self):
+        return self.mem.finisher.exit_code
+
+    @property
+    def uart_output(self):
+        return "".join(self.mem.uart.out)
+
+    # ------------------------------------------------------------------ the step loop
+    def run(self, max_steps: int):
+        mem = self.mem
+        n = 0
+        while n < max_steps and not mem.finisher.halted:
+            pc, priv, v = self.pc, self.priv, self.v
+            self.xl = xl = []
+            self.acc_v = v
+            insn = None
+            trap = None
+            try:
+                insn, fn, ilen = self.fetch(pc)
+                self.pc = fn(self, pc) & M64
+                self.x[0] = 0
+            except Exc as e:
+                self.x[0] = 0
+                trap = self.take_trap(e, pc)
+            self.steps += 1
+            uart = mem.last_uart
+            if uart:
+                mem.last_uart = ""
+            yield Step(n, pc, insn, priv, v, trap, xl, uart)
+            n += 1
+
+    def step(self):
+        """One step (convenience for tests)."""
+        return next(self.run(1))
+
+    # ------------------------------------------------------------------ privilege helpers
+    def eff_ls(self):
+        """Effective privilege and V of explicit loads/stores: MPRV (Priv. 3.1.6.3) with MPV (H 9.4.1)."""
+        if self.priv == 3 and self.csr[0x300] & C.MPRV:
+            mpp = (self.csr[0x300] >> C.MPP_SHIFT) & 3
+            return mpp, (1 if (mpp != 3 and self.csr[0x300] & C.MPV) else 0)
+        return self.priv, self.v
+
+    def _xlate_active(self, priv, v):
+        c = self.csr
+        if v:
+            return bool(c[0x280] >> 60 or c[0x680] >> 60)
+        return priv < 3 and bool(c[0x180] >> 60)
+
+    def _illegal(self, insn):
+        return Exc(ILLEGAL, insn if self.profile.illegal_tval == "insn" else 0)
+
+    # ------------------------------------------------------------------ translation
+    def xlate(self, va, access, priv, v, insn=0, hlvx=False):
+        """va -> pa for one access, recording an Xlat when translation is active; raises Exc."""
+        self.acc_v = v
+        if not self._xlate_active(priv, v):
+            pa = va
+        else:
+            key = (priv, v, access, hlvx, va >> 12)
+            e = self.tlb.get(key)
+            if e is None:
+                t = self._translate(va, access, priv, v, commit=True, hlvx=hlvx)
+                f = t.fault
+                stale = bool(self.dirty_ptes) and any(a in self.dirty_ptes for a in (t.pte_addrs or ()))
+                for a in t.pte_addrs or ():
+                    self.pte_pages.add(a >> 12)
+                if f is not None:
+                    self.xl.append(Xlat(access, va, priv, v, t.gpa, None, f.stage if hasattr(f, "stage") else
+                                        _stage_of(f.cause), f.cause, bool(getattr(f, "implicit", False)),
+                                        t.vs_leaf_level, t.g_leaf_level, stale))
+                    raise Exc(f.cause, f.tval, htval=f.htval or 0, tinst=self._tinst(f, insn, access),
+                              gva=bool(f.gva))
+                off = va & 0xFFF
+                e = (t.pa - off, None if t.gpa is None else t.gpa - off, t.vs_leaf_level, t.g_leaf_level, stale)
+                if not stale:
+                    self.tlb[key] = e
+            off = va & 0xFFF
+            pa = e[0] + off
+            self.xl.append(Xlat(access, va, priv, v, None if e[1] is None else e[1] + off, pa, None, None, False,
+                                e[2], e[3], e[4]))
+        return pa
+
+    def _translate(self, va, access, priv, v, *, commit, hlvx=False, record_walk=None):
+        if _mmu is None:
+            raise RuntimeError("refmodel.mmu is not available: only Bare translation can run")
+        ctx = MMUContext(self, commit)
+        rw = self.record_walk if record_walk is None else record_walk
+        if hlvx:
+            try:
+                return _mmu.translate(ctx, va, access, priv, v, record_walk=rw, hlvx=True)
+            except TypeError:
+                ctx.hlvx = True
+        return _mmu.translate(ctx, va, access, priv, v, record_walk=rw)
+
+    def _tinst(self, fault, insn, access):
+        if self.profile.tinst_policy == "zero" or fault.cause not in GUEST_PAGE_CAUSES:
+            return getattr(fault, "tinst", 0) or 0
+        try:
+            from refmodel import tinst
+            return tinst.tinst_for(insn, fault, access, self.profile)
+        except Exception:           # C's tinst.py missing or another API: report 0
+            return 0
+
+    def translate(self, va, access, priv, v, record_walk=True):
+        """Side-effect-free translation (no A/D writes, no TLB fill) -> refmodel.mmu.Translation."""
+        return self._translate(va, access, priv, v, commit=False, record_walk=record_walk)
+
+    # ------------------------------------------------------------------ PMP (Priv. 3.7)
+    def pmp_changed(self):
+        rules = []
+        prev = 0
+        c = self.csr
+        for i in range(self.profile.pmp_entries):
+            cfg = (c[0x3A0 + 2 * (i // 8)] >> (8 * (i % 8))) & 0xFF
+            addr = c[0x3B0 + i]
+            a = (cfg >> 3) & 3
+            if a == 1:
+                lo, hi = prev << 2, addr << 2
+            elif a == 2:
+                lo, hi = addr << 2, (addr << 2) + 4
+            elif a == 3:
+                ones = (~addr & (addr + 1)).bit_length() - 1      # trailing ones
+                size = 1 << (ones + 3)
+                lo = (addr & ~((1 << ones) - 1)) << 2
+                hi = lo + size
+            else:
+                lo = hi = None
+            if lo is not None:
+                rules.append((lo, hi, cfg))
+            prev = addr
+        self.pmp_rules = rules
+        self.flush_tlb()
+
+    def pmp_ok(self, pa, size, access, priv):
+        """Priv. 3.7.1: the lowest-numbered matching entry decides; M succeeds unless L is set;
+        with no match, M succeeds and S/U fail (entries are implemented)."""
+        for lo, hi, cfg in self.pmp_rules:
+            if pa < hi and pa + size > lo:
+                if not (lo <= pa and pa + size <= hi):
+                    return False              # partial match fails
+                if priv == 3 and not cfg & 0x80:
+                    return True
+                return bool(cfg & PMP_BIT[access])
+        return priv == 3 or self.profile.pmp_entries == 0
+
+    # ------------------------------------------------------------------ memory accesses
+    def _phys(self, va, pa, size, access, priv):
+        if not self.pmp_ok(pa, size, access, priv):
+            raise Exc(ACCESS_FAULT[access], va, gva=bool(self.acc_v))
+
+    def fetch(self, pc):
+        priv, v = self.priv, self.v
+        pa = self.xlate(pc, "fetch", priv, v)
+        e = self.icache.get((pa, priv))
+        if e is not None:
+            return e
+        self._phys(pc, pa, 2, "fetch", priv)
+        try:
+            lo = self.mem.read(pa, 2)
+        except BusError:
+            raise Exc(INSN_ACCESS, pc, gva=bool(v)) from None
+        if lo & 3 != 3:
+            ilen, insn = 2, lo
+            x = expand_c(lo)
+            fn = decode(x, 2) if x is not None else decode(0, 2)   # 0 decodes as illegal
+            if x is None:
+                from refmodel.execute import illegal
+                fn = illegal(lo)
+        else:
+            ilen = 4
+            pa2 = pa + 2 if (pc & 0xFFF) != 0xFFE else self.xlate(pc + 2, "fetch", priv, v)
+            self._phys(pc + 2, pa2, 2, "fetch", priv)
+            try:
+                hi = self.mem.read(pa2, 2)
+            except BusError:
+                raise Exc(INSN_ACCESS, pc + 2, gva=bool(v)) from None
+            insn = lo | (hi << 16)
+            fn = decode(insn, 4)
+            if pa2 != pa + 2:
+                return insn, fn, ilen          # page-crossing: not cached
+        e = (insn, fn, ilen)
+        self.icache[(pa, priv)] = e
+        self.code_pages.add(pa >> 12)
+        return e
+
+    def load(self, va, size, insn, priv=None, v=None, hlvx=False):
+        if priv is None:
+            priv, v = self.eff_ls()
+        if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
+            return sum(self.load(va + i, 1, insn, priv, v, hlvx) << (8 * i) for i in range(size))
+        pa = self.xlate(va, "load", priv, v, insn, hlvx)
+        self._phys(va, pa, size, "load", priv)
+        self.last_pa = pa
+        try:
+            return self.mem.read(pa, size)
+        except BusError:
+            raise Exc(LOAD_ACCESS, va, gva=bool(v)) from None
+
+    def translate_store(self, va, size, insn, priv=None, v=None):
+        if priv is None:
+            priv, v = self.eff_ls()
+        pa = self.xlate(va, "store", priv, v, insn)
+        self._phys(va, pa, size, "store", priv)
+        return pa
+
+    def read_pa(self, va, pa, size, store=True):
+        try:
+            return self.mem.read(pa, size)
+        except BusError:
+            raise Exc(STORE_ACCESS, va, gva=bool(self.acc_v)) from None
+
+    def store(self, va, size, val, insn, priv=None, v=None):
+        if priv is None:
+            priv, v = self.eff_ls()
+        if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
+            pas = [self.translate_store(va + i, 1, insn, priv, v) for i in range(size)]   # all faults first
+            for i, pa in enumerate(pas):
+                self.store_pa(va + i, pa, 1, val >> (8 * i), insn)
+            return
+        self.store_pa(va, self.translate_store(va, size, insn, priv, v), size, val, insn)
+
+    def store_pa(self, va, pa, size, val, insn):
+        try:
+            self.mem.write(pa, size, val)
+        except BusError:
+            raise Exc(STORE_ACCESS, va, gva=bool(self.acc_v)) from None
+        page = pa >> 12
+        if self.reservation is not None and self.reservation[0] >> 3 == pa >> 3:
+            self.reservation = None
+        if page in self.pte_pages:
+            # a store into a page table: later walks see it at once (the model has no
+            # visible TLB), but a real TLB may keep the old entry until a covering fence.
+            self.dirty_ptes.add(pa & ~7)
+            self.tlb.clear()
+        if page in self.code_pages:
+            self.icache.clear()
+            self.code_pages.clear()
+
+    # ------------------------------------------------------------------ H loads/stores
+    def _hlsv_check(self, insn):
+        """H 9.3 "Hypervisor virtual-machine load and store instructions": virtual-instruction
+        when V=1, illegal in U-mode unless hstatus.HU=1."""
+        if self.v:
+            raise Exc(VIRTUAL_INSN, insn)
+        if self.priv == 0 and not self.csr[0x600] & C.H_HU:
+            raise self._illegal(insn)
+        return (1 if self.csr[0x600] & C.H_SPVP else 0) if self.priv else 0
+
+    def hlv(self, va, size, hlvx, insn):
+        p = self._hlsv_check(insn)
+        return self.load(va, size, insn, p, 1, hlvx)
+
+    def hsv(self, va, size, val, insn):
+        p = self._hlsv_check(insn)
+        self.store(va, size, val, insn, p, 1)
+
+    # ------------------------------------------------------------------ fences, WFI, xRET
+    def flush_tlb(self):
+        self.tlb.clear()
+
+    def fence_i(self):
+        self.icache.clear()
+        self.code_pages.clear()
+
+    def fence_vma(self, kind, rs1, rs2, insn):
+        priv, v, c = self.priv, self.v, self.csr
+        if kind == "sfence.vma":
+            # Priv. 3.1.6.5 TVM, H 9.2.1 VTVM; U/VU mode
+            if priv == 0:
+                raise Exc(VIRTUAL_INSN, insn) if v else self._illegal(insn)
+            if v and c[0x600] & C.H_VTVM:
+                raise Exc(VIRTUAL_INSN, insn)
+            if not v and priv == 1 and c[0x300] & C.TVM:
+                raise self._illegal(insn)
+        else:
+            # H 9.3.2: HFENCE.* are virtual-instruction with V=1, illegal in U; GVMA illegal with TVM=1 in HS
+            if v:
+                raise Exc(VIRTUAL_INSN, insn)
+            if priv == 0:
+                raise self._illegal(insn)
+            if kind == "hfence.gvma" and priv == 1 and c[0x300] & C.TVM:
+                raise self._illegal(insn)
+        # Scoping by address/ASID/VMID is not tracked: every fence is treated as covering
+        # all earlier PTE stores, which can only flag fewer translations as maybe_stale.
+        self.dirty_ptes.clear()
+        self.tlb.clear()
+
+    def wfi(self, insn):
+        """Priv. 3.3.3 / H 9.6.1: TW=1 -> illegal below M; U -> illegal; VTW=1 in VS and any WFI in VU
+        -> virtual-instruction.  Otherwise a no-op (no interrupts are modelled)."""
+        priv, v, c = self.priv, self.v, self.csr
+        if priv < 3 and c[0x300] & C.TW:
+            raise self._illegal(insn)
+        if v and (priv == 0 or c[0x600] & C.H_VTW):
+            raise Exc(VIRTUAL_INSN, insn)
+        if priv == 0 and not v:
+            raise self._illegal(insn)
+
+    def mret(self, insn):
+        """Priv. 3.3.2 MRET with H 9.5.3: V = MPV when MPP != M."""
+        if self.priv != 3:
+            raise Exc(VIRTUAL_INSN, insn) if self.v else self._illegal(insn)
+        s = self.csr[0x300]
+        mpp = (s >> C.MPP_SHIFT) & 3
+        self.v = 1 if (mpp != 3 and s & C.MPV) else 0
+        self.priv = mpp
+        s = (s & ~(C.MIE | (3 << C.MPP_SHIFT) | C.MPV)) | C.MPIE | (C.MIE if s & C.MPIE else 0)
+        if mpp != 3:
+            s &= ~C.MPRV
+        self.csr[0x300] = s
+        self.flush_tlb()
+        return self.csr[0x341]
+
+    def sret(self, insn):
+        """Priv. 3.3.2 SRET / H 9.5.3: from HS uses sstatus and hstatus.SPV; from VS uses vsstatus
+        (V stays 1); TSR -> illegal, VTSR -> virtual-instruction, U -> illegal, VU -> virtual."""
+        c = self.csr
+        if self.v:
+            if self.priv == 0 or c[0x600] & C.H_VTSR:
+                raise Exc(VIRTUAL_INSN, insn)
+            s = c[0x200]
+            self.priv = 1 if s & C.SPP else 0
+            c[0x200] = (s & ~(C.SIE | C.SPP)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
+            self.flush_tlb()
+            return c[0x241]
+        if self.priv == 0 or (self.priv == 1 and c[0x300] & C.TSR):
+            raise self._illegal(insn)
+        s = c[0x300]
+        self.priv = 1 if s & C.SPP else 0
+        self.v = 1 if c[0x600] & C.H_SPV else 0
+        c[0x600] &= ~C.H_SPV
+        c[0x300] = (s & ~(C.SIE | C.SPP | C.MPRV)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
+        self.flush_tlb()
+        return c[0x141]
+
+    # ------------------------------------------------------------------ trap entry (H 9.5.2)
+    def take_trap(self, e: Exc, pc: int) -> Trap:
+        c = self.csr
+        priv, v = self.priv, self.v
+        gva = bool(e.gva) or (e.cause in ADDRESS_CAUSES and bool(self.acc_v) and e.cause not in (0,))
+        htval = e.htval if e.cause in GUEST_PAGE_CAUSES else 0
+        target = trap_target(e.cause, priv, v, c[0x302], c[0x602])
+        if target == "M":
+            s = c[0x300]
+            s = (s & ~(C.MPV | (3 << C.MPP_SHIFT) | C.MPIE | C.MIE | C.GVA)) | (priv << C.MPP_SHIFT)
+            s |= (C.MPV if v else 0) | (C.MPIE if s & C.MIE else 0) | (C.GVA if gva else 0)
+            s |= C.MPIE if c[0x300] & C.MIE else 0
+            c[0x300] = s
+            c[0x341], c[0x342], c[0x343], c[0x34B], c[0x34A] = pc, e.cause, e.tval & M64, htval, e.tinst
+            self.priv, self.v = 3, 0
+            vec = c[0x305]
+        elif target == "HS":
+            h = c[0x600] & ~(C.H_SPV | C.H_GVA)
+            h |= (C.H_SPV if v else 0) | (C.H_GVA if gva else 0)
+            if v:
+                h = (h & ~C.H_SPVP) | (C.H_SPVP if priv else 0)
+            c[0x600] = h
+            s = c[0x300]
+            c[0x300] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
+            c[0x141], c[0x142], c[0x143], c[0x643], c[0x64A] = pc, e.cause, e.tval & M64, htval, e.tinst
+            self.priv, self.v = 1, 0
+            vec = c[0x105]
+        else:
+            s = c[0x200]
+            c[0x200] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
+            c[0x241], c[0x242], c[0x243] = pc, e.cause, e.tval & M64
+            self.priv, self.v = 1, 1
+            vec = c[0x205]
+        self.pc = vec & ~3                      # exceptions go to BASE in both vectored and direct modes
+        self.reservation = None
+        self.flush_tlb()
+        return Trap(cause=e.cause, interrupt=False, epc=pc, tval=e.tval & M64,
+                    htval=htval if target != "VS" else None, tinst=e.tinst if target != "VS" else None,
+                    gva=gva if target != "VS" else None, target=target)
+
+    # ------------------------------------------------------------------ state (bisect)
+    def state_dict(self) -> dict:
+        from refmodel.disasm import REG_NAMES
+        d = {REG_NAMES[i]: self.x[i] for i in range(32)}
+        d["pc"] = self.pc
+        d["priv"] = self.priv
+        d["v"] = self.v
+        for num, name in C.NAMES.items():
+            if num in (0x001, 0x002, 0x003):
+                continue
+            d[name] = C.read(self, num)
+        return d
+
+
+def _stage_of(cause):
+    return {20: "g", 21: "g", 23: "g", 12: "s", 13: "s", 15: "s", 1: "pmp", 5: "pmp", 7: "pmp"}.get(cause)
