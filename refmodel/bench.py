@@ -1,0 +1,170 @@
+"""``difftest bench``: the model's speed, measured next to QEMU 7.2 on the same guest.
+
+The bench guest (assembled here with riscv64-unknown-elf-gcc) enters VS-mode with
+hgatp = Sv39x4 (identity gigapages, so every fetch, load and store takes the two-stage
+path) when the model has ``refmodel.mmu``; otherwise hgatp stays Bare and the report
+says so.  It runs a loop of ALU ops, loads and stores, then writes the finisher.
+QEMU 7.2 runs the same ELF with ``-singlestep -d exec,nochain`` (one log line per
+instruction), the model with tracing on (Step objects built for every instruction).
+This is a benchmark, not a test: nothing asserts a rate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+GUEST = r"""
+.section .text
+.globl _start
+_start:
+  la t0, mtrap
+  csrw mtvec, t0
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
+  la t0, gpt
+  li t1, 0x00000000000000df        /* GPA 0: devices, identity, U|A|D|X|W|R|V */
+  sd t1, 0(t0)
+  li t1, ((0x80000000 >> 12) << 10) | 0xdf
+  sd t1, 16(t0)
+  srli t0, t0, 12
+  li t1, MODE
+  slli t1, t1, 60
+  or t0, t0, t1
+  csrw hgatp, t0
+  hfence.gvma zero, zero
+  li t0, (1 << 11) | (1 << 39)      /* MPP = S, MPV = 1 -> VS */
+  csrs mstatus, t0
+  la t0, vs
+  csrw mepc, t0
+  mret
+vs:
+  li s0, ITERS
+  la s1, buf
+1:
+  ld a0, 0(s1)
+  addi a0, a0, 3
+  sd a0, 8(s1)
+  xor a1, a0, s0
+  lw a2, 16(s1)
+  add a2, a2, a1
+  sw a2, 16(s1)
+  addi s0, s0, -1
+  bnez s0, 1b
+  li a0, 0x100000
+  li a1, 0x5555
+  sw a1, 0(a0)
+mtrap:
+  li a0, 0x100000
+  li a1, 0x13333
+  sw a1, 0(a0)
+2: j 2b
+.section .data
+.balign 16384
+gpt: .fill 2048, 8, 0
+buf: .fill 8, 8, 0
+"""
+
+
+def build_guest(workdir: str, iters: int, mode: int) -> str:
+    src = os.path.join(workdir, "bench.S")
+    elf = os.path.join(workdir, "bench.elf")
+    with open(src, "w") as f:
+        f.write(GUEST.replace("ITERS", str(iters)).replace("MODE", str(mode)))
+    subprocess.run(["riscv64-unknown-elf-gcc", "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei",
+                    "-mabi=lp64", "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
+                    "-o", elf, src], check=True, capture_output=True, text=True)
+    return elf
+
+
+def bench_model(elf: str, profile_name: str = "qemu-7.2") -> dict:
+    from refmodel.hart import Hart
+    from refmodel.profile import PROFILES
+    h = Hart.from_elf(elf, PROFILES[profile_name])
+    t = time.perf_counter()
+    n = 0
+    for _ in h.run(max_steps=50_000_000):
+        n += 1
+    dt = time.perf_counter() - t
+    return {"steps": n, "seconds": dt, "rate": n / dt, "exit_code": h.exit_code}
+
+
+def bench_qemu(elf: str, binary: str = "/usr/bin/qemu-system-riscv64") -> dict | None:
+    if not shutil.which(binary):
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "q.log")
+        t = time.perf_counter()
+        p = subprocess.run([binary, "-M", "virt", "-bios", "none", "-kernel", elf, "-nographic", "-monitor", "none",
+                            "-singlestep", "-d", "exec,nochain", "-D", log], capture_output=True, timeout=600)
+        dt = time.perf_counter() - t
+        with open(log, "rb") as f:
+            n = sum(1 for line in f if line.startswith(b"Trace "))
+    return {"steps": n, "seconds": dt, "rate": n / dt, "exit_code": p.returncode}
+
+
+def measure(iters: int = 100_000) -> dict:
+    try:
+        from refmodel import mmu  # noqa: F401
+        mode, mode_name = 8, "sv39x4"
+    except ImportError:
+        mode, mode_name = 0, "bare (refmodel.mmu not available)"
+    with tempfile.TemporaryDirectory() as d:
+        elf = build_guest(d, iters, mode)
+        model = bench_model(elf)
+        qemu = bench_qemu(elf)
+    out = {"hgatp": mode_name, "model": model, "qemu-7.2": qemu,
+           "ratio_model_over_qemu": (model["rate"] / qemu["rate"]) if qemu else None,
+           "python": sys.version.split()[0], "implementation": sys.implementation.name}
+    return out
+
+
+def _print(r: dict) -> None:
+    m, q = r["model"], r["qemu-7.2"]
+    print(f"bench guest: VS-mode loop, hgatp {r['hgatp']}, tracing on ({r['implementation']} {r['python']})")
+    print(f"model     : {m['steps']:>10} steps in {m['seconds']:.2f} s = {m['rate']:,.0f} instr/s (exit {m['exit_code']})")
+    if q:
+        print(f"qemu-7.2  : {q['steps']:>10} steps in {q['seconds']:.2f} s = {q['rate']:,.0f} instr/s "
+              f"(-singlestep -d exec,nochain, whole process)")
+        print(f"ratio     : model / qemu-7.2 = {r['ratio_model_over_qemu']:.2f}")
+    else:
+        print("qemu-7.2  : not installed, no ratio")
+
+
+def run(args) -> int:
+    try:
+        r = measure(args.iters)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"bench: cannot build or run the bench guest: {e}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", False):
+        print(json.dumps(r, indent=2))
+    else:
+        _print(r)
+    return 0
+
+
+def add_subcommand(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="measure the model's instructions/s next to QEMU 7.2 on one guest",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iters", type=int, default=100_000, help="loop iterations (9 instructions each)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=run)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="refmodel.bench")
+    sub = ap.add_subparsers()
+    add_subcommand(sub)
+    return run(ap.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
