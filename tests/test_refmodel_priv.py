@@ -1,0 +1,219 @@
+"""Privilege rules of the model, one instruction at a time (no toolchain needed).
+
+Spec: RISC-V Privileged Architecture 20240411, chapters 2 (CSR access), 3 (M-mode: MRET,
+medeleg, TVM/TW/TSR, MPRV) and 9 (H extension: hstatus, hedeleg, virtual-instruction
+exception 9.6.1, trap entry 9.5.2, trap return 9.5.3, HLV/HSV 9.3).
+"""
+import pytest
+
+from refmodel import csr as C
+from refmodel.hart import Hart
+from refmodel.profile import PROFILES
+from refmodel.trap import ECALL_S, ECALL_U, ECALL_VS, ILLEGAL, VIRTUAL_INSN
+
+PROF = PROFILES["qemu-10.0"]
+BASE = PROF.ram_base
+
+
+def csrrs(rd, csr, rs1=0):
+    return (csr << 20) | (rs1 << 15) | (2 << 12) | (rd << 7) | 0x73
+
+
+def csrrw(rd, csr, rs1):
+    return (csr << 20) | (rs1 << 15) | (1 << 12) | (rd << 7) | 0x73
+
+
+ECALL, MRET, SRET, WFI = 0x73, 0x30200073, 0x10200073, 0x10500073
+SFENCE, HFENCE_VVMA, HFENCE_GVMA = 0x12000073, 0x22000073, 0x62000073
+HLV_D_A0_A1 = 0x6C05C573          # hlv.d a0, (a1)
+HSV_D_A0_A1 = 0x6EA5C073          # hsv.d a0, (a1)
+
+
+def hart(priv=3, v=0, **csrs):
+    h = Hart(PROF)
+    h.pc = BASE
+    h.priv, h.v = priv, v
+    # an all-RWX PMP entry so S/U fetches succeed (Priv. 3.7.1: no match fails below M)
+    h.csr[0x3B0] = (1 << 54) - 1
+    h.csr[0x3A0] = 0x1F
+    h.pmp_changed()
+    for name, val in csrs.items():
+        h.csr[C.NUMBERS[name]] = val
+    h.csr[0x305] = h.csr[0x105] = h.csr[0x205] = BASE + 0x800
+    return h
+
+
+def step(h, insn):
+    h.mem.write(h.pc, 4, insn)
+    h.icache.clear()
+    return h.step()
+
+
+# ---------------------------------------------------------------- CSR access (Priv. 2.1, H 9.6.1)
+@pytest.mark.parametrize("priv,v,csr,cause", [
+    (1, 0, 0x300, ILLEGAL),        # M CSR from HS
+    (1, 1, 0x300, ILLEGAL),        # M CSR from VS: never virtual-instruction
+    (1, 1, 0x600, VIRTUAL_INSN),   # hstatus from VS: HS could access it
+    (1, 1, 0x680, VIRTUAL_INSN),   # hgatp from VS
+    (0, 1, 0x100, VIRTUAL_INSN),   # sstatus from VU
+    (0, 1, 0x600, VIRTUAL_INSN),   # hypervisor CSR from VU
+    (0, 0, 0x100, ILLEGAL),        # sstatus from U
+    (0, 0, 0x600, ILLEGAL),
+])
+def test_csr_access_faults(priv, v, csr, cause):
+    s = step(hart(priv, v), csrrs(10, csr))
+    assert s.trap is not None and s.trap.cause == cause
+
+
+def test_write_to_read_only_csr_is_illegal_even_from_vs():
+    # hgeip (0xE12) is read-only: HS could not write it either, so V=1 gives illegal, not virtual
+    s = step(hart(1, 1), csrrw(0, 0xE12, 10))
+    assert s.trap.cause == ILLEGAL
+
+
+def test_vs_csr_substitution():
+    # H 9.2: with V=1, an access to an S CSR reaches the VS CSR
+    h = hart(1, 1)
+    h.x[10] = 0x1234
+    assert step(h, csrrw(0, 0x140, 10)).trap is None      # sscratch -> vsscratch
+    assert h.csr[0x240] == 0x1234 and h.csr[0x140] == 0
+
+
+def test_tvm_and_vtvm():
+    h = hart(1, 0, mstatus=C.TVM)
+    assert step(h, csrrs(10, 0x180)).trap.cause == ILLEGAL              # Priv. 3.1.6.5
+    h = hart(1, 0, mstatus=C.TVM)
+    assert step(h, SFENCE).trap.cause == ILLEGAL
+    h = hart(1, 0, mstatus=C.TVM)
+    assert step(h, HFENCE_GVMA).trap.cause == ILLEGAL                   # H 9.2.10
+    h = hart(1, 1, hstatus=C.H_VTVM)
+    assert step(h, csrrs(10, 0x180)).trap.cause == VIRTUAL_INSN         # H 9.2.1 VTVM
+    h = hart(1, 1, hstatus=C.H_VTVM)
+    assert step(h, SFENCE).trap.cause == VIRTUAL_INSN
+
+
+@pytest.mark.parametrize("insn", [HFENCE_VVMA, HFENCE_GVMA])
+def test_hfence_rules(insn):
+    assert step(hart(1, 1), insn).trap.cause == VIRTUAL_INSN
+    assert step(hart(0, 1), insn).trap.cause == VIRTUAL_INSN
+    assert step(hart(0, 0), insn).trap.cause == ILLEGAL
+    assert step(hart(1, 0), insn).trap is None
+
+
+def test_wfi_rules():
+    assert step(hart(1, 0), WFI).trap is None                            # a no-op is allowed
+    assert step(hart(1, 0, mstatus=C.TW), WFI).trap.cause == ILLEGAL
+    assert step(hart(1, 1, hstatus=C.H_VTW), WFI).trap.cause == VIRTUAL_INSN
+    assert step(hart(0, 1), WFI).trap.cause == VIRTUAL_INSN
+    assert step(hart(0, 0), WFI).trap.cause == ILLEGAL
+
+
+# ---------------------------------------------------------------- delegation (Priv. 3.1.8, H 9.4.2)
+@pytest.mark.parametrize("priv,v,medeleg,hedeleg,cause,target", [
+    (0, 0, 0, 0, ECALL_U, "M"),
+    (0, 0, 1 << ECALL_U, 0, ECALL_U, "HS"),
+    (0, 1, 1 << ECALL_U, 1 << ECALL_U, ECALL_U, "VS"),
+    (1, 1, 1 << ECALL_VS, 0, ECALL_VS, "HS"),
+    (1, 0, 1 << ECALL_S, 0, ECALL_S, "HS"),
+    (1, 1, 0, 0, ECALL_VS, "M"),
+])
+def test_ecall_delegation(priv, v, medeleg, hedeleg, cause, target):
+    h = hart(priv, v, medeleg=medeleg, hedeleg=hedeleg)
+    s = step(h, ECALL)
+    assert (s.trap.cause, s.trap.target) == (cause, target)
+    assert h.pc == BASE + 0x800
+    assert (h.priv, h.v) == {"M": (3, 0), "HS": (1, 0), "VS": (1, 1)}[target]
+
+
+def test_trap_entry_to_hs_records_spv_spvp():
+    h = hart(1, 1, medeleg=1 << ECALL_VS)
+    step(h, ECALL)
+    assert h.csr[0x600] & C.H_SPV and h.csr[0x600] & C.H_SPVP
+    assert h.csr[0x300] & C.SPP and h.csr[0x141] == BASE and h.csr[0x142] == ECALL_VS
+
+
+def test_trap_entry_to_m_records_mpv_mpp():
+    h = hart(0, 1)
+    step(h, ECALL)
+    s = h.csr[0x300]
+    assert s & C.MPV and (s >> C.MPP_SHIFT) & 3 == 0 and h.csr[0x342] == ECALL_U
+
+
+def test_hedeleg_read_only_bits():
+    h = hart()
+    h.x[10] = (1 << 64) - 1
+    step(h, csrrw(0, 0x602, 10))
+    for c in (9, 10, 11, 20, 21, 22, 23):            # H 9.2.2: read-only zero
+        assert not (h.csr[0x602] >> c) & 1
+
+
+# ---------------------------------------------------------------- trap return (Priv. 3.3.2, H 9.5.3)
+def test_mret_to_vs_and_sret_from_hs_to_vu():
+    h = hart(3, 0, mstatus=(1 << C.MPP_SHIFT) | C.MPV, mepc=BASE + 0x40)
+    step(h, MRET)
+    assert (h.priv, h.v, h.pc) == (1, 1, BASE + 0x40)
+    assert not h.csr[0x300] & C.MPV
+    h = hart(1, 0, hstatus=C.H_SPV, sepc=BASE + 0x80)
+    step(h, SRET)
+    assert (h.priv, h.v, h.pc) == (0, 1, BASE + 0x80) and not h.csr[0x600] & C.H_SPV
+
+
+def test_sret_in_vs_uses_vsstatus_and_stays_virtual():
+    h = hart(1, 1, vsstatus=C.SPP, vsepc=BASE + 0x20)
+    step(h, SRET)
+    assert (h.priv, h.v, h.pc) == (1, 1, BASE + 0x20)
+    assert not h.csr[0x200] & C.SPP
+
+
+def test_sret_rules():
+    assert step(hart(1, 1, hstatus=C.H_VTSR), SRET).trap.cause == VIRTUAL_INSN
+    assert step(hart(0, 1), SRET).trap.cause == VIRTUAL_INSN
+    assert step(hart(1, 0, mstatus=C.TSR), SRET).trap.cause == ILLEGAL
+    assert step(hart(0, 0), SRET).trap.cause == ILLEGAL
+    assert step(hart(1, 0), MRET).trap.cause == ILLEGAL
+    assert step(hart(1, 1), MRET).trap.cause == VIRTUAL_INSN
+
+
+# ---------------------------------------------------------------- HLV/HSV (H 9.3)
+def test_hlv_hsv_rules():
+    assert step(hart(1, 1), HLV_D_A0_A1).trap.cause == VIRTUAL_INSN
+    assert step(hart(0, 1), HSV_D_A0_A1).trap.cause == VIRTUAL_INSN
+    assert step(hart(0, 0), HLV_D_A0_A1).trap.cause == ILLEGAL          # U without hstatus.HU
+    h = hart(0, 0, hstatus=C.H_HU)                                       # U with HU: allowed (as VU, Bare)
+    h.x[11] = BASE + 0x100
+    h.mem.write(BASE + 0x100, 8, 0xABCDEF)
+    s = step(h, HLV_D_A0_A1)
+    assert s.trap is None and h.x[10] == 0xABCDEF
+
+
+def test_hsv_stores_through_guest_translation():
+    h = hart(1, 0)
+    h.x[10], h.x[11] = 0x55AA, BASE + 0x200
+    assert step(h, HSV_D_A0_A1).trap is None
+    assert h.mem.read(BASE + 0x200, 8) == 0x55AA
+
+
+def test_mprv_with_mpv_uses_guest_privilege_for_data_only():
+    # Priv. 3.1.6.3 with H 9.4.1: MPRV=1, MPP=S, MPV=1 -> loads act as VS; fetch stays M.
+    h = hart(3, 0, mstatus=C.MPRV | (1 << C.MPP_SHIFT) | C.MPV)
+    assert h.eff_ls() == (1, 1)
+    h = hart(3, 0, mstatus=C.MPRV | (3 << C.MPP_SHIFT) | C.MPV)
+    assert h.eff_ls() == (3, 0)
+
+
+def test_counters_gated_by_counteren():
+    # Priv. 3.1.11 / H 9.2.4: instret from VS needs mcounteren and hcounteren
+    assert step(hart(1, 0), csrrs(10, 0xC02)).trap.cause == ILLEGAL
+    assert step(hart(1, 1, mcounteren=4), csrrs(10, 0xC02)).trap.cause == VIRTUAL_INSN
+    assert step(hart(1, 1, mcounteren=4, hcounteren=4), csrrs(10, 0xC02)).trap is None
+
+
+def test_hgatp_warl():
+    h = hart()
+    h.x[10] = (8 << 60) | (((1 << 16) - 1) << 44) | 0x80003
+    step(h, csrrw(0, 0x680, 10))
+    v = h.csr[0x680]
+    assert v >> 60 == 8 and (v >> 44) & 0xFFFF == (1 << PROF.vmidlen) - 1 and v & 3 == 0
+    h.x[10] = 5 << 60                  # reserved MODE: profile "keep" leaves hgatp unchanged
+    step(h, csrrw(0, 0x680, 10))
+    assert h.csr[0x680] == v
