@@ -18,7 +18,7 @@ OPIN = {0: "addi", 2: "slti", 3: "sltiu", 4: "xori", 6: "ori", 7: "andi"}
 LDN = {0: "lb", 1: "lh", 2: "lw", 3: "ld", 4: "lbu", 5: "lhu", 6: "lwu"}
 STN = {0: "sb", 1: "sh", 2: "sw", 3: "sd"}
 BRN = {0: "beq", 1: "bne", 4: "blt", 5: "bge", 6: "bltu", 7: "bgeu"}
-AMON = {0x00: "amoswap", 0x01: "amoadd", 0x04: "amoxor", 0x0C: "amoand", 0x08: "amoor", 0x10: "amomin",
+AMON = {0x01: "amoswap", 0x00: "amoadd", 0x04: "amoxor", 0x0C: "amoand", 0x08: "amoor", 0x10: "amomin",
         0x14: "amomax", 0x18: "amominu", 0x1C: "amomaxu", 0x02: "lr", 0x03: "sc"}
 CSRN = {1: "csrrw", 2: "csrrs", 3: "csrrc", 5: "csrrwi", 6: "csrrsi", 7: "csrrci"}
 SYS = {0x00000073: "ecall", 0x00100073: "ebreak", 0x30200073: "mret", 0x10200073: "sret", 0x10500073: "wfi",

@@ -95,7 +95,7 @@ OP32 = {  # OP-32 (0x3B)
 BR = {0: lambda a, b: a == b, 1: lambda a, b: a != b, 4: lambda a, b: _s(a) < _s(b),
       5: lambda a, b: _s(a) >= _s(b), 6: lambda a, b: a < b, 7: lambda a, b: a >= b}
 LOADS = {0: (1, True), 1: (2, True), 2: (4, True), 3: (8, False), 4: (1, False), 5: (2, False), 6: (4, False)}
-AMO = {0x00: lambda m, r: r, 0x01: lambda m, r: m + r, 0x04: lambda m, r: m ^ r, 0x0C: lambda m, r: m & r,
+AMO = {0x01: lambda m, r: r, 0x00: lambda m, r: m + r, 0x04: lambda m, r: m ^ r, 0x0C: lambda m, r: m & r,
        0x08: lambda m, r: m | r, 0x10: min, 0x14: max, 0x18: min, 0x1C: max}
 
 
