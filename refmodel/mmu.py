@@ -52,6 +52,7 @@ class Fault:
     implicit: bool = False         # raised by the G-stage translation of a VS-stage PTE address
     stage: str = "s"               # "vs" | "g" | "s" | "pmp"
     tinst: int = 0                 # filled by the hart through refmodel.tinst
+    implicit_write: bool = False   # the implicit access was the A/D update of a VS PTE (a write)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class _Fail(Exception):
 
     def __init__(self, kind: str, stage: str, gpa: int | None = None, implicit: bool = False):
         self.kind, self.stage, self.gpa, self.implicit = kind, stage, gpa, implicit
+        self.write = False
 
 
 class _Walker:
@@ -245,14 +247,16 @@ class _Walker:
         if gpa >> st.addr_bits:
             # "address bits above the GPA width (41/50/59) must all be zero, or else a guest-page fault".
             self.note("g", st.levels - 1, 0, 0, f"GPA bits above {st.addr_bits} set")
-            raise _Fail("page", "g", gpa=gpa, implicit=implicit)
+            e = _Fail("page", "g", gpa=gpa, implicit=implicit)
+            e.write = implicit and access == "store"
+            raise e
         # hgatp.PPN[1:0] are zero: the root is 16 KiB aligned (H "hgatp").
         root = (hgatp & PPN_MASK) & ~3
         try:
             # Implicit PTE accesses are plain reads/writes: HLVX's X rule is for the original access only.
             return self.walk_stage(st, root, gpa, access, hlvx=self.hlvx and not implicit)
         except _Fail as e:
-            e.gpa, e.implicit = gpa, implicit
+            e.gpa, e.implicit, e.write = gpa, implicit, implicit and access == "store"
             raise
 
 
@@ -303,7 +307,8 @@ def translate(ctx, va: int, access: str, priv: int, v: int, *, record_walk: bool
         if e.kind == "access":
             t.fault = Fault(ACCESS_FAULT[access], va, 0, bool(v), False, "pmp")
         elif e.stage == "g":
-            t.fault = Fault(GUEST_PAGE_FAULT[access], va, (e.gpa or 0) >> 2, True, e.implicit, "g")
+            t.fault = Fault(GUEST_PAGE_FAULT[access], va, (e.gpa or 0) >> 2, True, e.implicit, "g",
+                            implicit_write=e.write)
             if e.implicit:
                 t.gpa = None
         else:
