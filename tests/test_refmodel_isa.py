@@ -1,0 +1,186 @@
+"""Small hand-assembled programs on the model (Unprivileged spec 20240411: RV64I, M, A, C;
+Priv. 20240411 3.7 PMP, H 9.5 trap entry) plus the same ELF on QEMU 7.2 where the
+step count and the console must agree."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from refmodel.hart import Hart
+from refmodel.profile import PROFILES
+
+PROF = PROFILES["qemu-7.2"]
+GCC = shutil.which("riscv64-unknown-elf-gcc")
+QEMU72 = "/usr/bin/qemu-system-riscv64"
+pytestmark = pytest.mark.skipif(GCC is None, reason="riscv64-unknown-elf-gcc not installed")
+
+PRE = """
+.section .text
+.globl _start
+_start:
+  la t0, mtrap
+  csrw mtvec, t0
+"""
+POST = """
+  li t6, 0x100000
+  li t5, 0x5555
+  sw t5, 0(t6)
+.balign 4
+mtrap:
+  csrr s10, mcause
+  csrr s11, mtval
+  li t6, 0x100000
+  li t5, 0x23333
+  sw t5, 0(t6)
+1: j 1b
+.section .data
+.balign 8
+buf: .dword 0x8000000000000005, 7, 0, 0
+"""
+
+
+def build(tmp_path, body, name="t"):
+    src = tmp_path / f"{name}.S"
+    elf = tmp_path / f"{name}.elf"
+    src.write_text(PRE + body + POST)
+    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
+                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N", "-o", str(elf),
+                    str(src)], check=True, capture_output=True)
+    return str(elf)
+
+
+def run(elf, steps=10_000):
+    h = Hart.from_elf(elf, PROF)
+    trace = list(h.run(steps))
+    return h, trace
+
+
+def reg(h, name):
+    from refmodel.disasm import REG_NAMES
+    return h.x[REG_NAMES.index(name)]
+
+
+def test_m_extension_corner_cases(tmp_path):
+    # Unpriv. "M": division by zero gives all ones / the dividend; overflow gives the dividend / 0
+    elf = build(tmp_path, """
+  li a0, -7
+  li a1, 0
+  div a2, a0, a1
+  rem a3, a0, a1
+  li a1, -1
+  li a4, 1
+  slli a4, a4, 63
+  div a5, a4, a1
+  rem a6, a4, a1
+  li a0, -7
+  li a1, 2
+  div a7, a0, a1
+  mulh s2, a0, a0
+  mulhu s3, a0, a1
+  divuw s4, a0, a1
+  remw s5, a0, a1
+""")
+    h, _ = run(elf)
+    assert h.exit_code == 0
+    M = (1 << 64) - 1
+    assert reg(h, "a2") == M and reg(h, "a3") == (-7) & M
+    assert reg(h, "a5") == 1 << 63 and reg(h, "a6") == 0
+    assert reg(h, "a7") == (-3) & M and reg(h, "s2") == 0
+    assert reg(h, "s3") == 1 and reg(h, "s4") == 0x7FFFFFFC and reg(h, "s5") == (-1) & M
+
+
+def test_atomics_and_lr_sc(tmp_path):
+    elf = build(tmp_path, """
+  la a0, buf
+  li a1, 3
+  amoadd.d a2, a1, (a0)
+  amoswap.d a3, a1, (a0)
+  li a1, -1
+  amomin.d a4, a1, (a0)
+  amomaxu.d a5, a1, (a0)
+  addi a6, a0, 8
+  lr.d a7, (a6)
+  addi a7, a7, 1
+  sc.d s2, a7, (a6)
+  sc.d s3, a7, (a6)
+  ld s4, 8(a0)
+  amoadd.w s5, a1, (a0)
+""")
+    h, _ = run(elf)
+    assert h.exit_code == 0
+    M = (1 << 64) - 1
+    assert reg(h, "a2") == 0x8000000000000005 and reg(h, "a3") == 0x8000000000000008
+    assert reg(h, "a4") == 3 and reg(h, "a5") == M          # min(3,-1) = -1 stored; maxu(-1, -1)
+    assert reg(h, "s2") == 0 and reg(h, "s3") == 1 and reg(h, "s4") == 8
+    assert reg(h, "s5") == M
+
+
+def test_misaligned_amo_traps_and_access_fault_outside_memory(tmp_path):
+    elf = build(tmp_path, """
+  la a0, buf
+  addi a0, a0, 1
+  amoadd.d a2, a1, (a0)
+""")
+    h, trace = run(elf)
+    assert h.exit_code == 2 and reg(h, "s10") == 6          # store/AMO address misaligned
+    elf = build(tmp_path, """
+  li a0, 0x40000000
+  ld a1, 0(a0)
+""", "b")
+    h, trace = run(elf)
+    assert reg(h, "s10") == 5 and reg(h, "s11") == 0x40000000
+    traps = [st.trap for st in trace if st.trap]
+    assert [(t.cause, t.target, t.tval) for t in traps] == [(5, "M", 0x40000000)]
+
+
+def test_pmp_no_match_fails_below_m(tmp_path):
+    # Priv. 3.7.1: with PMP entries implemented and none matching, an S-mode access fails
+    elf = build(tmp_path, """
+  li t0, (1 << 11)
+  csrs mstatus, t0
+  la t0, s_mode
+  csrw mepc, t0
+  mret
+s_mode:
+  nop
+""")
+    h, trace = run(elf)
+    assert reg(h, "s10") == 1                               # instruction access fault at s_mode
+    assert any(s.trap and s.trap.cause == 1 for s in trace)
+
+
+@pytest.mark.skipif(not os.path.exists(QEMU72), reason="QEMU 7.2 not installed")
+def test_same_steps_and_console_as_qemu_72(tmp_path):
+    elf = build(tmp_path, """
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
+  li t0, (1 << 11) | (1 << 39)
+  csrs mstatus, t0
+  la t0, vs
+  csrw mepc, t0
+  mret
+vs:
+  li a0, 0x10000000
+  li a1, 'o'
+  sb a1, 0(a0)
+  li a1, 'k'
+  sb a1, 0(a0)
+  lb a2, 5(a0)
+  li a3, 20
+1: addi a3, a3, -1
+  c.addi a3, 0
+  bnez a3, 1b
+  ecall
+""")
+    h, trace = run(elf)
+    log = tmp_path / "q.log"
+    p = subprocess.run([QEMU72, "-M", "virt", "-bios", "none", "-kernel", elf, "-nographic", "-monitor", "none",
+                        "-singlestep", "-d", "exec,nochain", "-D", str(log)], capture_output=True, timeout=60)
+    pcs = [int(line.split("/")[1], 16) for line in log.read_text().splitlines() if line.startswith("Trace ")]
+    assert p.stdout.decode() == h.uart_output == "ok"
+    # QEMU logs one line per instruction attempt (the trapping ecall included), from the reset stub on
+    assert pcs == [s.pc for s in trace]
+    assert h.exit_code == p.returncode == 2 and reg(h, "s10") == 10     # ecall from VS, then fail exit
