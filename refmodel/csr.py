@@ -7,6 +7,7 @@ instruction exception 9.6).
 """
 from __future__ import annotations
 
+from refmodel import warl   # satp/vsatp/hgatp WARL rules (helper C's module)
 from refmodel.trap import ILLEGAL, VIRTUAL_INSN, Exc
 
 NAMES = {
@@ -208,11 +209,11 @@ def write(h, num: int, val: int) -> None:
     elif num in (0x306, 0x106, 0x606, 0x320):
         c[num] = val & 0xFFFFFFFF
     elif num == 0x180:
-        _write_atp(h, num, val, h.profile.satp_modes, 60, h.profile.asidlen)
+        c[num] = warl.legalise_satp(c[num], val, h.profile)
     elif num == 0x280:
-        _write_atp(h, num, val, h.profile.satp_modes, 60, h.profile.asidlen)
+        c[num] = warl.legalise_vsatp(c[num], val, h.profile)
     elif num == 0x680:
-        _write_hgatp(h, val)
+        c[num] = warl.legalise_hgatp(c[num], val, h.profile)
     elif 0x3A0 <= num <= 0x3AF:
         if num & 1:
             return                               # odd pmpcfg do not exist on RV64
@@ -237,26 +238,3 @@ def write(h, num: int, val: int) -> None:
     else:
         c[num] = val
     h.flush_tlb()
-
-
-def _write_atp(h, num, val, modes, shift, asidlen):
-    """satp/vsatp: "If satp is written with an unsupported MODE, the entire write has
-    no effect" (Priv. 10.1.11).  ASID is WARL with ASIDLEN bits."""
-    mode = val >> shift
-    if mode not in modes:
-        return
-    asid_mask = ((1 << asidlen) - 1) << 44
-    h.csr[num] = val & ((0xF << 60) | asid_mask | ((1 << 44) - 1))
-
-
-def _write_hgatp(h, val):
-    """hgatp (H 9.2.10): MODE WARL, VMID WARL with VMIDLEN bits, PPN[1:0] read as zero."""
-    prof = h.profile
-    mode = val >> 60
-    if mode not in prof.hgatp_modes:
-        if prof.hgatp_unsupported_write == "keep":
-            return
-        val = 0
-        mode = 0
-    vmid = (val >> 44) & ((1 << prof.vmidlen) - 1)
-    h.csr[0x680] = (mode << 60) | (vmid << 44) | (val & ((1 << 44) - 1) & ~3)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from difftest.trace import Step, Trap, Xlat
 from refmodel import csr as C
+from refmodel import pmp as _pmp
+from refmodel import tinst as _tinst
 from refmodel.decode import expand_c
 from refmodel.devices import MROM_BASE, reset_stub
 from refmodel.execute import decode
@@ -25,7 +27,6 @@ except ImportError:                 # helper C's part not landed yet: Bare trans
 
 M64 = (1 << 64) - 1
 ACCESS_FAULT = {"fetch": INSN_ACCESS, "load": LOAD_ACCESS, "store": STORE_ACCESS}
-PMP_BIT = {"fetch": 4, "load": 1, "store": 2}
 
 
 class MMUContext:
@@ -192,13 +193,8 @@ class Hart:
         return _mmu.translate(ctx, va, access, priv, v, record_walk=rw)
 
     def _tinst(self, fault, insn, access):
-        if self.profile.tinst_policy == "zero" or fault.cause not in GUEST_PAGE_CAUSES:
-            return getattr(fault, "tinst", 0) or 0
-        try:
-            from refmodel import tinst
-            return tinst.tinst_for(insn, fault, access, self.profile)
-        except Exception:           # C's tinst.py missing or another API: report 0
-            return 0
+        """htinst/mtinst per profile.tinst_policy (H "Transformed instruction or pseudoinstruction")."""
+        return _tinst.tinst_for(insn if access != "fetch" else None, fault, access, self.profile)
 
     def translate(self, va, access, priv, v, record_walk=True):
         """Side-effect-free translation (no A/D writes, no TLB fill) -> refmodel.mmu.Translation."""
@@ -206,41 +202,15 @@ class Hart:
 
     # ------------------------------------------------------------------ PMP (Priv. 3.7)
     def pmp_changed(self):
-        rules = []
-        prev = 0
         c = self.csr
-        for i in range(self.profile.pmp_entries):
-            cfg = (c[0x3A0 + 2 * (i // 8)] >> (8 * (i % 8))) & 0xFF
-            addr = c[0x3B0 + i]
-            a = (cfg >> 3) & 3
-            if a == 1:
-                lo, hi = prev << 2, addr << 2
-            elif a == 2:
-                lo, hi = addr << 2, (addr << 2) + 4
-            elif a == 3:
-                ones = (~addr & (addr + 1)).bit_length() - 1      # trailing ones
-                size = 1 << (ones + 3)
-                lo = (addr & ~((1 << ones) - 1)) << 2
-                hi = lo + size
-            else:
-                lo = hi = None
-            if lo is not None:
-                rules.append((lo, hi, cfg))
-            prev = addr
-        self.pmp_rules = rules
+        n = self.profile.pmp_entries
+        cfgs = _pmp.cfg_bytes([c[0x3A0 + 2 * k] for k in range(8)], n)
+        self.pmp_rules = _pmp.regions(cfgs, [c[0x3B0 + i] for i in range(n)], self.profile.pmp_granularity)
         self.flush_tlb()
 
     def pmp_ok(self, pa, size, access, priv):
-        """Priv. 3.7.1: the lowest-numbered matching entry decides; M succeeds unless L is set;
-        with no match, M succeeds and S/U fail (entries are implemented)."""
-        for lo, hi, cfg in self.pmp_rules:
-            if pa < hi and pa + size > lo:
-                if not (lo <= pa and pa + size <= hi):
-                    return False              # partial match fails
-                if priv == 3 and not cfg & 0x80:
-                    return True
-                return bool(cfg & PMP_BIT[access])
-        return priv == 3 or self.profile.pmp_entries == 0
+        """Priv. 3.7.1 (refmodel.pmp): lowest-numbered match decides; no match fails below M."""
+        return _pmp.check(self.pmp_rules, pa, size, access, priv, self.profile.pmp_entries)
 
     # ------------------------------------------------------------------ memory accesses
     def _phys(self, va, pa, size, access, priv):
