@@ -1,0 +1,19 @@
+"""Backends: ``run(elf, backend=...)`` dispatches to QEMU or the model (ARCHITECTURE section 5)."""
+from __future__ import annotations
+
+from difftest.backends.result import MISSING_BACKEND, RunResult
+
+
+def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
+        timeout: float = 60, max_steps: int = 5_000_000, out_path, use_cache: bool = True, **kw) -> RunResult:
+    """Run one backend on one ELF; always a RunResult, never a traceback."""
+    args = dict(backend=backend, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
+                max_steps=max_steps, out_path=out_path, **kw)
+    if backend == "model":
+        try:
+            from difftest.backends import model
+        except ImportError as e:
+            return RunResult("error", None, None, None, f"the model backend is not available: {e}", MISSING_BACKEND)
+        return model.run(elf_path, **args)
+    from difftest.backends import qemu
+    return qemu.run(elf_path, use_cache=use_cache, **args)

@@ -1,0 +1,182 @@
+"""Streaming parser of QEMU's ``-d exec,int,mmu,nochain`` log into trace steps.
+
+Both dialects (7.2 and 10.0) print the same three kinds of line we use:
+
+* ``Trace 0: 0x7f.. [cs_base/pc/flags/cflags] sym`` -- one per executed TB; with
+  one instruction per TB (7.2 ``-singlestep``, >= 8.1 ``one-insn-per-tb=on``)
+  one per instruction attempt, printed *before* the instruction runs.
+* ``riscv_cpu_tlb_fill ad <va> rw <0 load|1 store|2 fetch> mmu_idx <n>`` followed
+  by ``address=..`` (one stage) or ``1st-stage ..`` / ``2nd-stage ..`` (two-stage
+  translation, Priv. 20240411, 9.5 "Two-Stage Address Translation") and a
+  ``PMP ..`` line when it succeeded.  Only TLB *fills* are logged: fetch fills
+  precede the exec line of the instruction fetched, data fills follow the exec
+  line of the instruction that made them.
+* ``riscv_cpu_do_interrupt: hart:0, async:A, cause:C, epc:E, tval:T, desc=..``
+  -- the trap raised by the current step.  An instruction-fetch fault has no
+  exec line: it is still a step, at the faulting pc (= epc).
+
+The TB flags are not decoded (their layout changes between versions), so
+``Step.priv``/``v`` and ``Step.insn`` stay None; htval/htinst/GVA are not
+printed by either dialect's ``-d int`` and stay None.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from difftest.trace import Step, Trap, Xlat
+
+_EXEC = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[([0-9a-f]+)/([0-9a-f]+)/([0-9a-f]+)/([0-9a-f]+)\]")
+_FILL = re.compile(r"^riscv_cpu_tlb_fill ad ([0-9a-f]+) rw (\d+) mmu_idx (\d+)")
+_STAGE = re.compile(r"^riscv_cpu_tlb_fill (1st-stage |2nd-stage |)address=([0-9a-f]+) ret (\d+) physical ([0-9a-f]+)")
+_PMP = re.compile(r"^riscv_cpu_tlb_fill PMP address=([0-9a-f]+) ret (\d+)")
+_INT = re.compile(r"^riscv_cpu_do_interrupt: hart:\s*\d+, async:(\d), cause:([0-9a-f]+), epc:0x([0-9a-f]+), "
+                  r"tval:0x([0-9a-f]+)")
+
+ACCESS = {0: "load", 1: "store", 2: "fetch"}
+# QEMU's TRANSLATE_SUCCESS=0, TRANSLATE_FAIL=1, TRANSLATE_PMP_FAIL=2, TRANSLATE_G_STAGE_FAIL=3
+_PAGE_FAULT = {"fetch": 12, "load": 13, "store": 15}
+_GUEST_PAGE_FAULT = {"fetch": 20, "load": 21, "store": 23}   # Priv. 9.6.2 (H chapter) exception codes
+_ACCESS_FAULT = {"fetch": 1, "load": 5, "store": 7}
+
+
+class LogTruncated(Exception):
+    """The log ended inside a record."""
+
+
+@dataclass
+class _Fill:
+    xlat: Xlat
+    lines: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+def _priv_of_mmu_idx(idx: int) -> int:
+    # MMUIdx_U=0, S=1, S_SUM=2, M=3 in both versions; higher bits are HLV/virt flags.
+    return {0: 0, 1: 1, 2: 1, 3: 3}[idx & 3]
+
+
+def _stage_result(fill: _Fill, kind: str, ret: int, phys: int) -> None:
+    x = fill.xlat
+    if kind == "1st-stage ":
+        x.v = 1
+        if ret == 0:
+            x.gpa = phys
+        else:
+            x.fault_stage = {1: "vs", 2: "pmp", 3: "g"}.get(ret, "vs")
+            x.implicit = ret == 3          # G-stage fault on the implicit access to a VS-stage PTE
+            fill.done = True
+    elif kind == "2nd-stage ":
+        x.v = 1
+        if ret == 0:
+            x.pa = phys
+        else:
+            x.fault_stage = "pmp" if ret == 2 else "g"
+            fill.done = True
+    else:
+        if ret == 0:
+            x.pa = phys
+            x.gpa = None
+        else:
+            x.fault_stage = "pmp" if ret == 2 else "s"
+            fill.done = True
+    if x.fault_stage:
+        table = {"vs": _PAGE_FAULT, "s": _PAGE_FAULT, "g": _GUEST_PAGE_FAULT, "pmp": _ACCESS_FAULT}
+        x.fault_cause = table[x.fault_stage][x.access]
+
+
+def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | None = None) -> Iterator[Step]:
+    """Yield steps from log lines, lazily.  ``stats`` receives ``steps``, ``truncated``
+    and ``step_limit`` when the iterator is exhausted."""
+    stats = stats if stats is not None else {}
+    stats.update(steps=0, truncated=False, step_limit=False, unknown_lines=0)
+    cur: Step | None = None           # the step whose exec line was seen last
+    pending_fetch: list[Xlat] = []    # fetch fills waiting for their exec line (or fetch fault)
+    fill: _Fill | None = None
+    n = 0
+
+    def close_fill():
+        nonlocal fill
+        if fill is None:
+            return
+        x = fill.xlat
+        x.raw = "\n".join(fill.lines)
+        if x.access == "fetch" or cur is None:
+            pending_fetch.append(x)
+        else:
+            cur.xlats.append(x)
+        fill = None
+
+    for line in lines:
+        line = line.rstrip("\n")
+        m = _EXEC.match(line)
+        if m:
+            close_fill()
+            if cur is not None:
+                yield cur
+                n += 1
+                if max_steps is not None and n >= max_steps:
+                    stats.update(steps=n, step_limit=True)
+                    return
+            cur = Step(i=n, pc=int(m.group(2), 16), xlats=pending_fetch, raw=line)
+            pending_fetch = []
+            continue
+        m = _FILL.match(line)
+        if m:
+            close_fill()
+            idx = int(m.group(3))
+            fill = _Fill(Xlat(access=ACCESS.get(int(m.group(2)), "load"), va=int(m.group(1), 16),
+                              priv=_priv_of_mmu_idx(idx), v=0), [line])
+            continue
+        m = _STAGE.match(line)
+        if m and fill is not None:
+            fill.lines.append(line)
+            _stage_result(fill, m.group(1), int(m.group(3)), int(m.group(4), 16))
+            if fill.done:
+                close_fill()
+            continue
+        m = _PMP.match(line)
+        if m and fill is not None:
+            fill.lines.append(line)
+            if int(m.group(2)) != 0:
+                fill.xlat.fault_stage = "pmp"
+                fill.xlat.fault_cause = _ACCESS_FAULT[fill.xlat.access]
+            close_fill()
+            continue
+        m = _INT.match(line)
+        if m:
+            close_fill()
+            interrupt = m.group(1) == "1"
+            cause, epc, tval = int(m.group(2), 16), int(m.group(3), 16), int(m.group(4), 16)
+            trap = Trap(cause=cause, interrupt=interrupt, epc=epc, tval=None if interrupt else tval, raw=line)
+            fetch_fault = (not interrupt and pending_fetch and any(x.fault_stage for x in pending_fetch))
+            if fetch_fault or cur is None or (cur.trap is not None) or (not interrupt and cur.pc != epc):
+                # no exec line for this attempt: an instruction-fetch fault (a step at the faulting pc)
+                if cur is not None:
+                    yield cur
+                    n += 1
+                    if max_steps is not None and n >= max_steps:
+                        stats.update(steps=n, step_limit=True)
+                        return
+                cur = Step(i=n, pc=epc, xlats=pending_fetch, trap=trap, raw=line)
+                pending_fetch = []
+            else:
+                cur.trap = trap
+                cur.raw = (cur.raw or "") + "\n" + line
+            continue
+        if line.strip():
+            stats["unknown_lines"] += 1
+    if fill is not None:
+        # the log stopped in the middle of a TLB-fill record (QEMU died while logging)
+        stats["truncated"] = True
+        close_fill()
+    if cur is not None:
+        yield cur
+        n += 1
+    stats["steps"] = n
+
+
+def parse_file(path, **kw) -> Iterator[Step]:
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        yield from parse(f, **kw)
