@@ -14,7 +14,7 @@ from refmodel import pmp as _pmp
 from refmodel import tinst as _tinst
 from refmodel.decode import expand_c
 from refmodel.devices import MROM_BASE, reset_stub
-from refmodel.execute import decode
+from refmodel.execute import decode, illegal
 from refmodel.loader import load_elf
 from refmodel.memory import BusError, Memory
 from refmodel.trap import (ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, STORE_ACCESS,
@@ -106,26 +106,50 @@ class Hart:
 
     # ------------------------------------------------------------------ the step loop
     def run(self, max_steps: int):
+        """Yields one difftest.trace.Step per instruction attempt (retired or trapped)."""
         mem = self.mem
+        fin = mem.finisher
+        new = object.__new__
+        tlb, icache = self.tlb, self.icache
         n = 0
-        while n < max_steps and not mem.finisher.halted:
+        while n < max_steps and not fin.halted:
             pc, priv, v = self.pc, self.priv, self.v
             self.xl = xl = []
             self.acc_v = v
             insn = None
             trap = None
             try:
-                insn, fn, ilen = self.fetch(pc)
+                # fast path: fetch page in the soft TLB with PMP decided per page, decoded
+                # instruction cached; otherwise self.fetch() does the full work
+                e = tlb.get((priv, v, "fetch", False, pc >> 12))
+                off = pc & 0xFFF
+                ie = icache.get(e[0] + off) if e is not None and e[3] else None
+                if ie is not None and (ie[2] == 2 or off != 0xFFE):
+                    tmpl = e[1]
+                    if tmpl is not None:
+                        d = tmpl.copy()
+                        d["va"] = pc
+                        d["pa"] = e[0] + off
+                        if e[2] is not None:
+                            d["gpa"] = e[2] + off
+                        x = new(Xlat)
+                        x.__dict__ = d
+                        xl.append(x)
+                    insn, fn, ilen = ie
+                else:
+                    insn, fn, ilen = self.fetch(pc)
                 self.pc = fn(self, pc) & M64
-                self.x[0] = 0
             except Exc as e:
-                self.x[0] = 0
                 trap = self.take_trap(e, pc)
-            self.steps += 1
+            self.x[0] = 0
             uart = mem.last_uart
             if uart:
                 mem.last_uart = ""
-            yield Step(n, pc, insn, priv, v, trap, xl, uart)
+            st = new(Step)               # a dataclass built without its __init__: same object, cheaper
+            st.__dict__ = {"i": self.steps, "pc": pc, "insn": insn, "priv": priv, "v": v, "trap": trap,
+                           "xlats": xl, "uart": uart, "regs": None, "raw": None}
+            self.steps += 1
+            yield st
             n += 1
 
     def step(self):
@@ -150,35 +174,63 @@ class Hart:
         return Exc(ILLEGAL, insn if self.profile.illegal_tval == "insn" else 0)
 
     # ------------------------------------------------------------------ translation
-    def xlate(self, va, access, priv, v, insn=0, hlvx=False):
-        """va -> pa for one access, recording an Xlat when translation is active; raises Exc."""
+    def access_pa(self, va, access, priv, v, size, insn=0, hlvx=False):
+        """va -> pa for one access of ``size`` bytes: translation (recording an Xlat when a page
+        table is in use), then PMP on the final address (Priv. 3.7); raises Exc on a fault.
+
+        The soft TLB keyed by (priv, V, access, HLVX, page) is invisible: it holds only what a
+        fresh walk would return -- it is flushed on every CSR write, trap, xRET and fence and on
+        any store into a page that held a PTE; a store translation is only ever cached after a
+        successful store walk (D already set, or set by that walk), so A/D stay exact."""
         self.acc_v = v
-        if not self._xlate_active(priv, v):
-            pa = va
-        else:
-            key = (priv, v, access, hlvx, va >> 12)
-            e = self.tlb.get(key)
-            if e is None:
-                t = self._translate(va, access, priv, v, commit=True, hlvx=hlvx)
-                f = t.fault
-                stale = bool(self.dirty_ptes) and any(a in self.dirty_ptes for a in (t.pte_addrs or ()))
-                for a in t.pte_addrs or ():
-                    self.pte_pages.add(a >> 12)
-                if f is not None:
-                    self.xl.append(Xlat(access, va, priv, v, t.gpa, None, f.stage if hasattr(f, "stage") else
-                                        _stage_of(f.cause), f.cause, bool(getattr(f, "implicit", False)),
-                                        t.vs_leaf_level, t.g_leaf_level, stale))
-                    raise Exc(f.cause, f.tval, htval=f.htval or 0, tinst=self._tinst(f, insn, access),
-                              gva=bool(f.gva))
-                off = va & 0xFFF
-                e = (t.pa - off, None if t.gpa is None else t.gpa - off, t.vs_leaf_level, t.g_leaf_level, stale)
-                if not stale:
-                    self.tlb[key] = e
-            off = va & 0xFFF
-            pa = e[0] + off
-            self.xl.append(Xlat(access, va, priv, v, None if e[1] is None else e[1] + off, pa, None, None, False,
-                                e[2], e[3], e[4]))
+        e = self.tlb.get((priv, v, access, hlvx, va >> 12))
+        if e is None:
+            e = self._fill(va, access, priv, v, insn, hlvx)
+        off = va & 0xFFF
+        pa = e[0] + off
+        tmpl = e[1]
+        if tmpl is not None:
+            d = tmpl.copy()
+            d["va"] = va
+            d["pa"] = pa
+            if e[2] is not None:
+                d["gpa"] = e[2] + off
+            x = object.__new__(Xlat)
+            x.__dict__ = d
+            self.xl.append(x)
+        if not e[3] and not _pmp.check(self.pmp_rules, pa, size, access, priv, self.profile.pmp_entries):
+            raise Exc(ACCESS_FAULT[access], va, gva=bool(v))
         return pa
+
+    def _fill(self, va, access, priv, v, insn, hlvx):
+        page = va & ~0xFFF
+        if not self._xlate_active(priv, v):
+            pa, tmpl, gpa = page, None, None
+            stale = False
+        else:
+            t = self._translate(va, access, priv, v, commit=True, hlvx=hlvx)
+            f = t.fault
+            stale = bool(self.dirty_ptes) and any(a in self.dirty_ptes for a in t.pte_addrs)
+            for a in t.pte_addrs:
+                self.pte_pages.add(a >> 12)
+            if f is not None:
+                self.xl.append(Xlat(access, va, priv, v, t.gpa, None, f.stage, f.cause, bool(f.implicit),
+                                    t.vs_leaf_level, t.g_leaf_level, stale, list(t.walk) or None))
+                raise Exc(f.cause, f.tval, htval=f.htval or 0, tinst=self._tinst(f, insn, access), gva=bool(f.gva))
+            off = va & 0xFFF
+            pa = t.pa - off
+            gpa = None if t.gpa is None else t.gpa - off
+            tmpl = {"access": access, "va": va, "priv": priv, "v": v, "gpa": None, "pa": None,
+                    "fault_stage": None, "fault_cause": None, "implicit": False,
+                    "vs_leaf_level": t.vs_leaf_level, "g_leaf_level": t.g_leaf_level, "maybe_stale": stale,
+                    "walk": list(t.walk) or None, "raw": None}
+        # PMP decided once for the whole page when the page lies inside one region (or none):
+        # then every access within it gets the same answer (Priv. 3.7.1 priority rule).
+        page_ok = self.pmp_ok(pa, 0x1000, access, priv)
+        e = (pa, tmpl, gpa, page_ok)
+        if not stale:
+            self.tlb[(priv, v, access, hlvx, va >> 12)] = e
+        return e
 
     def _translate(self, va, access, priv, v, *, commit, hlvx=False, record_walk=None):
         if _mmu is None:
@@ -213,42 +265,34 @@ class Hart:
         return _pmp.check(self.pmp_rules, pa, size, access, priv, self.profile.pmp_entries)
 
     # ------------------------------------------------------------------ memory accesses
-    def _phys(self, va, pa, size, access, priv):
-        if not self.pmp_ok(pa, size, access, priv):
-            raise Exc(ACCESS_FAULT[access], va, gva=bool(self.acc_v))
-
     def fetch(self, pc):
         priv, v = self.priv, self.v
-        pa = self.xlate(pc, "fetch", priv, v)
-        e = self.icache.get((pa, priv))
-        if e is not None:
+        pa = self.access_pa(pc, "fetch", priv, v, 2)
+        e = self.icache.get(pa)
+        if e is not None and (e[2] == 2 or (pc & 0xFFF) != 0xFFE):
+            if e[2] == 4 and not self.pmp_ok(pa, 4, "fetch", priv):
+                raise Exc(INSN_ACCESS, pc, gva=bool(v))
             return e
-        self._phys(pc, pa, 2, "fetch", priv)
         try:
             lo = self.mem.read(pa, 2)
         except BusError:
             raise Exc(INSN_ACCESS, pc, gva=bool(v)) from None
         if lo & 3 != 3:
-            ilen, insn = 2, lo
             x = expand_c(lo)
-            fn = decode(x, 2) if x is not None else decode(0, 2)   # 0 decodes as illegal
-            if x is None:
-                from refmodel.execute import illegal
-                fn = illegal(lo)
+            e = (lo, decode(x, 2) if x is not None else illegal(lo), 2)
         else:
-            ilen = 4
-            pa2 = pa + 2 if (pc & 0xFFF) != 0xFFE else self.xlate(pc + 2, "fetch", priv, v)
-            self._phys(pc + 2, pa2, 2, "fetch", priv)
+            pa2 = pa + 2 if (pc & 0xFFF) != 0xFFE else self.access_pa(pc + 2, "fetch", priv, v, 2)
+            if pa2 == pa + 2 and not self.pmp_ok(pa, 4, "fetch", priv):
+                raise Exc(INSN_ACCESS, pc, gva=bool(v))
             try:
                 hi = self.mem.read(pa2, 2)
             except BusError:
                 raise Exc(INSN_ACCESS, pc + 2, gva=bool(v)) from None
             insn = lo | (hi << 16)
-            fn = decode(insn, 4)
+            e = (insn, decode(insn, 4), 4)
             if pa2 != pa + 2:
-                return insn, fn, ilen          # page-crossing: not cached
-        e = (insn, fn, ilen)
-        self.icache[(pa, priv)] = e
+                return e                       # page-crossing: not cached
+        self.icache[pa] = e
         self.code_pages.add(pa >> 12)
         return e
 
@@ -257,8 +301,7 @@ class Hart:
             priv, v = self.eff_ls()
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
             return sum(self.load(va + i, 1, insn, priv, v, hlvx) << (8 * i) for i in range(size))
-        pa = self.xlate(va, "load", priv, v, insn, hlvx)
-        self._phys(va, pa, size, "load", priv)
+        pa = self.access_pa(va, "load", priv, v, size, insn, hlvx)
         self.last_pa = pa
         try:
             return self.mem.read(pa, size)
@@ -268,9 +311,7 @@ class Hart:
     def translate_store(self, va, size, insn, priv=None, v=None):
         if priv is None:
             priv, v = self.eff_ls()
-        pa = self.xlate(va, "store", priv, v, insn)
-        self._phys(va, pa, size, "store", priv)
-        return pa
+        return self.access_pa(va, "store", priv, v, size, insn)
 
     def read_pa(self, va, pa, size, store=True):
         try:
@@ -286,7 +327,7 @@ class Hart:
             for i, pa in enumerate(pas):
                 self.store_pa(va + i, pa, 1, val >> (8 * i), insn)
             return
-        self.store_pa(va, self.translate_store(va, size, insn, priv, v), size, val, insn)
+        self.store_pa(va, self.access_pa(va, "store", priv, v, size, insn), size, val, insn)
 
     def store_pa(self, va, pa, size, val, insn):
         try:
