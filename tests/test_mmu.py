@@ -390,3 +390,75 @@ def test_g_stage_pte_pmp_access_fault():
     ctx.pmp_deny.add(root >> 12)
     f = translate(ctx, 0x1000, "load", 1, 1).fault
     assert (f.cause, f.tval, f.htval, f.gva) == (5, 0x1000, 0, True)
+
+
+def test_mstatus_mxr_applies_to_vs_stage():
+    """H "vsstatus": mstatus.MXR makes execute-only pages readable at both stages; vsstatus.MXR VS only."""
+    ctx, va, gpa, vslot, *_ = _two_stage(vs_flags=V | X | A | D)
+    assert translate(ctx, va, "load", 1, 1).fault.cause == 13
+    ctx.mstatus = 1 << 19
+    assert translate(ctx, va, "load", 1, 1).fault is None
+    ctx.mstatus, ctx.vsstatus = 0, 1 << 19
+    assert translate(ctx, va, "load", 1, 1).fault is None
+
+
+@pytest.mark.parametrize("mode,bits", [(8, 41), (9, 50), (10, 59)])
+def test_gpa_bits_below_width_are_walked(mode, bits):
+    """Below the GPA width every bit reaches the walk (unmapped -> invalid PTE), above it the width rule."""
+    ctx = Ctx()
+    g_setup(ctx, mode)
+    for b in range(12, 64):
+        t = translate(ctx, 1 << b, "load", 1, 1, record_walk=True)
+        assert t.fault.cause == 21 and t.fault.htval == (1 << b) >> 2
+        expect = "invalid (V=0)" if b < bits else f"GPA bits above {bits} set"
+        assert t.walk[-1].decision == expect, b
+
+
+@pytest.mark.parametrize("access,cause", [("fetch", 1), ("load", 5), ("store", 7)])
+def test_vs_pte_pmp_access_fault_follows_original_type(access, cause):
+    ctx, va, gpa, vslot, gslot, gbase, sbase = _two_stage()
+    ctx.pmp_deny.add(vslot >> 12)
+    f = translate(ctx, va, access, 1, 1).fault
+    assert (f.cause, f.tval, f.htval, f.gva, f.stage) == (cause, va, 0, True, "pmp")
+
+
+def test_vs_pte_pointing_above_gpa_width_is_implicit_guest_page_fault():
+    ctx, va, gpa, vslot, gslot, gbase, sbase = _two_stage()
+    root_slot = sbase + ((va >> 30) & 511) * 8                     # VS root entry: GPA gbase -> SPA sbase
+    far = 1 << 45                                                   # above Sv39x4's 41 bits
+    ctx.mem[root_slot] = pte(far, V)
+    f = translate(ctx, va, "load", 1, 1).fault
+    pte_gpa = far + ((va >> 21) & 511) * 8
+    assert (f.cause, f.htval, f.implicit, f.implicit_write) == (21, pte_gpa >> 2, True, False)
+
+
+def test_vsatp_with_hgatp_bare_reads_ptes_at_gpa():
+    ctx = Ctx()
+    root = ctx.alloc()
+    ctx.vsatp = (8 << 60) | (root >> 12)
+    map_page(ctx, root, 3, 0x4000_0000, 0x8070_0000, LEAF)
+    t = translate(ctx, 0x4000_0abc, "store", 1, 1)
+    assert (t.gpa, t.pa, t.g_leaf_level, t.vs_leaf_level) == (0x8070_0abc, 0x8070_0abc, None, 0)
+
+
+def test_walk_restarts_when_pte_changes_under_ad_update():
+    """The A/D update is atomic (compare-and-swap): a lost race restarts the walk."""
+    ctx, va, slot = _one(flags=V | R | W, profile=BASE.with_(hw_ad_update=True))
+    orig = ctx.write_pte
+    state = {"n": 0}
+
+    def racy(pa, old, new):
+        state["n"] += 1
+        if state["n"] == 1:
+            ctx.mem[pa] = old | (1 << 8)      # someone else touched RSW
+            return False
+        return orig(pa, old, new)
+    ctx.write_pte = racy
+    t = translate(ctx, va, "store", 1, 0)
+    assert t.fault is None and state["n"] == 2 and ctx.mem[slot] & (A | D | (1 << 8)) == A | D | (1 << 8)
+
+
+def test_record_walk_off_keeps_pte_addrs():
+    ctx, va, slot = _one()
+    t = translate(ctx, va, "load", 1, 0)
+    assert t.walk == [] and t.pte_addrs[-1] == slot and len(t.pte_addrs) == 3
