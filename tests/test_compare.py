@@ -261,3 +261,22 @@ def test_stale_fault_parts_the_runs():
         q[5] = Step(i=5, pc=0x80000100, priv=1, v=1)
     r = compare(*pair(mq, mm))
     assert r.status == "accepted-stale" and "stopped" in r.summary
+
+
+def test_output_compared_from_footers_even_without_step_uart():
+    exp = dict(QEMU_EXPOSES, uart=False)
+    r = compare(*pair(fq=Footer("exit", 0, 6, uart="A"), fm=Footer("exit", 0, 6, uart="B"), qexp=exp))
+    assert r.kind == "output"
+    assert any(s.startswith("uart per step") for s in r.not_compared)
+
+
+def test_m_mode_fill_is_checked_against_identity():
+    def mq(q):
+        q[1].xlats = [Xlat("fetch", 0x80000000, 3, 0, pa=0x80000000)]
+    r = compare(*pair(mq))
+    assert r.status == "match" and r.xlats_compared == 3 and r.xlats_unmatched == 0
+
+    def bad(q):
+        q[1].xlats = [Xlat("fetch", 0x80000000, 3, 0, pa=0x90000000)]
+    r = compare(*pair(bad))
+    assert (r.kind, r.step) == ("first-stage", 1)
