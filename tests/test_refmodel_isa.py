@@ -184,3 +184,66 @@ vs:
     # QEMU logs one line per instruction attempt (the trapping ecall included), from the reset stub on
     assert pcs == [s.pc for s in trace]
     assert h.exit_code == p.returncode == 2 and reg(h, "s10") == 10     # ecall from VS, then fail exit
+
+
+GSTAGE = """
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
+  la t0, gpt
+  li t1, ((0x80000000 >> 12) << 10) | 0xdf      /* only the RAM gigapage is mapped (U|A|D|X|W|R|V) */
+  sd t1, 16(t0)
+  srli t0, t0, 12
+  li t1, 8
+  slli t1, t1, 60
+  or t0, t0, t1
+  csrw hgatp, t0
+  hfence.gvma zero, zero
+  li t0, (1 << 11) | (1 << 39)
+  csrs mstatus, t0
+  la t0, vs
+  csrw mepc, t0
+  mret
+vs:
+  li a0, 0x40000010
+  ld a1, 0(a0)
+"""
+GPT = """
+.section .data
+.balign 16384
+gpt: .fill 2048, 8, 0
+"""
+
+
+def test_guest_page_fault_to_m_writes_mtval2_gva_mpv(tmp_path):
+    # H "Guest-Page Faults" / "Trap entry": mtval = GVA, mtval2 = GPA >> 2, mstatus.GVA = 1, MPV = 1
+    src_body = GSTAGE
+    elf = tmp_path / "g.elf"
+    src = tmp_path / "g.S"
+    src.write_text(PRE + src_body + POST + GPT)
+    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
+                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N", "-o", str(elf),
+                    str(src)], check=True, capture_output=True)
+    h, trace = run(str(elf))
+    traps = [s for s in trace if s.trap]
+    t = traps[0].trap
+    assert (t.cause, t.target, t.tval, t.htval, t.gva) == (21, "M", 0x40000010, 0x40000010 >> 2, True)
+    x = traps[0].xlats[-1]
+    assert (x.access, x.fault_stage, x.fault_cause, x.gpa, x.pa) == ("load", "g", 21, None, None) or \
+        (x.access, x.fault_stage, x.fault_cause) == ("load", "g", 21)
+    from refmodel import csr as C
+    assert h.csr[0x300] & C.GVA and h.csr[0x300] & C.MPV and h.csr[0x34B] == 0x40000010 >> 2
+    # every VS-mode fetch went through the G-stage (Sv39x4 gigapage: leaf level 2)
+    fx = [x for s in trace if s.v for x in s.xlats if x.access == "fetch"]
+    assert fx and all(x.g_leaf_level == 2 and x.pa == x.va for x in fx)
+    if os.path.exists(QEMU72):
+        log = tmp_path / "q.log"
+        subprocess.run([QEMU72, "-M", "virt", "-bios", "none", "-kernel", str(elf), "-nographic", "-monitor",
+                        "none", "-singlestep", "-d", "exec,nochain,int", "-D", str(log)], capture_output=True,
+                       timeout=60)
+        lines = log.read_text().splitlines()
+        pcs = [int(line.split("/")[1], 16) for line in lines if line.startswith("Trace ")]
+        assert pcs == [s.pc for s in trace]
+        ints = [line for line in lines if "do_interrupt" in line]
+        assert "cause:0000000000000015" in ints[0] and "tval:0x0000000040000010" in ints[0]
