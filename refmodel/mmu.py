@@ -100,10 +100,21 @@ class _Walker:
         self.pte_addrs: list[int] = []
         self.prof = ctx.profile
         self.hw_ad = bool(getattr(self.prof, "hw_ad_update", False))
+        # Svadu: hardware A/D updating is enabled per stage by menvcfg.ADUE (S and G stages) and
+        # henvcfg.ADUE (VS stage; read-only zero when menvcfg.ADUE=0).  Profiles without Svadu
+        # choose once through hw_ad_update (the pre-Svadu "either behaviour" of the spec).
+        self.svadu = bool(getattr(self.prof, "svadu", False))
 
     def note(self, stage, level, addr, pte, decision):
         if self.record:
             self.walk.append(WalkLevel(stage, level, addr, pte, decision))
+
+    def hw_update(self, stage: str) -> bool:
+        if not self.svadu:
+            return self.hw_ad
+        adue = 1 << 61
+        m = bool(self.ctx.menvcfg & adue)
+        return m and bool(self.ctx.henvcfg & adue) if stage == "vs" else m
 
     # ---------------------------------------------------------------- PTE checks
     def reserved(self, pte: int, leaf: bool) -> str | None:
@@ -205,9 +216,9 @@ class _Walker:
                 # S step 6: "if i > 0 and pte.ppn[i-1:0] != 0, this is a misaligned superpage".
                 self.note(st.name, level, spa, pte, "misaligned superpage")
                 raise _Fail("page", st.name)
-            if pte & N_BIT and level == 0 and self.prof.svnapot:
-                # Svnapot: only the 64 KiB size (ppn[3:0] = 1000) is defined.
-                if ppn & 0xF != 0x8:
+            if pte & N_BIT:                          # only reached with Svnapot (else reserved above)
+                # Svnapot: only the 64 KiB size (level 0, ppn[3:0] = 1000) is defined; other encodings reserved.
+                if level != 0 or ppn & 0xF != 0x8:
                     self.note(st.name, level, spa, pte, "reserved NAPOT size")
                     raise _Fail("page", st.name)
                 ppn &= ~0xF
@@ -216,7 +227,7 @@ class _Walker:
                 off_bits = 12 + 9 * level
             need = PTE_A | (PTE_D if access == "store" else 0)
             if pte & need != need:
-                if not self.hw_ad:
+                if not self.hw_update(st.name):
                     # S step 7 (Svade): A=0, or store with D=0 -> page fault.
                     self.note(st.name, level, spa, pte, "A/D clear (Svade: fault)")
                     raise _Fail("page", st.name)

@@ -27,6 +27,9 @@ class Profile:
     asidlen: int = 16
     # Svade: A/D clear -> page fault.  Svadu (hardware update) when True.
     hw_ad_update: bool = False
+    # Svadu implemented: then menvcfg.ADUE (S and G stages) / henvcfg.ADUE (VS stage) choose at run
+    # time between hardware A/D update and page faults, and hw_ad_update is not used by the walk.
+    svadu: bool = False
     # PMP: number of entries and granularity G (grain = 2^(G+2) bytes).
     pmp_entries: int = 16
     pmp_granularity: int = 0

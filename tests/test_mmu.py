@@ -462,3 +462,29 @@ def test_record_walk_off_keeps_pte_addrs():
     ctx, va, slot = _one()
     t = translate(ctx, va, "load", 1, 0)
     assert t.walk == [] and t.pte_addrs[-1] == slot and len(t.pte_addrs) == 3
+
+
+def test_svnapot_64k_only():
+    prof = BASE.with_(svnapot=True)
+    ctx, va, slot = _one(flags=LEAF, profile=prof)
+    ctx.mem[slot + 5 * 8] = pte(0x8020_8000, LEAF | (1 << 63))  # ppn[3:0] = 1000: 64 KiB (one of 16 PTEs)
+    t = translate(ctx, va + 0x5123, "load", 1, 0)
+    assert t.fault is None and t.pa == 0x8020_0000 + 0x5123      # 64 KiB-aligned base, 16-bit offset
+    ctx.mem[slot] = pte(0x8020_4000, LEAF | (1 << 63))          # other sizes reserved
+    assert translate(ctx, va, "load", 1, 0).fault.cause == 13
+    ctx, va, slot = _one(flags=LEAF | (1 << 63), leaf_level=1, profile=prof)
+    assert translate(ctx, va, "load", 1, 0).fault.cause == 13    # N on a superpage: reserved
+
+
+def test_svadu_adue_per_stage():
+    """Svadu: menvcfg.ADUE enables hardware A/D update for S/G stages, henvcfg.ADUE for the VS stage."""
+    prof = BASE.with_(svadu=True)
+    ctx, va, slot = _one(flags=V | R | W, profile=prof)
+    assert translate(ctx, va, "load", 1, 0).fault.cause == 13
+    ctx.menvcfg = 1 << 61
+    assert translate(ctx, va, "store", 1, 0).fault is None and ctx.mem[slot] & D
+    ctx, va, gpa, vslot, *_ = _two_stage(vs_flags=V | R | W, profile=prof)
+    ctx.menvcfg = 1 << 61
+    assert translate(ctx, va, "load", 1, 1).fault.cause == 13    # henvcfg.ADUE=0: VS stage faults
+    ctx.henvcfg = 1 << 61
+    assert translate(ctx, va, "load", 1, 1).fault is None and ctx.mem[vslot] & A
