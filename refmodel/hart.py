@@ -17,7 +17,8 @@ from refmodel.devices import MROM_BASE, reset_stub
 from refmodel.execute import decode, illegal
 from refmodel.loader import load_elf
 from refmodel.memory import BusError, Memory
-from refmodel.trap import (ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, STORE_ACCESS,
+from refmodel.trap import (ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED,
+                           STORE_ACCESS, STORE_MISALIGNED,
                            VIRTUAL_INSN, Exc, trap_target)
 
 try:
@@ -299,6 +300,8 @@ class Hart:
     def load(self, va, size, insn, priv=None, v=None, hlvx=False):
         if priv is None:
             priv, v = self.eff_ls()
+        if va & (size - 1) and self.profile.misaligned_ls == "trap":
+            raise Exc(LOAD_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
             return sum(self.load(va + i, 1, insn, priv, v, hlvx) << (8 * i) for i in range(size))
         pa = self.access_pa(va, "load", priv, v, size, insn, hlvx)
@@ -322,6 +325,8 @@ class Hart:
     def store(self, va, size, val, insn, priv=None, v=None):
         if priv is None:
             priv, v = self.eff_ls()
+        if va & (size - 1) and self.profile.misaligned_ls == "trap":
+            raise Exc(STORE_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
             pas = [self.translate_store(va + i, 1, insn, priv, v) for i in range(size)]   # all faults first
             for i, pa in enumerate(pas):

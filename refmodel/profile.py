@@ -39,6 +39,9 @@ class Profile:
     tinst_policy: str = "zero"
     # mtval/stval on illegal instruction: "zero" or "insn" (the faulting bits).
     illegal_tval: str = "insn"
+    # Misaligned loads/stores (not LR/SC/AMO): Unpriv. 2.6 lets an implementation perform them
+    # ("emulate", as QEMU's TCG does) or raise address-misaligned ("trap").  Helper B.
+    misaligned_ls: str = "emulate"
     # mtval2/htval written on a guest-page fault: GPA >> 2.
     misa: int = (2 << 62) | sum(1 << (ord(c) - 65) for c in "ACDFHIMSU")
     # Svpbmt / Svnapot present: when False, PBMT and N bits are reserved.

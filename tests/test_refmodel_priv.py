@@ -217,3 +217,37 @@ def test_hgatp_warl():
     h.x[10] = 5 << 60                  # reserved MODE: profile "keep" leaves hgatp unchanged
     step(h, csrrw(0, 0x680, 10))
     assert h.csr[0x680] == v
+
+
+LD_A0_1_A1 = 0x0015B503          # ld a0, 1(a1)
+
+
+def test_misaligned_load_profile_choice():
+    # Unpriv. 2.6: misaligned accesses may be performed or raise address-misaligned (a profile field)
+    h = hart(3, 0)
+    h.x[11] = BASE + 0x100
+    h.mem.write(BASE + 0x100, 8, 0x1122334455667788)
+    h.mem.write(BASE + 0x108, 8, 0x99)
+    assert step(h, LD_A0_1_A1).trap is None and h.x[10] == 0x9911223344556677
+    h = Hart(PROF.with_(misaligned_ls="trap"))
+    h.pc, h.x[11] = BASE, BASE + 0x100
+    s = step(h, LD_A0_1_A1)
+    assert (s.trap.cause, s.trap.tval) == (4, BASE + 0x101)
+
+
+def test_trap_to_hs_from_vs_guest_page_fault_writes_htval_and_hstatus_gva():
+    # H "Trap entry": a trap into HS from V=1 sets hstatus.SPV, SPVP and GVA, htval = GPA >> 2
+    from refmodel.trap import Exc
+    h = hart(1, 1, medeleg=1 << 21)
+    t = h.take_trap(Exc(21, 0x1234, htval=0x5678 >> 2, gva=True), BASE)
+    assert (t.target, t.htval, t.gva) == ("HS", 0x5678 >> 2, True)
+    assert h.csr[0x643] == 0x5678 >> 2 and h.csr[0x143] == 0x1234
+    hs = h.csr[0x600]
+    assert hs & C.H_GVA and hs & C.H_SPV and hs & C.H_SPVP
+
+
+def test_state_dict_has_gprs_and_every_h_csr():
+    d = hart().state_dict()
+    for name in ("a0", "sp", "pc", "hstatus", "hgatp", "vsatp", "htinst", "mtval2", "mtinst", "vsstatus",
+                 "hgeip", "henvcfg", "hvip", "vstvec"):
+        assert name in d
