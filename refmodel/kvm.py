@@ -262,3 +262,36 @@ class VM:
         val = self.hgatp()
         h.write(val)
         return val, h.read()
+
+
+# ---------------------------------------------------------------- the hgatp_probe guest's summary line
+def predict_summary(profile) -> str:
+    """The line the ``hgatp_probe`` guest prints (ARCHITECTURE section 3), as a hart with ``profile``
+    would make it print: supported = the non-reserved MODE values (0, 8, 9, 10: the guest never
+    writes a reserved one) that read back, then the v4 bitmask, the merged form's choice, VMIDLEN."""
+    supported = 0
+    for mode in (0, 8, 9, 10):
+        h = HartHost(profile)
+        h.write(mode << 60)
+        if h.read() >> 60 == mode:
+            supported |= 1 << mode
+    v4 = probe(HartHost(profile), "v4")
+    merged = probe(HartHost(profile), "merged")
+    top = LEVEL_MODE.get(merged.max_levels, 0)
+    vmidlen = max(v4.vmidlen, merged.vmidlen)
+    return f"HGATP supported={supported:#x} v4={v4.mask:#x} merged={top} vmidlen={vmidlen}"
+
+
+def parse_summary(line: str) -> dict[str, int] | None:
+    """{"supported", "v4", "merged", "vmidlen"} from an ``HGATP ...`` line, or None."""
+    line = line.strip()
+    if not line.startswith("HGATP "):
+        return None
+    out = {}
+    for tok in line.split()[1:]:
+        k, _, v = tok.partition("=")
+        try:
+            out[k] = int(v, 0)
+        except ValueError:
+            return None
+    return out if {"supported", "v4", "merged", "vmidlen"} <= out.keys() else None

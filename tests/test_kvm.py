@@ -141,3 +141,19 @@ def test_cli_json_and_errors():
     r = subprocess.run([sys.executable, "-m", "difftest", "kvm-model", "--host-modes", "sv40x4"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown host mode" in r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name,line", [
+    ("qemu-10.0", "HGATP supported=0x701 v4=0x7 merged=10 vmidlen=14"),
+    ("qemu-10.0-sv39", "HGATP supported=0x101 v4=0x1 merged=8 vmidlen=14"),
+    ("qemu-10.0-sv48", "HGATP supported=0x301 v4=0x3 merged=9 vmidlen=14"),
+])
+def test_predicted_probe_guest_line(name, line):
+    assert kvm.predict_summary(PROFILES[name]) == line
+    assert kvm.parse_summary(line)["v4"] == int(line.split("v4=")[1].split()[0], 16)
+
+
+def test_predicted_line_hole_host_and_parse_errors():
+    prof = BASE.with_(hgatp_modes=frozenset({0, 8, 10}), vmidlen=3)
+    assert kvm.predict_summary(prof) == "HGATP supported=0x501 v4=0x5 merged=10 vmidlen=3"
+    assert kvm.parse_summary("P 1 load") is None and kvm.parse_summary("HGATP supported=zz v4=0") is None
