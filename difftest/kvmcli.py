@@ -23,7 +23,8 @@ def _host(args) -> kvm.HartHost:
 
 
 def model(args) -> dict:
-    out = {"host": {"modes": sorted(args.host_modes) if not args.profile else None, "profile": args.profile}}
+    out = {"host": {"modes": sorted(args.host_modes) if not args.profile else None, "profile": args.profile,
+                    "hgatp_probe_line": kvm.predict_summary(_host(args).profile)}}
     for form in kvm.FORMS:
         host = _host(args)
         p = kvm.probe(host, form)
@@ -58,7 +59,8 @@ def model(args) -> dict:
 
 
 def _text(res: dict) -> str:
-    lines = [f"host: {res['host']['profile'] or ','.join(res['host']['modes'])}"]
+    lines = [f"host: {res['host']['profile'] or ','.join(res['host']['modes'])}",
+             f"hgatp_probe guest would print: {res['host']['hgatp_probe_line']}"]
     for form in kvm.FORMS:
         e = res[form]
         p = e["probe"]

@@ -138,6 +138,7 @@ def test_cli_json_and_errors():
     assert d["v4"]["probe"]["mask"] == 5 and d["v4"]["enable_cap"]["9"]["result"] == "EINVAL"
     assert d["merged"]["enable_cap"]["50"]["result"] == "ok" and not d["merged"]["enable_cap"]["50"]["hgatp_sticks"]
     assert d["merged"]["check_extension"] == {"system": 59, "vm": 59}
+    assert d["host"]["hgatp_probe_line"] == "HGATP supported=0x501 v4=0x5 merged=10 vmidlen=14"
     r = subprocess.run([sys.executable, "-m", "difftest", "kvm-model", "--host-modes", "sv40x4"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown host mode" in r.stdout and "Traceback" not in r.stderr
