@@ -251,3 +251,26 @@ def test_state_dict_has_gprs_and_every_h_csr():
     for name in ("a0", "sp", "pc", "hstatus", "hgatp", "vsatp", "htinst", "mtval2", "mtinst", "vsstatus",
                  "hgeip", "henvcfg", "hvip", "vstvec"):
         assert name in d
+
+
+SD_A0_0_A1 = 0x00A5B023          # sd a0, 0(a1)
+NOP = 0x00000013
+
+
+def test_pte_store_marks_translations_maybe_stale_until_fence():
+    # Priv. 10.2.1 "SFENCE.VMA": a PTE store is only guaranteed visible to later walks after a
+    # fence; translations that used a PTE written since the last fence are flagged maybe_stale.
+    root = BASE + 0x10000
+    pte = ((BASE >> 12) << 10) | 0xCF            # gigapage leaf: D|A|X|W|R|V (S-mode)
+    h = hart(1, 0, satp=(8 << 60) | (root >> 12))
+    h.mem.write(root + 16, 8, pte)
+    h.x[10], h.x[11] = pte, root + 16
+    for i, w in enumerate([SD_A0_0_A1, NOP, SFENCE, NOP]):
+        h.mem.write(BASE + 4 * i, 4, w)
+    steps = [h.step() for _ in range(4)]
+    assert all(s.trap is None for s in steps)
+    fetch = [[x for x in s.xlats if x.access == "fetch"][0] for s in steps]
+    assert [x.vs_leaf_level for x in fetch] == [2, 2, 2, 2] and fetch[1].pa == BASE + 4
+    store = [x for x in steps[0].xlats if x.access == "store"][0]
+    assert store.pa == root + 16 and not store.maybe_stale
+    assert [x.maybe_stale for x in fetch] == [False, True, True, False]
