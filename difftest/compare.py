@@ -190,7 +190,8 @@ def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
                 compared.append(f"xlat (each translation {_name(other)} logged, against the model's answer at that step)")
                 not_compared.append(f"translations {_name(other)} did not log (TLB hits)")
             else:
-                not_compared.append("xlat (neither side records translations)")
+                compared.append("xlat (fills both sides logged at the same step)")
+                not_compared.append("translations only one side logged, and TLB hits")
             continue
         if ea and eb:
             compared.append(key)
@@ -278,6 +279,15 @@ def _cmp_xlats(ctx: _Ctx, sa: Step, sb: Step) -> None:
                 ctx.xl_unmatched += 1
                 continue
             _cmp_xlat(ctx, cand[0], xq, all_a)
+    else:
+        # two logging backends (e.g. QEMU 7.2 ~ 10.0): compare the fills both logged at this step
+        for xa in sa.xlats:
+            xb = next((x for x in sb.xlats if x.access == xa.access and (x.va >> 12) == (xa.va >> 12)
+                       and x.v == xa.v and x.priv == xa.priv), None)
+            if xb is None:
+                ctx.xl_unmatched += 1
+                continue
+            _cmp_xlat(ctx, xa, xb, True)
     # remember the model's answers for the stale rule
     for s, e in ((sa, all_a), (sb, all_b)):
         if e:

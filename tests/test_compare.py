@@ -280,3 +280,12 @@ def test_m_mode_fill_is_checked_against_identity():
         q[1].xlats = [Xlat("fetch", 0x80000000, 3, 0, pa=0x90000000)]
     r = compare(*pair(bad))
     assert (r.kind, r.step) == ("first-stage", 1)
+
+
+def test_two_logging_backends_compare_common_fills():
+    q1, q2 = base_steps(False), base_steps(False)
+    q2[3].xlats[0].pa = 0x80301008
+    r = compare((hdr("qemu-7.2", QEMU_EXPOSES), q1, Footer("exit", 0)),
+                (hdr("qemu-10.0", QEMU_EXPOSES), q2, Footer("exit", 0)))
+    assert (r.status, r.kind, r.step) == ("mismatch", "second-stage", 3)
+    assert any("both sides logged" in c for c in r.compared)
