@@ -1,0 +1,164 @@
+"""Guest discovery and build (docs/ARCHITECTURE.md, the first arrow of the diagram).
+
+Every directory ``guests/<name>/`` except ``runtime`` with ``.c``/``.S`` files is a guest.  ``build(name)``
+compiles it with the runtime into ``build/guests/<name>.elf``, incrementally (a hash of the sources,
+the runtime, the flags and the compiler), and parallel-safe: an fcntl lock per guest plus an atomic
+rename, so several pytest-xdist workers never race.  Compiler errors become ``BuildError`` with the
+compiler's message.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GUESTS_DIR = ROOT / "guests"
+RUNTIME_DIR = GUESTS_DIR / "runtime"
+BUILD_DIR = ROOT / "build" / "guests"
+CC = os.environ.get("DIFFTEST_CC", "riscv64-unknown-elf-gcc")
+# GCC 12 rejects "_h" in -march; H instructions reach the assembler through -Wa (the runtime's C code
+# spells them with .insn because GCC passes its own -march to the assembler as well).
+CFLAGS = ["-march=rv64imac_zicsr_zifencei", "-mabi=lp64", "-Wa,-march=rv64imach_zicsr_zifencei",
+          "-mcmodel=medany", "-nostdlib", "-nostartfiles", "-ffreestanding", "-fno-builtin", "-static",
+          "-O2", "-g", "-Wall", "-Wl,--no-warn-rwx-segments"]
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+SOURCE_EXTS = (".c", ".S", ".h")
+
+
+class BuildError(Exception):
+    """A guest could not be built; the message carries the compiler's output."""
+
+    def __init__(self, message: str, error_class: str = "build"):
+        super().__init__(message)
+        self.error_class = error_class
+
+
+def list_guests() -> list[str]:
+    """Names of the guests, sorted."""
+    if not GUESTS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in GUESTS_DIR.iterdir()
+                  if p.is_dir() and p.name != "runtime" and not p.name.startswith(".")
+                  and any(f.suffix in (".c", ".S") for f in p.iterdir()))
+
+
+def _files(d: Path) -> list[Path]:
+    return sorted(f for f in d.iterdir() if f.is_file() and f.suffix in SOURCE_EXTS)
+
+
+def _digest(name: str) -> str:
+    h = hashlib.sha256()
+    h.update(" ".join([CC] + CFLAGS).encode())
+    cc = shutil.which(CC)
+    if cc:
+        st = os.stat(cc)
+        h.update(f"{cc}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for f in _files(RUNTIME_DIR) + [RUNTIME_DIR / "link.ld"] + _files(GUESTS_DIR / name):
+        h.update(str(f.relative_to(GUESTS_DIR)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def elf_path(name: str) -> Path:
+    return BUILD_DIR / f"{name}.elf"
+
+
+def build(name: str, force: bool = False) -> Path:
+    """Build guest ``name`` (if its sources changed) and return the ELF path."""
+    gdir = GUESTS_DIR / name
+    if name == "runtime" or not gdir.is_dir():
+        raise BuildError(f"unknown guest {name!r}; guests are: {', '.join(list_guests()) or 'none'}", "usage")
+    if shutil.which(CC) is None:
+        raise BuildError(f"the cross compiler {CC} is not installed (scripts/setup installs "
+                         "gcc-riscv64-unknown-elf)", "missing-toolchain")
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    out = elf_path(name)
+    stamp = out.with_suffix(".hash")
+    digest = _digest(name)
+    with open(BUILD_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not force and out.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+                return out
+            srcs = [str(f) for f in sorted(RUNTIME_DIR.iterdir()) if f.suffix in (".c", ".S")]
+            srcs += [str(f) for f in _files(gdir) if f.suffix in (".c", ".S")]
+            fd, tmp = tempfile.mkstemp(dir=BUILD_DIR, prefix=f".{name}.", suffix=".elf")
+            os.close(fd)
+            cmd = [CC, *CFLAGS, f"-I{RUNTIME_DIR}", f"-I{gdir}", "-T", str(RUNTIME_DIR / "link.ld"),
+                   *srcs, "-o", tmp, f"-Wl,-Map={tmp}.map"]
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                if r.returncode != 0:
+                    raise BuildError(f"cannot build guest {name}:\n{(r.stderr or r.stdout).strip()}")
+                os.replace(tmp + ".map", out.with_suffix(".map"))
+                os.replace(tmp, out)
+                stamp.write_text(digest + "\n")
+            finally:
+                for p in (tmp, tmp + ".map"):
+                    if os.path.exists(p):
+                        os.unlink(p)
+            return out
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_all(force: bool = False) -> dict[str, Path]:
+    return {n: build(n, force=force) for n in list_guests()}
+
+
+def declared_modes(elf) -> tuple[list[str], list[str]] | None:
+    """(HGATP mode names, VS mode names) the ELF declares, lowest first; None without a block."""
+    from difftest import config_block as CB
+    blk = CB.read(elf)
+    if blk is None:
+        return None
+    return blk.hgatp_mode_names, blk.vs_mode_names
+
+
+TEMPLATE = '''/* {name}: <one line saying what this guest checks and which spec rule it follows>.
+ *
+ * Written by `difftest new-guest {name}`.  The runtime API is in guests/runtime/difftest.h and
+ * guests/README.md.  Run it:  difftest run {name} --mode all --backend qemu-10.0,model
+ */
+#include "difftest.h"
+
+/* The modes this guest runs under; the harness patches the one in use into the ELF
+ * (docs/ARCHITECTURE.md section 2).  Read it at run time with rt_hgatp_mode() / rt_vs_mode(). */
+DIFFTEST_MODES(HGATP_ALL, VS_BARE);
+
+static volatile u64 word __attribute__((aligned(8))) = 0x0123456789abcdefull;
+
+int main(void)
+{{
+    struct pt g;
+    rt_banner("{name}");
+    rt_gstage_identity(&g);          /* G stage for the configured mode: guest RAM mapped 1:1 */
+
+    /* One probe = one access from one mode, checked against the outcome the spec requires. */
+    probe(1, "load-from-vs", A_LD, VS_MODE, (u64)&word, 0, expect_ok(0x0123456789abcdefull));
+
+    /* Add probes here, e.g. a guest-page fault (Priv. 20240411, 21.5.1):
+     *   probe(2, "unmapped", A_LD, VS_MODE, 0xC0000000, 0, expect_trap(21, 0xC0000000, 0xC0000000 >> 2, 1,
+     *         rt_tinst(A_LD)));   (only when rt_hgatp_mode() != 0) */
+    return rt_done();
+}}
+'''
+
+
+def new_guest(name: str) -> Path:
+    """Create guests/<name>/<name>.c from a documented template that builds and passes as created."""
+    if not NAME_RE.match(name or "") or name == "runtime":
+        raise ValueError(f"invalid guest name {name!r}: use lower-case letters, digits and '_', "
+                         "starting with a letter")
+    d = GUESTS_DIR / name
+    if d.exists():
+        raise FileExistsError(f"guest {name!r} already exists at {d}")
+    d.mkdir(parents=True)
+    src = d / f"{name}.c"
+    src.write_text(TEMPLATE.format(name=name))
+    return src

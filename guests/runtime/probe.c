@@ -1,0 +1,130 @@
+/* Probe API: one access from a chosen mode, its outcome, the spec's expectation, P/X lines. */
+#include "difftest.h"
+
+u64 rt_probes, rt_fails;
+u64 rt_probe_mstatus_extra;
+volatile u64 rt_probe_active;
+volatile u64 rt_probe_ctx[16];
+volatile u64 rt_probe_rec[8];   /* mcause, mtval, mtval2, mtinst, mstatus, a1, t6, mepc */
+int rt_probe_go(u64 addr, u64 val, u64 stub);
+
+extern char rt_stub_ld[], rt_stub_lw[], rt_stub_lbu[], rt_stub_sd[], rt_stub_sw[], rt_stub_amoadd[],
+    rt_stub_lr[], rt_stub_sc[], rt_stub_hlvd[], rt_stub_hlvxwu[], rt_stub_hsvd[], rt_stub_fetch[];
+
+static u64 stub_of(enum rt_access a)
+{
+    switch (a) {
+    case A_LD: return (u64)rt_stub_ld;
+    case A_LW: return (u64)rt_stub_lw;
+    case A_LBU: return (u64)rt_stub_lbu;
+    case A_SD: return (u64)rt_stub_sd;
+    case A_SW: return (u64)rt_stub_sw;
+    case A_AMOADD: return (u64)rt_stub_amoadd;
+    case A_LR: return (u64)rt_stub_lr;
+    case A_SC: return (u64)rt_stub_sc;
+    case A_HLVD: return (u64)rt_stub_hlvd;
+    case A_HLVXWU: return (u64)rt_stub_hlvxwu;
+    case A_HSVD: return (u64)rt_stub_hsvd;
+    case A_FETCH: return (u64)rt_stub_fetch;
+    }
+    return 0;
+}
+
+u64 rt_tinst(enum rt_access a)
+{
+    /* Priv. 20240411, 21.6.3 "Transformed instruction": the trapping instruction with rs1 (bits 19:15)
+     * replaced by the address offset (0 here) and, for loads/stores, the immediate zeroed. */
+    if (a == A_FETCH) return 0;        /* instruction guest-page faults write 0 (or a pseudo for implicit) */
+    u32 insn = *(volatile u32 *)stub_of(a);
+    return insn & ~(0x1full << 15) & ((a == A_LD || a == A_LW || a == A_LBU) ? 0x000fffffu :
+                                      (a == A_SD || a == A_SW) ? 0x01fff07fu : 0xffffffffu);
+}
+
+static const char *mode_name(enum rt_mode m)
+{
+    static const char *n[] = {"M", "HS", "U", "VS", "VU"};
+    return n[m];
+}
+static const char *acc_name(enum rt_access a)
+{
+    static const char *n[] = {"ld", "lw", "lbu", "sd", "sw", "amoadd.d", "lr.d", "sc.d", "fetch",
+                              "hlv.d", "hlvx.wu", "hsv.d"};
+    return n[a];
+}
+
+void rt_access(enum rt_access acc, enum rt_mode mode, u64 addr, u64 val, struct outcome *o)
+{
+    static const u64 mpp[] = {3, 1, 0, 1, 0};
+    u64 ms = csr_read(mstatus);
+    ms &= ~(MSTATUS_MPP | MSTATUS_MPV | MSTATUS_MPRV);
+    ms |= mpp[mode] << 11;
+    if (mode == VS_MODE || mode == VU_MODE) ms |= MSTATUS_MPV;
+    if (mode == M_MODE) ms |= rt_probe_mstatus_extra;
+    csr_write(mstatus, ms);
+    rt_probe_go(addr, val, stub_of(acc));
+    u64 cause = rt_probe_rec[0];
+    int ok = (cause == 8 || cause == 9 || cause == 10 || cause == 11) && rt_probe_rec[6] == 0x600d;
+    o->trapped = !ok;
+    o->val = rt_probe_rec[5];
+    o->cause = ok ? 0 : cause;
+    o->tval = ok ? 0 : rt_probe_rec[1];
+    o->tval2 = ok ? 0 : rt_probe_rec[2];
+    o->tinst = ok ? 0 : rt_probe_rec[3];
+    o->gva = ok ? 0 : (int)((rt_probe_rec[4] >> 38) & 1);
+}
+
+static void kv(const char *k, u64 v) { rt_putc(' '); rt_puts(k); rt_putc('='); rt_hex(v); }
+
+static void print_outcome(const struct outcome *o)
+{
+    if (!o->trapped) { rt_puts(" ok"); kv("val", o->val); return; }
+    rt_puts(" trap cause="); rt_dec(o->cause);
+    kv("tval", o->tval); kv("htval", o->tval2); kv("tinst", o->tinst);
+    rt_puts(" gva="); rt_dec((u64)o->gva);
+    rt_puts(" to=M");
+}
+
+void rt_fail(const char *why)
+{
+    rt_fails++;
+    rt_puts("X "); rt_puts(why); rt_putc('\n');
+}
+
+int probe(unsigned id, const char *what, enum rt_access acc, enum rt_mode mode, u64 addr, u64 val,
+          struct expect e)
+{
+    if (id < 4096 && !((difftest_probe_select[id / 64] >> (id % 64)) & 1)) return 1;
+    struct outcome o;
+    rt_access(acc, mode, addr, val, &o);
+    rt_probes++;
+    rt_puts("P "); rt_dec(id); rt_putc(' '); rt_puts(what); rt_putc(' '); rt_puts(acc_name(acc));
+    kv("va", addr); rt_puts(" mode="); rt_puts(mode_name(mode));
+    print_outcome(&o);
+    int good;
+    if (!e.trap) {
+        good = !o.trapped && (e.any_val || o.val == e.val);
+    } else {
+        good = o.trapped && o.cause == e.cause && o.tval == e.tval && o.tval2 == e.tval2 &&
+               o.gva == e.gva && (o.tinst == 0 || e.tinst_alt == ~0ull || o.tinst == e.tinst_alt);
+    }
+    if (o.trapped && o.tinst) { rt_puts(" tinst-form=transformed"); }
+    rt_putc('\n');
+    if (!good) {
+        rt_fails++;
+        rt_puts("X "); rt_dec(id); rt_puts(" expected");
+        if (!e.trap) { rt_puts(" ok"); if (!e.any_val) kv("val", e.val); }
+        else {
+            rt_puts(" trap cause="); rt_dec(e.cause); kv("tval", e.tval); kv("htval", e.tval2);
+            rt_puts(" tinst=0|"); rt_hex(e.tinst_alt); rt_puts(" gva="); rt_dec((u64)e.gva);
+        }
+        rt_puts(" got"); print_outcome(&o); rt_putc('\n');
+    }
+    return good;
+}
+
+int rt_done(void)
+{
+    difftest_config.probes = rt_probes;
+    rt_puts("DONE probes="); rt_dec(rt_probes); rt_puts(" fails="); rt_dec(rt_fails); rt_putc('\n');
+    return rt_fails ? 1 : 0;
+}

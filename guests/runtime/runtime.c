@@ -1,0 +1,157 @@
+/* Runtime: start-up help, console, exit, the page pool and page-table builder. */
+#include "difftest.h"
+
+/* Probe selection (ARCHITECTURE section 2a): all ones = every probe runs. */
+#define ONES 0xffffffffffffffffull
+#define ONES8 ONES, ONES, ONES, ONES, ONES, ONES, ONES, ONES
+__attribute__((section(".difftest_config"), used, aligned(8)))
+volatile u64 difftest_probe_select[64] = { ONES8, ONES8, ONES8, ONES8, ONES8, ONES8, ONES8, ONES8 };
+
+#define UART ((volatile unsigned char *)0x10000000ull)
+#define FINISHER ((volatile u32 *)0x100000ull)
+
+void *memset(void *d, int c, unsigned long n)
+{
+    unsigned char *p = d;
+    if (((unsigned long)p & 7) == 0 && (n & 7) == 0 && c == 0) {
+        for (unsigned long i = 0; i < n / 8; i++) ((volatile u64 *)p)[i] = 0;
+        return d;
+    }
+    while (n--) *p++ = (unsigned char)c;
+    return d;
+}
+void *memcpy(void *d, const void *s, unsigned long n)
+{
+    unsigned char *a = d; const unsigned char *b = s;
+    while (n--) *a++ = *b++;
+    return d;
+}
+
+void rt_putc(char c)
+{
+    while (!(UART[5] & 0x20)) { }   /* LSR.THRE: transmit holding register empty */
+    UART[0] = (unsigned char)c;
+}
+void rt_puts(const char *s) { while (*s) rt_putc(*s++); }
+void rt_hex(u64 v)
+{
+    rt_puts("0x");
+    int started = 0;
+    for (int i = 60; i >= 0; i -= 4) {
+        unsigned d = (v >> i) & 15;
+        if (d || started || i == 0) { rt_putc("0123456789abcdef"[d]); started = 1; }
+    }
+}
+void rt_dec(u64 v)
+{
+    char b[24]; int n = 0;
+    do { b[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) rt_putc(b[--n]);
+}
+static const char *hg_name(unsigned m) { return m == 0 ? "bare" : m == 8 ? "sv39x4" : m == 9 ? "sv48x4" : m == 10 ? "sv57x4" : "?"; }
+static const char *vs_name(unsigned m) { return m == 0 ? "bare" : m == 8 ? "sv39" : m == 9 ? "sv48" : m == 10 ? "sv57" : "?"; }
+void rt_banner(const char *name)
+{
+    rt_puts("guest "); rt_puts(name);
+    rt_puts(" hgatp="); rt_puts(hg_name(rt_hgatp_mode()));
+    rt_puts(" vs="); rt_puts(vs_name(rt_vs_mode()));
+    rt_putc('\n');
+}
+void rt_exit(unsigned code)
+{
+    /* sifive_test finisher: 0x5555 = pass, (code << 16) | 0x3333 = fail with exit status code */
+    *FINISHER = code ? ((code << 16) | 0x3333u) : 0x5555u;
+    for (;;) { }
+}
+void rt_exit_main(int rc) { rt_exit((unsigned)rc); }
+
+void rt_unexpected_trap(void)
+{
+    rt_puts("X unexpected trap in M mode cause="); rt_hex(csr_read(mcause));
+    rt_puts(" epc="); rt_hex(csr_read(mepc));
+    rt_puts(" tval="); rt_hex(csr_read(mtval));
+    rt_putc('\n');
+    rt_exit(3);
+}
+
+void rt_init(void)
+{
+    /* Priv. 3.7: with PMP implemented, S/U accesses fail unless an entry matches; one NAPOT
+     * entry over the whole address space with RWX lets lower modes run (QEMU 7.2 insists). */
+    csr_write(pmpaddr0, ~0ull >> 10);
+    csr_write(pmpcfg0, 0x1f);          /* A=NAPOT, R, W, X */
+    csr_write(medeleg, 0);
+    csr_write(mideleg, 0);
+    csr_write(hedeleg, 0);
+    csr_write(hideleg, 0);
+    csr_write(satp, 0);
+    csr_write(vsatp, 0);
+    csr_write(hgatp, 0);
+    csr_write(hstatus, HSTATUS_SPVP);
+}
+
+/* ---- page pool ---- */
+extern char __pool_start[], __pool_end[];
+static u64 pool_next;
+void *rt_page_alloc(unsigned pages, unsigned align_pages)
+{
+    if (!pool_next) pool_next = (u64)__pool_start;
+    u64 a = align_pages * 4096ull;
+    u64 p = (pool_next + a - 1) & ~(a - 1);
+    if (p + pages * 4096ull > (u64)__pool_end) { rt_puts("X page pool exhausted\n"); rt_exit(4); }
+    pool_next = p + pages * 4096ull;
+    memset((void *)p, 0, pages * 4096ul);
+    return (void *)p;
+}
+
+void pt_init(struct pt *pt, int gstage, unsigned mode)
+{
+    pt->mode = mode;
+    pt->gstage = gstage;
+    pt->top = mode == 8 ? 2 : mode == 9 ? 3 : mode == 10 ? 4 : -1;
+    pt->root = 0;
+    if (pt->top >= 0)
+        pt->root = gstage ? (u64)rt_page_alloc(4, 4) : (u64)rt_page_alloc(1, 1);
+}
+
+volatile u64 *pt_slot(struct pt *pt, u64 va, int level)
+{
+    u64 table = pt->root;
+    for (int l = pt->top; ; l--) {
+        /* the G-stage root is indexed by GPA bits [top*9+12+10 : top*9+12] (2 extra bits) */
+        u64 mask = (pt->gstage && l == pt->top) ? 0x7ff : 0x1ff;
+        u64 idx = (va >> (12 + 9 * l)) & mask;
+        volatile u64 *slot = (volatile u64 *)(table + idx * 8);
+        if (l == level) return slot;
+        u64 pte = *slot;
+        if (!(pte & PTE_V) || (pte & PTE_RWX)) {
+            u64 next = (u64)rt_page_alloc(1, 1);
+            *slot = ((next >> 12) << 10) | PTE_V;
+            pte = *slot;
+        }
+        table = ((pte >> 10) & ((1ull << 44) - 1)) << 12;
+    }
+}
+
+void pt_map(struct pt *pt, u64 va, u64 pa, int level, u64 flags)
+{
+    *pt_slot(pt, va, level) = ((pa >> 12) << 10) | flags;
+}
+
+void rt_gstage_identity(struct pt *g)
+{
+    pt_init(g, 1, rt_hgatp_mode());
+    if (g->top >= 0)
+        pt_map(g, 0x80000000ull, 0x80000000ull, 2, G_LEAF);
+    csr_write(hgatp, pt_atp(g, 0));
+    hfence_gvma_all();
+}
+
+void rt_vsstage_identity(struct pt *vs)
+{
+    pt_init(vs, 0, rt_vs_mode());
+    if (vs->top >= 0)
+        pt_map(vs, 0x80000000ull, 0x80000000ull, 2, VS_LEAF);
+    csr_write(vsatp, pt_atp(vs, 0));
+    hfence_vvma_all();
+}

@@ -1,0 +1,130 @@
+/* M-mode entry, the one M-mode trap vector, and the probe trampolines.
+ * Every trap goes to M (medeleg = hedeleg = 0 unless a guest changes them), so a probe's
+ * outcome is read from mcause/mtval/mtval2/mtinst/mstatus.GVA (Priv. 20240411, 3.1.15-3.1.16, 9.4.3). */
+#define REGBYTES 8
+    .section .text.start, "ax"
+    .globl _start
+_start:
+    la sp, __stack_top
+    la t0, rt_trap_vector
+    csrw mtvec, t0
+    la t0, __bss_start
+    la t1, __bss_end
+1:  bgeu t0, t1, 2f
+    sd zero, 0(t0)
+    addi t0, t0, 8
+    j 1b
+2:  call rt_init
+    call main
+    call rt_exit_main
+3:  j 3b
+
+    .text
+/* int rt_probe_go(u64 addr, u64 val, u64 stub): mret into the stub (mstatus MPP/MPV/MPRV already set);
+ * returns here, in M, from the trap handler with the record in rt_probe_rec. */
+    .globl rt_probe_go
+rt_probe_go:
+    la t0, rt_probe_ctx
+    sd ra, 0(t0)
+    sd sp, 8(t0)
+    sd s0, 16(t0)
+    sd s1, 24(t0)
+    sd s2, 32(t0)
+    sd s3, 40(t0)
+    sd s4, 48(t0)
+    sd s5, 56(t0)
+    sd s6, 64(t0)
+    sd s7, 72(t0)
+    sd s8, 80(t0)
+    sd s9, 88(t0)
+    sd s10, 96(t0)
+    sd s11, 104(t0)
+    sd gp, 112(t0)
+    sd tp, 120(t0)
+    csrw mepc, a2
+    li t1, 1
+    la t0, rt_probe_active
+    sd t1, 0(t0)
+    li t6, 0
+    mret
+
+    .align 2
+    .globl rt_trap_vector
+rt_trap_vector:
+    csrw mscratch, t0
+    la t0, rt_probe_active
+    ld t0, 0(t0)
+    beqz t0, 9f
+    la t0, rt_probe_active
+    sd zero, 0(t0)
+    la t0, rt_probe_rec
+    csrr t1, mcause
+    sd t1, 0(t0)
+    csrr t1, mtval
+    sd t1, 8(t0)
+    csrr t1, mtval2
+    sd t1, 16(t0)
+    csrr t1, mtinst
+    sd t1, 24(t0)
+    csrr t1, mstatus
+    sd t1, 32(t0)
+    sd a1, 40(t0)
+    sd t6, 48(t0)
+    csrr t1, mepc
+    sd t1, 56(t0)
+    li t1, (1 << 17)          /* MPRV off again for the runtime's own accesses */
+    csrc mstatus, t1
+    la t0, rt_probe_ctx
+    ld ra, 0(t0)
+    ld sp, 8(t0)
+    ld s0, 16(t0)
+    ld s1, 24(t0)
+    ld s2, 32(t0)
+    ld s3, 40(t0)
+    ld s4, 48(t0)
+    ld s5, 56(t0)
+    ld s6, 64(t0)
+    ld s7, 72(t0)
+    ld s8, 80(t0)
+    ld s9, 88(t0)
+    ld s10, 96(t0)
+    ld s11, 104(t0)
+    ld gp, 112(t0)
+    ld tp, 120(t0)
+    li a0, 0
+    ret
+9:  la sp, __stack_top
+    call rt_unexpected_trap
+8:  j 8b
+
+/* Probe stubs: run in the target mode with a0 = address, a1 = value to store; the access is the
+ * first instruction (32-bit, so mtinst/htinst's transformed form is well defined), then
+ * t6 = 0x600d marks success and ecall returns to M. */
+    .option push
+    .option norvc
+#define STUB(name, ...) \
+    .globl name; .align 2; name: __VA_ARGS__; li t6, 0x600d; ecall
+    STUB(rt_stub_ld, ld a1, 0(a0))
+    STUB(rt_stub_lw, lw a1, 0(a0))
+    STUB(rt_stub_lbu, lbu a1, 0(a0))
+    STUB(rt_stub_sd, sd a1, 0(a0))
+    STUB(rt_stub_sw, sw a1, 0(a0))
+    STUB(rt_stub_amoadd, amoadd.d a1, a1, (a0))
+    STUB(rt_stub_lr, lr.d a1, (a0))
+    STUB(rt_stub_sc, sc.d a1, a1, (a0))
+    STUB(rt_stub_hlvd, hlv.d a1, (a0))
+    STUB(rt_stub_hlvxwu, hlvx.wu a1, (a0))
+    STUB(rt_stub_hsvd, hsv.d a1, (a0))
+    /* fetch: jump to a0; the target page holds rt_fetch_target (li a1, 0x600d; li t6, 0x600d; ecall) */
+    .globl rt_stub_fetch
+    .align 2
+rt_stub_fetch:
+    jr a0
+    .globl rt_fetch_target
+    .align 12
+rt_fetch_target:
+    li a1, 0x600d
+    li t6, 0x600d
+    ecall
+    .align 12
+    .option pop
