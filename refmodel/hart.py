@@ -80,6 +80,7 @@ class Hart:
         self.xl = None
         self.acc_v = 0
         self.last_pa = 0
+        self.ls = (3, 0)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -299,7 +300,7 @@ class Hart:
 
     def load(self, va, size, insn, priv=None, v=None, hlvx=False):
         if priv is None:
-            priv, v = self.eff_ls()
+            priv, v = self.ls
         if va & (size - 1) and self.profile.misaligned_ls == "trap":
             raise Exc(LOAD_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
@@ -313,7 +314,7 @@ class Hart:
 
     def translate_store(self, va, size, insn, priv=None, v=None):
         if priv is None:
-            priv, v = self.eff_ls()
+            priv, v = self.ls
         return self.access_pa(va, "store", priv, v, size, insn)
 
     def read_pa(self, va, pa, size, store=True):
@@ -324,7 +325,7 @@ class Hart:
 
     def store(self, va, size, val, insn, priv=None, v=None):
         if priv is None:
-            priv, v = self.eff_ls()
+            priv, v = self.ls
         if va & (size - 1) and self.profile.misaligned_ls == "trap":
             raise Exc(STORE_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
@@ -371,7 +372,10 @@ class Hart:
 
     # ------------------------------------------------------------------ fences, WFI, xRET
     def flush_tlb(self):
+        """Called on every CSR write, trap, xRET, fence and PMP change: also re-derives the
+        effective privilege of loads/stores (MPRV/MPP/MPV) cached in ``self.ls``."""
         self.tlb.clear()
+        self.ls = self.eff_ls()
 
     def fence_i(self):
         self.icache.clear()

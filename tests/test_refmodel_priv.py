@@ -40,6 +40,7 @@ def hart(priv=3, v=0, **csrs):
     for name, val in csrs.items():
         h.csr[C.NUMBERS[name]] = val
     h.csr[0x305] = h.csr[0x105] = h.csr[0x205] = BASE + 0x800
+    h.flush_tlb()                    # CSRs poked directly: drop derived state as a CSR write would
     return h
 
 
