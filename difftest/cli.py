@@ -226,7 +226,7 @@ def cmd_run(args) -> int:
     results = []
     for m in hg:
         for v in vs:
-            d = out_root / f"{m or 'asis'}-{v or 'asis'}-{args.cpu}"
+            d = out_root / f"{m or 'default'}-{v or 'default'}-{args.cpu}"
             try:
                 case = engine.run_case(args.guest, hgatp_mode=m, vs_mode=v, backends=backends, cpu=args.cpu,
                                        out_dir=d, timeout=args.timeout, max_steps=args.max_steps,

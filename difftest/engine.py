@@ -100,11 +100,15 @@ def pair_command(guest: str, hgatp_mode: str, vs_mode: str, backends, cpu: str) 
 
 
 def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, out_path,
-                 use_cache, guest, command):
+                 use_cache, guest, command, like=None):
     if name == "model":
         from difftest.backends import model
+        try:
+            prof = model.profile_for(cpu, like=like)
+        except model.ModelError as e:
+            return model._result("error", None, None, None, str(e), e.error_class)
         return model.run(elf, backend="model", hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                         max_steps=max_steps, out_path=out_path, guest=guest, command=command)
+                         max_steps=max_steps, out_path=out_path, guest=guest, command=command, profile=prof)
     from difftest import backends as B
     kw = dict(backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
               max_steps=max_steps, out_path=out_path)
@@ -149,7 +153,8 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
         safe = b.replace("/", "_")
         r = _run_backend(b, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                          max_steps=max_steps, out_path=out_dir / f"{safe}.trace.jsonl.gz", use_cache=use_cache,
-                         guest=name, command=pair_command(guest_arg, hgatp_mode, vs_mode, [b], cpu))
+                         guest=name, command=pair_command(guest_arg, hgatp_mode, vs_mode, [b], cpu),
+                         like=next((q for q in backends if q.startswith("qemu-")), None))
         case.seconds[b] = round(time.monotonic() - t0, 3)
         case.runs[b] = r
     for a, b in itertools.combinations(backends, 2):

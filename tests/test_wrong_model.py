@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("difftest.guests", reason="helper A's guest builder has not landed")
-pytest.importorskip("difftest.config_block", reason="helper A's config block has not landed")
 mmu = pytest.importorskip("refmodel.mmu", reason="helper C's mmu has not landed")
 pytest.importorskip("difftest.backends.qemu", reason="helper D's QEMU backend has not landed")
 
 from difftest.engine import run_case  # noqa: E402
 from difftest.trace import read_trace  # noqa: E402
+
+from test_e2e_gstage import GCC, build_guest  # noqa: E402
 
 GUEST = "smoke"
 MODE = "sv39x4"
@@ -36,12 +36,7 @@ def _first_g_stage_step(trace_path) -> int:
     raise AssertionError("the guest never translated through the G stage")
 
 
-def test_wrong_g_stage_u_rule_is_caught(tmp_path, monkeypatch):
-    good = run_case(GUEST, hgatp_mode=MODE, backends=["qemu-10.0", "model"], out_dir=tmp_path / "good",
-                    timeout=120, max_steps=2_000_000)
-    assert good.status in ("match", "accepted-stale"), good.pairs[0].summary
-    expect_step = _first_g_stage_step(good.runs["model"].trace_path)
-
+def _break_u_rule(monkeypatch):
     original = mmu._Walker.permitted
 
     def wrong_permitted(self, stage, pte, access, hlvx):
@@ -50,6 +45,32 @@ def test_wrong_g_stage_u_rule_is_caught(tmp_path, monkeypatch):
         return original(self, stage, pte, access, hlvx)
 
     monkeypatch.setattr(mmu._Walker, "permitted", wrong_permitted)
+
+
+@pytest.mark.skipif(GCC is None, reason="riscv64-unknown-elf-gcc not installed")
+@pytest.mark.parametrize("mode", ["sv39x4", "sv57x4"])
+def test_wrong_rule_caught_on_hand_made_guest(mode, tmp_path, monkeypatch):
+    elf = build_guest(tmp_path, mode)
+    good = run_case(elf, backends=["qemu-10.0", "model"], out_dir=tmp_path / "good", timeout=60, max_steps=10_000)
+    assert good.status == "match", good.pairs[0].summary
+    expect_step = _first_g_stage_step(good.runs["model"].trace_path)
+    _break_u_rule(monkeypatch)
+    bad = run_case(elf, backends=["qemu-10.0", "model"], out_dir=tmp_path / "bad", timeout=60, max_steps=10_000)
+    p = bad.pairs[0]
+    assert (bad.status, p.kind, p.step) == ("mismatch", "second-stage", expect_step), p.summary
+    txt = Path(p.report["txt"]).read_text()
+    assert "deliberately wrong rule" in txt and "2nd-stage" in txt      # the model's walk and QEMU's own lines
+    assert "difftest run " + str(elf) in txt
+
+
+def test_wrong_g_stage_u_rule_is_caught(tmp_path, monkeypatch):
+    pytest.importorskip("difftest.guests", reason="helper A's guest builder has not landed")
+    good = run_case(GUEST, hgatp_mode=MODE, backends=["qemu-10.0", "model"], out_dir=tmp_path / "good",
+                    timeout=120, max_steps=2_000_000)
+    assert good.status in ("match", "accepted-stale"), good.pairs[0].summary
+    expect_step = _first_g_stage_step(good.runs["model"].trace_path)
+
+    _break_u_rule(monkeypatch)
     bad = run_case(GUEST, hgatp_mode=MODE, backends=["qemu-10.0", "model"], out_dir=tmp_path / "bad",
                    timeout=120, max_steps=2_000_000)
     p = bad.pairs[0]

@@ -46,12 +46,15 @@ def _result(status, trace_path, header, footer, message, error_class):
                      error_class=error_class)
 
 
-def profile_for(cpu: str = "default"):
-    """The model profile mirroring a QEMU CPU variant ("default", "sv39", ...) or a profile name."""
+def profile_for(cpu: str = "default", like: str | None = None):
+    """The model profile mirroring a QEMU CPU variant ("default", "sv39", ...) or a profile name.
+    ``like`` is the QEMU the model is compared with ("qemu-7.2", "qemu-10.0"): its profile
+    holds that QEMU's spec-allowed choices (e.g. htinst policy); default qemu-10.0."""
     from refmodel.profile import PROFILES
+    base = like if like in PROFILES else "qemu-10.0"
     if cpu in ("", "default", None):
-        return PROFILES["qemu-10.0"]
-    for name in (cpu, f"qemu-10.0-{cpu}"):
+        return PROFILES[base]
+    for name in (cpu, f"{base}-{cpu}", f"qemu-10.0-{cpu}"):
         if name in PROFILES:
             return PROFILES[name]
     raise ModelError("missing-backend", f"no model profile for CPU variant {cpu!r} "
