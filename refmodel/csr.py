@@ -84,17 +84,17 @@ def check_access(h, num: int, write: bool, insn: int) -> int:
     if num not in NAMES or (0x001 <= num <= 0x003):      # F/D state: not modelled -> illegal
         raise _bad(h, insn)
     ro = (num >> 10) & 3 == 3
-    lvl = (num >> 8) & 3
+    lvl = (num >> 8) & 3                   # 0 U, 1 S, 2 hypervisor (HS) / VS CSRs, 3 M
     priv, v = h.priv, h.v
-    virtual_kind = lvl == 2 or (lvl == 1 and v and priv == 0)   # hypervisor / VS CSR, or S CSR from VU
-    # Would HS-mode (with TVM=0) be allowed this access?  (the virtual-instruction test)
-    hs_ok = lvl <= 2 and not (ro and write)
-    if priv < lvl or (v and lvl == 2) or (v and priv == 0 and lvl == 1):
-        if v and virtual_kind and hs_ok and lvl >= 1:
-            raise Exc(VIRTUAL_INSN, insn)
-        if v and priv == 0 and lvl == 1 and hs_ok:
-            raise Exc(VIRTUAL_INSN, insn)
-        raise _bad(h, insn)
+    if priv != 3:
+        if not v:
+            # HS-mode reaches S and hypervisor/VS CSRs (H 9.2: "accessible from HS-mode"); U only level 0
+            if lvl > (2 if priv == 1 else 0):
+                raise _bad(h, insn)
+        elif lvl == 3 or (ro and write and lvl >= 1):
+            raise _bad(h, insn)            # HS could not do it either: illegal (H 9.6.1)
+        elif lvl == 2 or (priv == 0 and lvl == 1):
+            raise Exc(VIRTUAL_INSN, insn)  # hypervisor/VS CSR from VS/VU, S CSR from VU (H 9.6.1)
     if ro and write:
         raise _bad(h, insn)
     if num in COUNTERS:                        # Priv. 3.1.11 / H 9.2.4 counter-enable gating

@@ -418,7 +418,7 @@ class Hart:
     def mret(self, insn):
         """Priv. 3.3.2 MRET with H 9.5.3: V = MPV when MPP != M."""
         if self.priv != 3:
-            raise Exc(VIRTUAL_INSN, insn) if self.v else self._illegal(insn)
+            raise self._illegal(insn)          # not an HS instruction either: illegal, never virtual
         s = self.csr[0x300]
         mpp = (s >> C.MPP_SHIFT) & 3
         self.v = 1 if (mpp != 3 and s & C.MPV) else 0

@@ -66,6 +66,21 @@ def test_csr_access_faults(priv, v, csr, cause):
     assert s.trap is not None and s.trap.cause == cause
 
 
+@pytest.mark.parametrize("csr", [0x600, 0x602, 0x680, 0x200, 0x280, 0x643, 0x64A, 0x100, 0x180])
+def test_hs_reaches_hypervisor_and_vs_csrs(csr):
+    # H 9.2/9.3: hypervisor and VS CSRs are accessible from HS-mode (V=0)
+    h = hart(1, 0)
+    assert step(h, csrrs(10, csr)).trap is None
+    assert step(hart(0, 0), csrrs(10, csr)).trap.cause == ILLEGAL
+
+
+def test_hs_write_to_vsatp_reaches_vsatp_not_satp():
+    h = hart(1, 0)
+    h.x[10] = (8 << 60) | 0x1234
+    assert step(h, csrrw(0, 0x280, 10)).trap is None
+    assert h.csr[0x280] == (8 << 60) | 0x1234 and h.csr[0x180] == 0
+
+
 def test_write_to_read_only_csr_is_illegal_even_from_vs():
     # hgeip (0xE12) is read-only: HS could not write it either, so V=1 gives illegal, not virtual
     s = step(hart(1, 1), csrrw(0, 0xE12, 10))
@@ -172,7 +187,7 @@ def test_sret_rules():
     assert step(hart(1, 0, mstatus=C.TSR), SRET).trap.cause == ILLEGAL
     assert step(hart(0, 0), SRET).trap.cause == ILLEGAL
     assert step(hart(1, 0), MRET).trap.cause == ILLEGAL
-    assert step(hart(1, 1), MRET).trap.cause == VIRTUAL_INSN
+    assert step(hart(1, 1), MRET).trap.cause == ILLEGAL        # MRET is not allowed in HS: never virtual
 
 
 # ---------------------------------------------------------------- HLV/HSV (H 9.3)
