@@ -305,7 +305,7 @@ def _system(insn, rd, f3, rs1, rs2, f7, ilen):
             return f
         if insn == 0x00100073:
             def f(h, pc):
-                raise Exc(BREAKPOINT, pc)     # tval = pc of the EBREAK (QEMU and Spike write it)
+                raise Exc(BREAKPOINT, pc if h.profile.ebreak_tval == "pc" else 0)   # profile choice
             return f
         if insn == 0x30200073:
             return lambda h, pc: h.mret(insn)

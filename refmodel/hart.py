@@ -456,7 +456,8 @@ class Hart:
     def take_trap(self, e: Exc, pc: int) -> Trap:
         c = self.csr
         priv, v = self.priv, self.v
-        gva = bool(e.gva) or (e.cause in ADDRESS_CAUSES and bool(self.acc_v) and e.cause not in (0,))
+        # GVA: "set when the trap writes a guest virtual address to xtval" (3.1.6, H 9.2.1)
+        gva = bool(e.gva) or (bool(self.acc_v) and (e.cause in ADDRESS_CAUSES or (e.cause == 3 and e.tval != 0)))
         htval = e.htval if e.cause in GUEST_PAGE_CAUSES else 0
         target = trap_target(e.cause, priv, v, c[0x302], c[0x602])
         if target == "M":

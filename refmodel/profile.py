@@ -42,6 +42,9 @@ class Profile:
     # Misaligned loads/stores (not LR/SC/AMO): Unpriv. 2.6 lets an implementation perform them
     # ("emulate", as QEMU's TCG does) or raise address-misaligned ("trap").  Helper B.
     misaligned_ls: str = "emulate"
+    # xtval on an EBREAK breakpoint: Priv. 3.1.16 lets mtval be zero or the faulting virtual
+    # address ("pc"); QEMU 7.2 writes 0, QEMU 10.0 the pc.  Helper B.
+    ebreak_tval: str = "pc"
     # mtval2/htval written on a guest-page fault: GPA >> 2.
     misa: int = (2 << 62) | sum(1 << (ord(c) - 65) for c in "ACDFHIMSU")
     # Svpbmt / Svnapot present: when False, PBMT and N bits are reserved.
@@ -63,7 +66,7 @@ BASE = Profile(name="base")
 
 # The pinned QEMU configurations (see difftest/backends/qemu.py CPU_VARIANTS).
 PROFILES: dict[str, Profile] = {
-    "qemu-7.2": BASE.with_(name="qemu-7.2"),
+    "qemu-7.2": BASE.with_(name="qemu-7.2", ebreak_tval="zero"),
     "qemu-10.0": BASE.with_(name="qemu-10.0"),
     # QEMU 10.0 with sv39=on / sv48=on limit satp and hgatp to that mode and below.
     "qemu-10.0-sv39": BASE.with_(name="qemu-10.0-sv39", satp_modes=frozenset({0, 8}), hgatp_modes=frozenset({0, 8})),

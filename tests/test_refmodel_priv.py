@@ -290,3 +290,12 @@ def test_pte_store_marks_translations_maybe_stale_until_fence():
     store = [x for x in steps[0].xlats if x.access == "store"][0]
     assert store.pa == root + 16 and not store.maybe_stale
     assert [x.maybe_stale for x in fetch] == [False, True, True, False]
+
+
+def test_ebreak_tval_is_a_profile_choice():
+    # Priv. 3.1.16: on EBREAK, mtval is zero or the instruction's virtual address
+    h = hart(3, 0)
+    assert step(h, 0x00100073).trap.tval == BASE
+    h = Hart(PROFILES["qemu-7.2"])
+    h.pc = BASE
+    assert step(h, 0x00100073).trap.tval == 0
