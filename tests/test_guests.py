@@ -39,8 +39,13 @@ def run_guest(name: str, mode: str, qemu: str, tmp_path, vs: str | None = None):
     return run_qemu(elf, qemu)
 
 
-def probe_lines(out: str) -> dict[int, str]:
-    return {int(m.group(1)): m.group(0) for m in re.finditer(r"^P (\d+) .*$", out, re.M)}
+def probe_lines(out: str) -> dict:
+    """Probe lines by id and by name (first line of that name)."""
+    d = {}
+    for m in re.finditer(r"^P (\d+) (\S+) .*$", out, re.M):
+        d[int(m.group(1))] = m.group(0)
+        d.setdefault(m.group(2), m.group(0))
+    return d
 
 
 def assert_pass(rc: int, out: str):
@@ -81,7 +86,7 @@ def test_gstage_basic_qemu10(mode, tmp_path):
     if mode != "bare":
         width = {"sv39x4": 41, "sv48x4": 50, "sv57x4": 59}[mode]
         # the first invalid GPA: load guest-page fault, mtval2 = GPA >> 2 (Priv. 20240411, 21.5.1)
-        assert f"cause=21 tval={1 << width:#x} htval={(1 << width) >> 2:#x}" in p[201]
+        assert f"cause=21 tval={1 << width:#x} htval={(1 << width) >> 2:#x}" in p["first-invalid-gpa"]
         assert "cause=20" in p[102] and "tinst=0x0 " in p[102]     # fetch fault: htinst is 0
         assert "cause=23" in p[100]
 
