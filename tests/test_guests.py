@@ -87,8 +87,8 @@ def test_gstage_basic_qemu10(mode, tmp_path):
         width = {"sv39x4": 41, "sv48x4": 50, "sv57x4": 59}[mode]
         # the first invalid GPA: load guest-page fault, mtval2 = GPA >> 2 (Priv. 20240411, 21.5.1)
         assert f"cause=21 tval={1 << width:#x} htval={(1 << width) >> 2:#x}" in p["first-invalid-gpa"]
-        assert "cause=20" in p[102] and "tinst=0x0 " in p[102]     # fetch fault: htinst is 0
-        assert "cause=23" in p[100]
+        assert "cause=20" in p[103] and "tinst=0x0 " in p[103]     # fetch fault: htinst is 0
+        assert "cause=23" in p[101] and "cause=23" in p[102]
 
 
 @pytest.mark.parametrize("mode", ["sv39x4", "sv57x4"])
