@@ -46,15 +46,16 @@ def g_tables(mode):
     return mem, bits
 
 
-def guest_source(mode):
+def guest_source(mode, probes=None):
     mem, bits = g_tables(mode)
-    probes = [  # (address, access, expected cause or None)
+    probes = probes or [  # (address, access, expected cause or None)
         ((1 << bits) - 8, "ld", None),                  # last doubleword of the GPA space: root index 2047
         ((1 << bits) - 8, "sd", 23),                    # read-only at the G-stage
         (1 << bits, "ld", 21),                          # first GPA bit above the width
         (1 << (bits - 1), "ld", 21),                    # top in-width bit, unmapped
         (1 << 63, "sd", 23),
         ((1 << bits) | 0x8000_0000, "ld", 21),          # mapped page + a bit above the width: not aliased
+        ((1 << 64) - 8, "ld", 21),                      # all high bits set: not aliased to the last page
     ]
     body = []
     nfault = 0
@@ -139,9 +140,9 @@ QEMU10_ENV = {"QEMU_MODULE_DIR": "/work/main/.cache/qemu-10.0/usr/lib/x86_64-lin
 MODES = pytest.mark.parametrize("mode", [8, 9, 10], ids=["sv39x4", "sv48x4", "sv57x4"])
 
 
-def build(tmp_path, mode):
+def build(tmp_path, mode, probes=None):
     src, elf = tmp_path / "g.S", tmp_path / "g.elf"
-    src.write_text(guest_source(mode))
+    src.write_text(guest_source(mode, probes))
     subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
                     "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
                     f"-Wl,--section-start=.pt={PT_BASE:#x}", f"-Wl,--section-start=.dpage={DATA_PAGE:#x}",
@@ -165,7 +166,7 @@ def test_gpa_boundaries_model_and_qemu10(tmp_path, mode):
     trace = list(h.run(20_000))
     traps = [(s.trap.cause, s.trap.tval, s.trap.htval) for s in trace if s.trap]
     assert h.exit_code == 0, traps                       # the guest's own checks passed on the model
-    assert len(traps) == 6                               # 5 guest-page faults and the final ecall
+    assert len(traps) == 7                               # 6 guest-page faults and the final ecall
     if not os.path.exists(QEMU10):
         pytest.skip("QEMU 10.0 not unpacked: model half only")
     rc, pcs, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none",
@@ -189,3 +190,17 @@ def test_qemu72_rejects_upper_half_of_gpa_space(tmp_path, mode):
     rc, pcs, ints = qemu(QEMU72, elf, tmp_path / "q72.log", ("-singlestep",))
     assert rc == 2
     assert "cause:0000000000000015" in ints[0] and f"tval:{(1 << bits) - 8:#018x}" in ints[0]
+
+
+@MODES
+@pytest.mark.skipif(not os.path.exists(QEMU72), reason="QEMU 7.2 not installed")
+def test_qemu72_aliases_sign_extended_gpa(tmp_path, mode):
+    """FINDING (QEMU 7.2), the other face of the same check: a GPA whose bits above the width are all
+    ONES passes it and the walk uses the low bits, so GPA 0xffff_ffff_ffff_fff8 reads the last page of
+    the GPA space instead of taking a load guest-page fault (the model and QEMU 10.0 fault)."""
+    elf = build(tmp_path, mode, probes=[((1 << 64) - 8, "ld", 21)])
+    h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"])
+    list(h.run(20_000))
+    assert h.exit_code == 0
+    rc, pcs, ints = qemu(QEMU72, elf, tmp_path / "q72.log", ("-singlestep",))
+    assert rc == 2 and "cause:000000000000000a" in ints[0]        # no fault: straight to the final ecall
