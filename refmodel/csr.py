@@ -204,7 +204,14 @@ def write(h, num: int, val: int) -> None:
             c[num] = val & ~2
     elif num in (0x341, 0x141, 0x241):
         c[num] = val & ~1                        # IALIGN=16 (C present)
-    elif num in (0x30A, 0x10A, 0x60A):
+    elif num in (0x30A, 0x60A):
+        # PBMTE (62) exists with Svpbmt, ADUE (61) with Svadu; henvcfg's are read-only zero
+        # while menvcfg's are clear (H 9.2.5 henvcfg).
+        m = ENVCFG_W | ((1 << 62) if h.profile.svpbmt else 0) | ((1 << 61) if getattr(h.profile, "svadu", False) else 0)
+        if num == 0x60A:
+            m &= c[0x30A] | ENVCFG_W
+        c[num] = val & m
+    elif num == 0x10A:
         c[num] = val & ENVCFG_W
     elif num in (0x306, 0x106, 0x606, 0x320):
         c[num] = val & 0xFFFFFFFF
