@@ -165,6 +165,7 @@ class _Ctx:
     stale: int = 0
     xl_cmp: int = 0
     xl_unmatched: int = 0
+    last_trap: tuple | None = None   # (step, cause) of the last trap both took
 
 
 def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
@@ -361,6 +362,8 @@ def _cmp_step(ctx: _Ctx, sa: Step, sb: Step) -> None:
     # translations before traps: a fault is explained by the stage that raised it
     _cmp_xlats(ctx, sa, sb)
     _cmp_trap(ctx, sa, sb)
+    if sa.trap is not None:
+        ctx.last_trap = (sa.i, sa.trap.cause)
 
 
 def _first_diff(a: str, b: str) -> int:
@@ -401,7 +404,13 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
         try:
             _cmp_step(ctx, sa, sb)
         except _Mismatch as m:
-            div = Divergence(m.kind, sa.i, m.field, m.va, m.vb, m.explanation, list(window), sa, sb, m.xa, m.xb)
+            why = m.explanation
+            hidden = [k.split(".")[1] for k in ("trap.htval", "trap.tinst", "trap.gva", "trap.tval")
+                      if k not in both]
+            if m.kind == "control-flow" and ctx.last_trap and hidden:
+                why += (f" (note: the trap at step {ctx.last_trap[0]}, cause {ctx.last_trap[1]}, wrote "
+                        f"{'/'.join(hidden)}, which were not compared; a guest that reads them diverges later)")
+            div = Divergence(m.kind, sa.i, m.field, m.va, m.vb, why, list(window), sa, sb, m.xa, m.xb)
             break
         except _StaleStop:
             stale_stop = True

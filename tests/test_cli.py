@@ -61,3 +61,18 @@ def test_help_teaches_every_subcommand():
     assert r.returncode == 0
     for word in ("build", "list", "run", "diff", "show", "new-guest", "exit codes", "examples"):
         assert word in r.stdout
+
+
+def test_list_and_build_real_guests(capsys):
+    pytest.importorskip("difftest.guests")
+    assert main(["list", "--json"]) == 0
+    rows = {r["guest"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["smoke"]["hgatp_modes"] == ["bare", "sv39x4", "sv48x4", "sv57x4"]
+    assert main(["build", "smoke", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["ok"]
+
+
+def test_new_guest_bad_name_is_usage_error(capsys):
+    pytest.importorskip("difftest.guests")
+    assert main(["new-guest", "Bad-Name"]) == 2
+    assert "invalid guest name" in capsys.readouterr().err

@@ -289,3 +289,10 @@ def test_two_logging_backends_compare_common_fills():
                 (hdr("qemu-10.0", QEMU_EXPOSES), q2, Footer("exit", 0)))
     assert (r.status, r.kind, r.step) == ("mismatch", "second-stage", 3)
     assert any("both sides logged" in c for c in r.compared)
+
+
+def test_control_flow_after_trap_names_uncompared_trap_fields():
+    def mq(q):
+        q[5].pc = 0x80000104
+    r = compare(*pair(mq))
+    assert r.kind == "control-flow" and "trap at step 4" in r.summary and "gva" in r.summary
