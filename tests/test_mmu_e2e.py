@@ -204,3 +204,109 @@ def test_qemu72_aliases_sign_extended_gpa(tmp_path, mode):
     assert h.exit_code == 0
     rc, pcs, ints = qemu(QEMU72, elf, tmp_path / "q72.log", ("-singlestep",))
     assert rc == 2 and "cause:000000000000000a" in ints[0]        # no fault: straight to the final ecall
+
+
+IMPLICIT = """
+.option norvc
+.section .text
+.globl _start
+_start:
+  la t0, mtrap
+  csrw mtvec, t0
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
+  la t0, gpt
+  li t1, ((0x80000000 >> 12) << 10) | 0xdf      /* G-stage: only the RAM gigapage (index 2) is mapped */
+  sd t1, 16(t0)
+  srli t0, t0, 12
+  li t1, 8 << 60
+  or t0, t0, t1
+  csrw hgatp, t0
+  li t0, (8 << 60) | (0x40000000 >> 12)         /* VS root at GPA 0x40000000: not mapped at the G-stage */
+  csrw vsatp, t0
+  hfence.gvma zero, zero
+  li s4, 0
+  li s6, -1
+  la s2, vs                   /* the first VS fetch needs the VS root PTE: its implicit read faults */
+  li s3, (0x40000000 + ((0x80000000 >> 30) & 511) * 8) >> 2
+  li s5, 20                   /* ... reported as an instruction guest-page fault (original type) */
+  li t0, (1 << 11) | (1 << 39)
+  csrs mstatus, t0
+  la t0, vs
+  csrw mepc, t0
+  mret
+vs:
+  li a7, 0x55
+  ecall
+.balign 4
+mtrap:
+  csrr t0, mcause
+  li t1, 10
+  beq t0, t1, done
+  bne t0, s5, fail
+  csrr t0, mtval
+  bne t0, s2, fail
+  csrr t0, 0x34b
+  bne t0, s3, fail
+  csrr t0, mstatus
+  srli t0, t0, 38
+  andi t0, t0, 1
+  beqz t0, fail
+  csrr t0, 0x34a              /* mtinst: keep the first one */
+  li t1, -1
+  bne s6, t1, 1f
+  mv s6, t0
+1:
+  addi s4, s4, 1
+done:
+  li t1, 1
+  bne s4, t1, fail
+  li t6, 0x100000
+  beqz s6, pass
+  li t1, 0x3000
+  li t5, 0x33333              /* exit 3: the 0x3000 pseudoinstruction */
+  beq s6, t1, out
+  li t5, 0x43333              /* exit 4: anything else */
+  j out
+pass:
+  li t5, 0x5555
+out:
+  sw t5, 0(t6)
+2: j 2b
+fail:
+  li t6, 0x100000
+  li t5, 0x23333
+  sw t5, 0(t6)
+3: j 3b
+.section .data
+.balign 16384
+gpt: .fill 2048, 8, 0
+"""
+
+
+def test_implicit_vs_pte_guest_page_fault_end_to_end(tmp_path):
+    """H "Guest-Page Faults": a G-stage fault on the implicit read of a VS-stage PTE is reported as the
+    ORIGINAL access type (here the first VS fetch -> 20), tval = GVA, mtval2 = the PTE's GPA >> 2, GVA = 1;
+    mtinst is 0 or the 0x3000 pseudoinstruction (H "Transformed Instruction or Pseudoinstruction").
+    Exit code: 0 = checks passed and mtinst 0, 3 = passed and mtinst 0x3000, 2 = a check failed."""
+    src, elf = tmp_path / "i.S", tmp_path / "i.elf"
+    src.write_text(IMPLICIT)
+    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
+                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
+                    "-o", str(elf), str(src)], check=True, capture_output=True)
+    for policy, code in (("zero", 0), ("transformed", 3)):
+        h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"].with_(tinst_policy=policy))
+        list(h.run(20_000))
+        assert h.exit_code == code, policy
+    if os.path.exists(QEMU10):
+        # QEMU 10.0 passes every check and writes the 0x3000 pseudoinstruction to mtinst: the model
+        # matches it with tinst_policy="transformed" (the qemu-10.0 profile's choice must say so).
+        rc, _, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none"), QEMU10_ENV)
+        assert rc == 3, ints
+    if os.path.exists(QEMU72):
+        # FINDING (QEMU 7.2): the G-stage fault on the implicit VS-PTE read made for an instruction
+        # fetch is reported as a LOAD guest-page fault (21), not an instruction guest-page fault (20).
+        rc, _, ints = qemu(QEMU72, elf, tmp_path / "q72.log")
+        assert rc == 2 and "cause:0000000000000015" in ints[0] and "desc=guest_load_page_fault" in ints[0]
