@@ -117,3 +117,23 @@ def test_rvc_expansion(h, exp):
 ])
 def test_h_instructions_and_csr_names(w, text):
     assert disasm(w) == text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, 0xFFFFFFFF), min_size=8, max_size=32),
+       st.lists(st.integers(0, (1 << 64) - 1), min_size=31, max_size=31),
+       st.sampled_from([(3, 0), (1, 0), (1, 1), (0, 1)]), st.sampled_from([0, 8, 9, 10]))
+def test_random_programs_never_crash_the_model(words, regs, mode, hgatp_mode):
+    # Any byte sequence, any register values, any HGATP mode: every step retires or traps
+    h = Hart(PROF)
+    h.pc = PROF.ram_base
+    h.priv, h.v = mode
+    h.x[1:] = regs
+    h.csr[0x3B0], h.csr[0x3A0] = (1 << 54) - 1, 0x1F
+    h.csr[0x680] = (hgatp_mode << 60) | ((PROF.ram_base + 0x100000) >> 12)
+    h.csr[0x305] = h.csr[0x105] = h.csr[0x205] = PROF.ram_base
+    h.pmp_changed()
+    for i, w in enumerate(words):
+        h.mem.write(PROF.ram_base + 4 * i, 4, w)
+    for s in h.run(64):
+        assert s.trap is None or 0 <= s.trap.cause < 24
