@@ -127,9 +127,13 @@ def build(pair: PairResult, div: Divergence | None, *, command: list[str] | None
             if s is None:
                 continue
             bits = [s.raw] + [x.raw for x in s.xlats] + [s.trap.raw if s.trap else None]
-            bits = [r for r in bits if r]
-            if bits:
-                raw.append(f"--- {name}, step {s.i}\n" + "\n".join(bits))
+            lines = []
+            for r in bits:                    # the trap line may be attached to the step and the trap
+                for ln in (r or "").splitlines():
+                    if ln not in lines:
+                        lines.append(ln)
+            if lines:
+                raw.append(f"--- {name}, step {s.i}\n" + "\n".join(lines))
         if raw:
             secs.append(Section("Backend log lines of that step", pre="\n".join(raw)))
         if div.kind in ("output", "exit") or (div.footer_a and div.footer_a.uart != (div.footer_b.uart if div.footer_b else None)):
