@@ -310,3 +310,28 @@ def test_implicit_vs_pte_guest_page_fault_end_to_end(tmp_path):
         # fetch is reported as a LOAD guest-page fault (21), not an instruction guest-page fault (20).
         rc, _, ints = qemu(QEMU72, elf, tmp_path / "q72.log")
         assert rc == 2 and "cause:0000000000000015" in ints[0] and "desc=guest_load_page_fault" in ints[0]
+
+
+@pytest.mark.skipif(not os.path.exists(QEMU10), reason="QEMU 10.0 not unpacked")
+def test_qemu10_writes_transformed_store_to_mtinst(tmp_path):
+    """H "Transformed Instruction or Pseudoinstruction": on the explicit `sd a1, 0(a0)` guest-page
+    fault QEMU 10.0 writes the transformed instruction 0x00b03023 (rs1 and offset zeroed) to mtinst,
+    as the model does with tinst_policy="transformed" (exit 5 below); with "zero" the model exits 0."""
+    src = guest_source(8)
+    src = src.replace("  addi s4, s4, 1\n", "  addi s4, s4, 1\n  bnez s7, 9f\n  csrr s7, 0x34a\n9:\n", 1)
+    src = src.replace("  li s4, 0\n", "  li s4, 0\n  li s7, 0\n", 1)
+    src = src.replace("  li t6, 0x100000\n  li t5, 0x5555\n",
+                      "  li t6, 0x100000\n  li t5, 0x5555\n  beqz s7, 8f\n  li t5, 0x53333\n  li t1, 0x00b03023\n"
+                      "  beq s7, t1, 8f\n  li t5, 0x63333\n8:\n", 1)
+    s, elf = tmp_path / "t.S", tmp_path / "t.elf"
+    s.write_text(src)
+    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
+                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
+                    f"-Wl,--section-start=.pt={PT_BASE:#x}", f"-Wl,--section-start=.dpage={DATA_PAGE:#x}",
+                    "-o", str(elf), str(s)], check=True, capture_output=True)
+    for policy, code in (("zero", 0), ("transformed", 5)):
+        h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"].with_(tinst_policy=policy))
+        list(h.run(20_000))
+        assert h.exit_code == code, policy
+    rc, _, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none"), QEMU10_ENV)
+    assert rc == 5, ints
