@@ -59,8 +59,9 @@ def _digest(name: str) -> str:
     if cc:
         st = os.stat(cc)
         h.update(f"{cc}:{st.st_size}:{st.st_mtime_ns}".encode())
-    for f in _files(RUNTIME_DIR) + [RUNTIME_DIR / "link.ld"] + _files(GUESTS_DIR / name):
-        h.update(str(f.relative_to(GUESTS_DIR)).encode() + b"\0" + f.read_bytes() + b"\0")
+    rt = GUESTS_DIR / "runtime"
+    for f in _files(rt) + [rt / "link.ld"] + _files(GUESTS_DIR / name):
+        h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -85,11 +86,12 @@ def build(name: str, force: bool = False) -> Path:
         try:
             if not force and out.exists() and stamp.exists() and stamp.read_text().strip() == digest:
                 return out
-            srcs = [str(f) for f in sorted(RUNTIME_DIR.iterdir()) if f.suffix in (".c", ".S")]
+            rt = GUESTS_DIR / "runtime"
+            srcs = [str(f) for f in sorted(rt.iterdir()) if f.suffix in (".c", ".S")]
             srcs += [str(f) for f in _files(gdir) if f.suffix in (".c", ".S")]
             fd, tmp = tempfile.mkstemp(dir=BUILD_DIR, prefix=f".{name}.", suffix=".elf")
             os.close(fd)
-            cmd = [CC, *CFLAGS, f"-I{RUNTIME_DIR}", f"-I{gdir}", "-T", str(RUNTIME_DIR / "link.ld"),
+            cmd = [CC, *CFLAGS, f"-I{rt}", f"-I{gdir}", "-T", str(rt / "link.ld"),
                    *srcs, "-o", tmp, f"-Wl,-Map={tmp}.map"]
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
