@@ -430,12 +430,10 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
     # the traces agreed up to its end
     # A run that stopped early (crash, timeout, truncated log, step limit) is an
     # error, not a divergence, when it agreed with the other up to its end and
-    # the other did not end first.  Both at the step limit after equal steps is
-    # a match of what ran.
-    both_limit = fa.status == fb.status == "step-limit" and rest_a == rest_b
+    # the other did not end first -- and never a green result: what did not run
+    # was not compared.
     err_side = [h for h, f, mine, other in ((ha, fa, rest_a, rest_b), (hb, fb, rest_b, rest_a))
-                if (f.status in ERROR_STATUSES or f.truncated or f.status == "step-limit")
-                and mine <= other and not both_limit]
+                if (f.status in ERROR_STATUSES or f.truncated or f.status == "step-limit") and mine <= other]
     if div is None and not stale_stop:
         if err_side:
             f = fa if ha in err_side else fb
@@ -446,14 +444,10 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
                                                     res.summary, list(window), None, None,
                                                     header_a=ha, header_b=hb, footer_a=fa, footer_b=fb)
         if rest_a != rest_b or fa.status != fb.status or fa.exit_code != fb.exit_code:
-            if fa.status == fb.status == "step-limit" and fa.exit_code == fb.exit_code and rest_a == rest_b:
-                pass
-            else:
-                extra = sa if sa is not None else sb
-                why = (f"{_name(ha)} ended after {n + rest_a} steps ({fa.status}, exit {fa.exit_code}), "
-                       f"{_name(hb)} after {n + rest_b} steps ({fb.status}, exit {fb.exit_code})")
-                div = Divergence("exit", n, "exit", f"{fa.status} {fa.exit_code}", f"{fb.status} {fb.exit_code}",
-                                 why, list(window), sa, sb)
+            why = (f"{_name(ha)} ended after {n + rest_a} steps ({fa.status}, exit {fa.exit_code}), "
+                   f"{_name(hb)} after {n + rest_b} steps ({fb.status}, exit {fb.exit_code})")
+            div = Divergence("exit", n, "exit", f"{fa.status} {fa.exit_code}", f"{fb.status} {fb.exit_code}",
+                             why, list(window), sa, sb)
         # Footer.uart is the whole console output of a finished run (trace schema),
         # so output is compared whenever both runs exited.
         if div is None and fa.status == fb.status == "exit" and fa.uart != fb.uart:
@@ -475,8 +469,6 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
                        f"permits until the guest fences (Priv. 10.3.2 / 9.3.2)")
             if stale_stop:
                 summary += "; comparison stopped there, as the runs legitimately part"
-        if fa.status == fb.status == "step-limit":
-            summary += f" (both stopped at the step limit)"
         return _finish(PairResult(_name(ha), _name(hb), status, None, None, None, summary, compared,
                                   not_compared), ctx, n), None
     div.header_a, div.header_b, div.footer_a, div.footer_b = ha, hb, fa, fb

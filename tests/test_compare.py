@@ -245,9 +245,10 @@ def test_step_limit_on_one_side_is_error_not_mismatch():
     assert (r.status, r.kind) == ("error", "error") and "step-limit" in r.summary
 
 
-def test_both_at_step_limit_is_match_of_what_ran():
+def test_both_at_step_limit_is_error_not_green():
     r = compare(*pair(fq=Footer("step-limit", None, 6), fm=Footer("step-limit", None, 6)))
-    assert r.status == "match" and "step limit" in r.summary
+    assert (r.status, r.kind, r.step) == ("error", "error", 6) and "step-limit" in r.summary
+    assert "6 steps before agreed" in r.summary
 
 
 def test_stale_fault_parts_the_runs():

@@ -136,3 +136,13 @@ def test_two_stage_guest_all_backends_agree(mode, tmp_path):
         assert (trap.cause, trap.tval, trap.htval, trap.target) == (21, 0x40000010, 0x40000010 >> 2, "M")
         g = [x for s in steps if s.v for x in s.xlats if x.g_leaf_level is not None]
         assert g and all(x.g_leaf_level == 2 for x in g)
+
+
+def test_step_limit_is_an_error_not_a_mismatch(tmp_path):
+    """A run cut short by --max-steps agreed up to its end: error (exit 125 class), never a mismatch."""
+    elf = build_guest(tmp_path, "sv39x4")
+    case = run_case(elf, backends=["qemu-10.0", "model"], out_dir=tmp_path / "out", timeout=60, max_steps=20)
+    m = case.runs["model"]
+    assert (m.status, m.error_class, m.footer.status, m.footer.steps) == ("error", "step-limit", "step-limit", 20)
+    p = case.pairs[0]
+    assert (case.status, p.kind, p.step) == ("error", "error", 20), p.summary
