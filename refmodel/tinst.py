@@ -70,12 +70,23 @@ def transform(insn: int, addr_offset: int = 0) -> int:
     return 0
 
 
+# H table "Values that may be automatically written to the trap instruction CSR (mtinst or htinst)
+# on an exception trap": a transformed instruction is allowed only for load/store/AMO misaligned,
+# access faults, page faults and guest-page faults; a pseudoinstruction only for guest-page faults
+# (instruction guest-page faults included) on implicit VS-stage PTE accesses; zero for all others.
+TRANSFORMED_CAUSES = frozenset({4, 5, 6, 7, 13, 15, 21, 23})
+PSEUDO_CAUSES = frozenset({20, 21, 23})
+
+
 def tinst_for(insn: int | None, fault, access: str, profile, *, addr_offset: int = 0, vsxlen: int = 64) -> int:
-    """Value for htinst/mtinst when ``fault`` (refmodel.mmu.Fault or refmodel.trap.Exc) is taken."""
-    if getattr(profile, "tinst_policy", "zero") != "transformed" or fault.cause not in (20, 21, 23):
+    """Value for htinst/mtinst when ``fault`` (refmodel.mmu.Fault or refmodel.trap.Exc) is taken
+    into M or HS mode.  Any cause may be passed: causes outside the table get zero."""
+    if getattr(profile, "tinst_policy", "zero") != "transformed":
         return 0
     if getattr(fault, "implicit", False):
-        return pseudo(bool(getattr(fault, "implicit_write", False)), vsxlen)
-    if access == "fetch" or insn is None:
+        if fault.cause in PSEUDO_CAUSES:
+            return pseudo(bool(getattr(fault, "implicit_write", False)), vsxlen)
+        return 0
+    if fault.cause not in TRANSFORMED_CAUSES or access == "fetch" or insn is None:
         return 0
     return transform(insn, addr_offset)

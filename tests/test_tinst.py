@@ -63,3 +63,14 @@ def test_mmu_marks_implicit_write_for_ad_update():
     f = translate(ctx, va, "store", 1, 1).fault
     assert f.implicit and f.implicit_write and tinst_for(0x00A5B423, f, "store", T) == 0x3020
     assert LEAF
+
+
+def test_table_of_allowed_values_per_cause():
+    """H table of values mtinst/htinst may hold: transformed for load/store/AMO misaligned (4, 6),
+    access faults (5, 7), page faults (13, 15) and guest-page faults (21, 23); zero for the rest."""
+    ld = 0x0085B503
+    for cause in (4, 5, 13, 21):
+        assert tinst_for(ld, Fault(cause, 0), "load", T) == 0x00003503, cause
+    for cause in (0, 1, 2, 3, 8, 9, 10, 12, 20, 22):
+        assert tinst_for(ld, Fault(cause, 0), "load", T) == 0, cause
+    assert tinst_for(ld, Fault(13, 0, implicit=True), "load", T) == 0       # pseudo only for guest-page faults
