@@ -12,7 +12,7 @@ def gpf(cause, implicit=False, write=False):
 
 def test_zero_policy_and_non_guest_page_faults():
     assert tinst_for(0x0005B503, gpf(21), "load", BASE) == 0
-    assert tinst_for(0x0005B503, Fault(13, 0), "load", T) == 0
+    assert tinst_for(0x0005B503, Fault(12, 0), "fetch", T) == 0          # instruction page fault: zero
 
 
 def test_load_store_amo_transformed():
