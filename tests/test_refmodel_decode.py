@@ -119,7 +119,7 @@ def test_h_instructions_and_csr_names(w, text):
     assert disasm(w) == text
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(__import__("os").environ.get("HX2", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.integers(0, 0xFFFFFFFF), min_size=8, max_size=32),
        st.lists(st.integers(0, (1 << 64) - 1), min_size=31, max_size=31),
        st.sampled_from([(3, 0), (1, 0), (1, 1), (0, 1)]), st.sampled_from([0, 8, 9, 10]))
