@@ -2,6 +2,7 @@
 (Priv. 3.6 "Physical memory attributes": a non-existent region fails the access)."""
 from __future__ import annotations
 
+import mmap
 import struct
 
 from refmodel.devices import (MROM_BASE, MROM_SIZE, TEST_BASE, TEST_SIZE, UART_BASE, UART_SIZE,
@@ -17,7 +18,8 @@ class BusError(Exception):
 class Memory:
     def __init__(self, ram_base: int, ram_size: int):
         self.ram_base, self.ram_size = ram_base, ram_size
-        self.ram = bytearray(ram_size)
+        # anonymous mapping: zero-filled on first touch, so a 128 MiB hart is cheap to create
+        self.ram = mmap.mmap(-1, ram_size)
         self.rom = bytearray(MROM_SIZE)
         self.uart = Uart()
         self.finisher = Finisher()
