@@ -198,3 +198,33 @@ def test_vs_modes_qemu72_implicit_fault_cause_finding(mode, vs, tmp_path):
     assert x_names(out) == {"implicit-g-fault"} and "fails=2" in out, out
     assert re.search(r"^X \d+ expected trap cause=23 .* got trap cause=21 ", out, re.M)
     assert re.search(r"^X \d+ expected trap cause=20 .* got trap cause=21 ", out, re.M)
+
+
+def x_ids(out: str) -> list[int]:
+    return sorted(int(i) for i in re.findall(r"^X (\d+) ", out, re.M))
+
+
+# accessors: the probes where QEMU disagrees with the spec (see the comment at the top of
+# guests/accessors/accessors.c for the rule each one breaks).  Any change here is news.
+ACCESSORS_FINDINGS = {
+    ("10.0", "bare"): [40, 41],
+    ("10.0", "x4"): [4, 5, 6, 8, 9, 11, 34, 40, 41, 55],
+    ("7.2", "x4"): [4, 5, 6, 8, 9, 10, 11, 34, 41, 52, 53, 54, 55, 74],
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_accessors_qemu10(mode, tmp_path):
+    rc, out = run_guest("accessors", mode, "10.0", tmp_path)
+    p = probe_lines(out)
+    assert "ok val=0x5555000000000001" in p["hs-hlv"] and "ok val=0x5555000000000004" in p["u-hlv-hu1"]
+    assert "cause=2 " in p["u-hlv-hu0"]
+    assert x_ids(out) == ACCESSORS_FINDINGS[("10.0", "bare" if mode == "bare" else "x4")], out
+    if mode != "bare":
+        assert "cause=21 tval=0xc0000000 htval=0x30000000" in p["mprv-mpv-unmapped"]
+        assert "ok val=0x5555000000000008" in p[56]          # MPRV with MPP=M reads physical memory
+
+
+def test_accessors_qemu72(tmp_path):
+    rc, out = run_guest("accessors", "sv48x4", "7.2", tmp_path)
+    assert x_ids(out) == ACCESSORS_FINDINGS[("7.2", "x4")], out

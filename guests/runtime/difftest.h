@@ -106,7 +106,8 @@ void rt_vsstage_identity(struct pt *vs);
 
 /* ---- probes (ARCHITECTURE section 3) ---- */
 enum rt_mode { M_MODE, HS_MODE, U_MODE, VS_MODE, VU_MODE };
-enum rt_access { A_LD, A_LW, A_LBU, A_SD, A_SW, A_AMOADD, A_LR, A_SC, A_FETCH, A_HLVD, A_HLVXWU, A_HSVD };
+enum rt_access { A_LD, A_LW, A_LBU, A_SD, A_SW, A_AMOADD, A_LR, A_SC, A_FETCH, A_HLVD, A_HLVXWU, A_HSVD,
+                 A_MPRV_LD, A_MPRV_SD /* M-mode only: access with rt_probe_mstatus_extra set (MPRV|MPV|MPP) */ };
 struct outcome {
     int trapped;
     u64 val;                         /* loaded value (ok) */
@@ -119,12 +120,13 @@ struct expect {
     u64 cause, tval, tval2;          /* tval2 = GPA >> 2 for guest-page faults, 0 otherwise */
     int gva;                         /* expected GVA bit */
     u64 tinst_alt;                   /* accepted mtinst besides 0 (the transformed instruction); ~0 = any */
+    int any_tval;                    /* mtval is the implementation's choice (illegal/virtual instruction) */
 };
 static inline struct expect expect_ok(u64 val) { struct expect e = {0}; e.val = val; return e; }
 static inline struct expect expect_ok_any(void) { struct expect e = {0}; e.any_val = 1; return e; }
 static inline struct expect expect_trap(u64 cause, u64 tval, u64 tval2, int gva, u64 tinst_alt)
 { struct expect e = {0}; e.trap = 1; e.cause = cause; e.tval = tval; e.tval2 = tval2; e.gva = gva; e.tinst_alt = tinst_alt; return e; }
-/* extra mstatus bits for M-mode probes (MPRV with MPP/MPV) */
+/* mstatus bits A_MPRV_LD/A_MPRV_SD set in M-mode before the access (MSTATUS_MPRV | MSTATUS_MPV | MPP) */
 extern u64 rt_probe_mstatus_extra;
 /* One access from `mode`; returns 1 if the outcome matched the expectation.  Prints P (and X) lines.
  * A probe whose bit in difftest_probe_select is clear is skipped silently (returns 1). */

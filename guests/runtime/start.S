@@ -46,6 +46,7 @@ rt_probe_go:
     la t0, rt_probe_active
     sd t1, 0(t0)
     li t6, 0
+    mv t5, a3                 /* mstatus bits an M-mode MPRV stub sets (MPRV/MPV/MPP) */
     mret
 
     .align 2
@@ -115,6 +116,9 @@ rt_trap_vector:
     STUB(rt_stub_hlvd, hlv.d a1, (a0))
     STUB(rt_stub_hlvxwu, hlvx.wu a1, (a0))
     STUB(rt_stub_hsvd, hsv.d a1, (a0))
+    /* M-mode with MPRV: the stub sets MPRV/MPV/MPP itself (mret just cleared MPP to U) */
+    STUB(rt_stub_mprv_ld, csrs mstatus, t5; ld a1, 0(a0))
+    STUB(rt_stub_mprv_sd, csrs mstatus, t5; sd a1, 0(a0))
     /* fetch: jump to a0; the target page holds rt_fetch_target (li a1, 0x600d; li t6, 0x600d; ecall) */
     .globl rt_stub_fetch
     .align 2
