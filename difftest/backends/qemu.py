@@ -89,6 +89,21 @@ def printable_command(binary: QemuBinary, cmd: list[str]) -> list[str]:
     return ["env"] + [f"{k}={v}" for k, v in sorted(binary.env.items())] + cmd if binary.env else list(cmd)
 
 
+FINISHER = range(0x100000, 0x101000)     # sifive_test on virt (ARCHITECTURE section 3)
+
+
+def until_finisher(steps, stats: dict):
+    """Stop after the step that stores to the finisher.  QEMU >= 8 exits asynchronously (the
+    shutdown request is served by the main loop), so the hart runs a few more instructions
+    that the guest never meant to run; the model stops at the store.  The store's TLB fill
+    is logged right after its exec line, so it identifies the step."""
+    for s in steps:
+        yield s
+        if any(x.access == "store" and x.pa is not None and x.pa in FINISHER for x in s.xlats):
+            stats["finisher_step"] = s.i
+            return
+
+
 def _exit_code(rc: int) -> int:
     # sifive_test finisher: 0x5555 -> exit 0; (code << 16) | 0x3333 -> exit code.
     return rc
@@ -166,7 +181,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
         w = TraceWriter(out_path, header)
         try:
             if log.exists():
-                for s in qemu_log.parse_file(log, max_steps=max_steps, stats=stats):
+                for s in until_finisher(qemu_log.parse_file(log, max_steps=max_steps, stats=stats), stats):
                     w.step(s)
         except BaseException:
             w.abort()
@@ -177,7 +192,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
             status, message, exit_code = "step-limit", f"stopped after {max_steps} steps (--max-steps)", None
         elif stats.get("truncated") and status == "exit":
             status, message = "error", "QEMU's log ends inside a record (truncated log)"
-        footer = Footer(status=status, exit_code=exit_code, steps=stats.get("steps", 0), uart=uart_text,
+        nsteps = stats["finisher_step"] + 1 if "finisher_step" in stats else stats.get("steps", 0)
+        footer = Footer(status=status, exit_code=exit_code, steps=nsteps, uart=uart_text,
                         message=message, truncated=truncated)
         w.close(footer)
     if status == "exit":

@@ -1,0 +1,4 @@
+    .section .text.start
+    .globl _start
+_start:
+1:  j 1b
