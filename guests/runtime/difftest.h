@@ -112,8 +112,11 @@ struct outcome {
     int trapped;
     u64 val;                         /* loaded value (ok) */
     u64 cause, tval, tval2, tinst;   /* mcause, mtval, mtval2 (htval), mtinst (htinst) */
-    int gva;                         /* mstatus.GVA */
+    int gva;                         /* mstatus.GVA (to M) or hstatus.GVA (to HS); 0 for VS */
+    int to;                          /* the mode that took the trap: TO_M, TO_HS, TO_VS */
+    u64 hstatus;                     /* hstatus after a trap to HS (SPV, SPVP, GVA) */
 };
+enum { TO_M = 0, TO_HS = 1, TO_VS = 2 };
 struct expect {
     int trap;                        /* 0: expect ok with value `val` (unless any_val) */
     u64 val; int any_val;
@@ -121,6 +124,8 @@ struct expect {
     int gva;                         /* expected GVA bit */
     u64 tinst_alt;                   /* accepted mtinst besides 0 (the transformed instruction); ~0 = any */
     int any_tval;                    /* mtval is the implementation's choice (illegal/virtual instruction) */
+    int any_tval2;                   /* mtval2/htval is the implementation's choice */
+    int to;                          /* expected trap target: TO_M (default), TO_HS, TO_VS */
 };
 static inline struct expect expect_ok(u64 val) { struct expect e = {0}; e.val = val; return e; }
 static inline struct expect expect_ok_any(void) { struct expect e = {0}; e.any_val = 1; return e; }

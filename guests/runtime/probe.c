@@ -5,7 +5,9 @@ u64 rt_probes, rt_fails;
 u64 rt_probe_mstatus_extra;
 volatile u64 rt_probe_active;
 volatile u64 rt_probe_ctx[16];
-volatile u64 rt_probe_rec[8];   /* mcause, mtval, mtval2, mtinst, mstatus, a1, t6, mepc */
+volatile u64 rt_probe_rec[8];
+volatile u64 rt_hs_rec[6];      /* scause, stval, htval, htinst, hstatus, sepc (trap delegated to HS) */
+volatile u64 rt_vs_rec[6];      /* vscause, vstval, -, -, -, vsepc (trap delegated to VS) */   /* mcause, mtval, mtval2, mtinst, mstatus, a1, t6, mepc */
 int rt_probe_go(u64 addr, u64 val, u64 stub, u64 mstatus_bits);
 
 extern char rt_stub_ld[], rt_stub_lw[], rt_stub_lbu[], rt_stub_sd[], rt_stub_sw[], rt_stub_amoadd[],
@@ -75,6 +77,17 @@ void rt_access(enum rt_access acc, enum rt_mode mode, u64 addr, u64 val, struct 
     o->tval2 = ok ? 0 : rt_probe_rec[2];
     o->tinst = ok ? 0 : rt_probe_rec[3];
     o->gva = ok ? 0 : (int)((rt_probe_rec[4] >> 38) & 1);
+    o->to = TO_M;
+    o->hstatus = 0;
+    if (cause == 9 && rt_probe_rec[6] == 0x7a5) {          /* delegated to HS */
+        o->to = TO_HS;
+        o->cause = rt_hs_rec[0]; o->tval = rt_hs_rec[1]; o->tval2 = rt_hs_rec[2]; o->tinst = rt_hs_rec[3];
+        o->hstatus = rt_hs_rec[4];
+        o->gva = (int)((rt_hs_rec[4] >> 6) & 1);
+    } else if (cause == 10 && rt_probe_rec[6] == 0x7a6) {  /* delegated to VS */
+        o->to = TO_VS;
+        o->cause = rt_vs_rec[0]; o->tval = rt_vs_rec[1]; o->tval2 = 0; o->tinst = 0; o->gva = 0;
+    }
 }
 
 static void kv(const char *k, u64 v) { rt_putc(' '); rt_puts(k); rt_putc('='); rt_hex(v); }
@@ -85,7 +98,12 @@ static void print_outcome(const struct outcome *o)
     rt_puts(" trap cause="); rt_dec(o->cause);
     kv("tval", o->tval); kv("htval", o->tval2); kv("tinst", o->tinst);
     rt_puts(" gva="); rt_dec((u64)o->gva);
-    rt_puts(" to=M");
+    static const char *to[] = {"M", "HS", "VS"};
+    rt_puts(" to="); rt_puts(to[o->to]);
+    if (o->to == TO_HS) {
+        rt_puts(" spv="); rt_dec((o->hstatus >> 7) & 1);
+        rt_puts(" spvp="); rt_dec((o->hstatus >> 8) & 1);
+    }
 }
 
 void rt_fail(const char *why)
@@ -108,7 +126,8 @@ int probe(unsigned id, const char *what, enum rt_access acc, enum rt_mode mode, 
     if (!e.trap) {
         good = !o.trapped && (e.any_val || o.val == e.val);
     } else {
-        good = o.trapped && o.cause == e.cause && (e.any_tval || o.tval == e.tval) && o.tval2 == e.tval2 &&
+        good = o.trapped && o.cause == e.cause && (e.any_tval || o.tval == e.tval) &&
+               (e.any_tval2 || o.tval2 == e.tval2) && o.to == e.to &&
                o.gva == e.gva && (o.tinst == 0 || e.tinst_alt == ~0ull || o.tinst == e.tinst_alt);
     }
     if (o.trapped && o.tinst) { rt_puts(" tinst-form=transformed"); }
@@ -120,6 +139,7 @@ int probe(unsigned id, const char *what, enum rt_access acc, enum rt_mode mode, 
         else {
             rt_puts(" trap cause="); rt_dec(e.cause); kv("tval", e.tval); kv("htval", e.tval2);
             rt_puts(" tinst=0|"); rt_hex(e.tinst_alt); rt_puts(" gva="); rt_dec((u64)e.gva);
+            rt_puts(e.to == TO_HS ? " to=HS" : e.to == TO_VS ? " to=VS" : " to=M");
         }
         rt_puts(" got"); print_outcome(&o); rt_putc('\n');
     }

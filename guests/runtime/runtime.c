@@ -88,6 +88,9 @@ void rt_init(void)
     csr_write(vsatp, 0);
     csr_write(hgatp, 0);
     csr_write(hstatus, HSTATUS_SPVP);
+    extern char rt_hs_trap[], rt_vs_trap[];
+    csr_write(stvec, (u64)rt_hs_trap);
+    csr_write(vstvec, (u64)rt_vs_trap);
 }
 
 /* ---- page pool ---- */

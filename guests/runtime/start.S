@@ -98,6 +98,39 @@ rt_trap_vector:
     call rt_unexpected_trap
 8:  j 8b
 
+/* HS-mode and VS-mode trap handlers (stvec, vstvec) for delegated traps: record the trap in
+ * rt_hs_rec / rt_vs_rec, mark t6 and ecall back to M (ecalls are never delegated by the runtime). */
+    .align 2
+    .globl rt_hs_trap
+rt_hs_trap:
+    la t0, rt_hs_rec
+    csrr t1, scause
+    sd t1, 0(t0)
+    csrr t1, stval
+    sd t1, 8(t0)
+    csrr t1, htval
+    sd t1, 16(t0)
+    csrr t1, htinst
+    sd t1, 24(t0)
+    csrr t1, hstatus
+    sd t1, 32(t0)
+    csrr t1, sepc
+    sd t1, 40(t0)
+    li t6, 0x7a5
+    ecall
+    .align 2
+    .globl rt_vs_trap
+rt_vs_trap:
+    la t0, rt_vs_rec          /* in VS-mode the s* CSRs are the vs* CSRs */
+    csrr t1, scause
+    sd t1, 0(t0)
+    csrr t1, stval
+    sd t1, 8(t0)
+    csrr t1, sepc
+    sd t1, 40(t0)
+    li t6, 0x7a6
+    ecall
+
 /* Probe stubs: run in the target mode with a0 = address, a1 = value to store; the access is the
  * first instruction (32-bit, so mtinst/htinst's transformed form is well defined), then
  * t6 = 0x600d marks success and ecall returns to M. */
