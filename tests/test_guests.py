@@ -228,3 +228,24 @@ def test_accessors_qemu10(mode, tmp_path):
 def test_accessors_qemu72(tmp_path):
     rc, out = run_guest("accessors", "sv48x4", "7.2", tmp_path)
     assert x_ids(out) == ACCESSORS_FINDINGS[("7.2", "x4")], out
+
+
+@pytest.mark.parametrize("vs", ["bare", "sv39"])
+@pytest.mark.parametrize("mode", ["sv39x4", "sv48x4", "sv57x4"])
+def test_faults_qemu10(mode, vs, tmp_path):
+    rc, out = run_guest("faults", mode, "10.0", tmp_path, vs=vs)
+    assert_pass(rc, out)
+    p = probe_lines(out)
+    # delegated guest-page fault: taken by HS with htval = GPA >> 2, hstatus.SPV = 1, SPVP = 1 (21.6.2)
+    assert "cause=21 tval=0xc0000000 htval=0x30000000" in p["gpf-to-hs"] and "to=HS spv=1 spvp=1" in p["gpf-to-hs"]
+    assert "to=HS spv=0" in p["hlv-gpf-to-hs"]
+    assert "to=HS" in p["gpf-hedeleg-ignored"]          # hedeleg cannot pass guest-page faults to VS
+    assert "cause=5 " in p["pmp-g-pte"] and "cause=5 " in p["pmp-final-address"]
+    if vs != "bare":
+        assert "cause=13 " in p["vs-pf-to-vs"] and "to=VS" in p["vs-pf-to-vs"]
+
+
+def test_faults_qemu72_pmp_finding(tmp_path):
+    """QEMU 7.2 finding: PMP access faults under two-stage translation come out as guest-page faults."""
+    rc, out = run_guest("faults", "sv48x4", "7.2", tmp_path, vs="sv39")
+    assert x_ids(out) == [40, 41, 42, 43], out
