@@ -249,3 +249,18 @@ def test_faults_qemu72_pmp_finding(tmp_path):
     """QEMU 7.2 finding: PMP access faults under two-stage translation come out as guest-page faults."""
     rc, out = run_guest("faults", "sv48x4", "7.2", tmp_path, vs="sv39")
     assert x_ids(out) == [40, 41, 42, 43], out
+
+
+@pytest.mark.parametrize("qemu", ["10.0", "7.2"])
+@pytest.mark.parametrize("mode", ["sv39x4", "sv48x4", "sv57x4"])
+@pytest.mark.parametrize("guest", ["pte_formats", "mode_switch"])
+def test_pte_formats_and_mode_switch(guest, mode, qemu, tmp_path):
+    rc, out = run_guest(guest, mode, qemu, tmp_path)
+    assert_pass(rc, out)
+    p = probe_lines(out)
+    if guest == "pte_formats":
+        # every reserved bit 54..60 alone makes a load guest-page fault (Priv. 20240411, 10.3.1-10.3.2)
+        assert len(re.findall(r"^P \d+ reserved-bit ld .* trap cause=21 ", out, re.M)) == 7
+        assert "cause=20" in p["misaligned-2m"] or "cause=21" in p["misaligned-2m"]
+    else:
+        assert "modes-used=3" in out and "ok val=0x8800" in p["remap-fenced-by-gpa"]
