@@ -22,8 +22,9 @@ def build(out_dir: Path, mode: int) -> Path:
     return out
 
 
-def build_hang(out_dir: Path) -> Path:
-    out = out_dir / "hang.elf"
+def build_hang(out_dir: Path, name: str = "hang") -> Path:
+    """hang: waits in wfi forever (timeout); spin: j . forever (step limit)."""
+    out = out_dir / f"{name}.elf"
     subprocess.run([CC, "-nostdlib", "-march=rv64imac", "-mabi=lp64", "-Wl,--no-warn-rwx-segments", "-T",
-                    str(SRC / "link.ld"), str(SRC / "hang.S"), "-o", str(out)], check=True)
+                    str(SRC / "link.ld"), str(SRC / f"{name}.S"), "-o", str(out)], check=True)
     return out

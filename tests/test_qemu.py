@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not QEMUS, reason="no QEMU installed (run script
 @pytest.fixture(scope="module")
 def elfs(tmp_path_factory):
     d = tmp_path_factory.mktemp("qemu_guest")
-    return {name: build(d, m) for name, m in MODES.items()} | {"reserved4": build(d, 4), "hang": build_hang(d)}
+    return {name: build(d, m) for name, m in MODES.items()} | {"reserved4": build(d, 4), "hang": build_hang(d), "spin": build_hang(d, "spin")}
 
 
 def by_pc(steps):
@@ -109,7 +109,7 @@ def test_bad_elf(kind, elfs, tmp_path):
 
 
 def test_hang_is_a_timeout_with_partial_trace(elfs, tmp_path):
-    r = run(elfs["hang"], backend=QEMUS[0], out_path=tmp_path / "t.gz", timeout=1, max_steps=2000,
+    r = run(elfs["hang"], backend=QEMUS[0], out_path=tmp_path / "t.gz", timeout=1, max_steps=10**7,
             use_cache=False)
     assert (r.status, r.error_class) == ("error", "timeout")
     h, steps, f = read_trace(r.trace_path)
@@ -139,3 +139,12 @@ def test_reserved_hgatp_mode_aborts_qemu_7_2(elfs, tmp_path):
 def test_unknown_cpu_variant(elfs, tmp_path):
     r = run(elfs["bare"], backend=QEMUS[0], cpu="sv99", out_path=tmp_path / "t.gz", timeout=5, max_steps=100)
     assert r.status == "error" and "sv99" in r.message
+
+
+def test_runaway_guest_stops_at_step_limit_not_timeout(elfs, tmp_path):
+    """QEMU is stopped once its log holds more than max_steps steps, long before the timeout."""
+    r = run(elfs["spin"], backend=QEMUS[-1], out_path=tmp_path / "t.gz", timeout=120, max_steps=5000,
+            use_cache=False)
+    assert r.error_class == "step-limit", r.message
+    h, steps, f = read_trace(r.trace_path)
+    assert len(steps) == 5000 and f.status == "step-limit" and steps[-1].pc == 0x80000000

@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from difftest.backends import qemu_log
@@ -104,6 +105,46 @@ def until_finisher(steps, stats: dict):
             return
 
 
+POLL = 0.05        # seconds between looks at a running QEMU
+
+
+def _stop(p: subprocess.Popen) -> None:
+    p.send_signal(signal.SIGTERM)          # SIGTERM lets QEMU flush its log
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def _wait(p: subprocess.Popen, log: Path, timeout: float, max_steps: int) -> str:
+    """Wait for QEMU; stop it on timeout or once its log holds more exec lines than
+    max_steps (counted incrementally, so a runaway guest does not fill the disk)."""
+    deadline = time.monotonic() + timeout
+    seen, pos, tail = 0, 0, b""
+    while True:
+        try:
+            p.wait(timeout=POLL)
+            return "exit"
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            _stop(p)
+            return "timeout"
+        try:
+            with open(log, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+        except OSError:
+            continue
+        pos += len(chunk)
+        seen += (tail + chunk).count(b"\nTrace ")
+        tail = chunk[-7:]
+        if seen > max_steps + 1:
+            _stop(p)
+            return "step-limit"
+
+
 def _exit_code(rc: int) -> int:
     # sifive_test finisher: 0x5555 -> exit 0; (code << 16) | 0x3333 -> exit code.
     return rc
@@ -151,21 +192,21 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
                         cpu_config=cpu_config(binary, cpu), command=shown, exposes=dict(EXPOSES),
                         extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)})
         status, message, exit_code = "exit", "", None
+        errf = open(tmp / "stderr.txt", "w+b")
         try:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
                                  env={**os.environ, **binary.env}, start_new_session=True)
         except OSError as e:
+            errf.close()
             return error_result(BackendError("missing-backend", f"cannot start {binary.path}: {e}; run scripts/setup"))
-        try:
-            _, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGTERM)      # SIGTERM lets QEMU flush its log
-            try:
-                _, err = p.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                _, err = p.communicate()
+        why = _wait(p, log, timeout, max_steps)
+        if why == "timeout":
             status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped"
+        elif why == "step-limit":
+            status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps); QEMU was stopped"
+        errf.seek(0)
+        err = errf.read()
+        errf.close()
         err = (err or b"").decode("utf-8", "replace").strip()
         rc = p.returncode
         if status == "exit":
@@ -188,7 +229,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
             raise
         uart_text = uart.read_text("utf-8", "replace") if uart.exists() else ""
         truncated = bool(stats.get("truncated")) or status == "crash"
-        if stats.get("step_limit") and status == "exit":
+        if stats.get("step_limit") and status in ("exit", "step-limit"):
             status, message, exit_code = "step-limit", f"stopped after {max_steps} steps (--max-steps)", None
         elif stats.get("truncated") and status == "exit":
             status, message = "error", "QEMU's log ends inside a record (truncated log)"
