@@ -137,6 +137,10 @@ extern u64 rt_probe_mstatus_extra;
  * A probe whose bit in difftest_probe_select is clear is skipped silently (returns 1). */
 int probe(unsigned id, const char *what, enum rt_access acc, enum rt_mode mode, u64 addr, u64 val,
           struct expect e);
+/* Where the spec allows two outcomes (A/D: fault or hardware update): good if either matches; the P line
+ * says `allowed-outcome=1|2`.  Returns 0 (mismatch), 1 or 2. */
+int probe_either(unsigned id, const char *what, enum rt_access acc, enum rt_mode mode, u64 addr, u64 val,
+                 struct expect e1, struct expect e2, int n);
 /* The access alone, no printing or checking. */
 void rt_access(enum rt_access acc, enum rt_mode mode, u64 addr, u64 val, struct outcome *o);
 /* Transformed instruction of the stub's access (Priv. 20240411, 21.6.3): rs1 field = 0 (offset 0). */
