@@ -264,3 +264,14 @@ def test_pte_formats_and_mode_switch(guest, mode, qemu, tmp_path):
         assert "cause=20" in p["misaligned-2m"] or "cause=21" in p["misaligned-2m"]
     else:
         assert "modes-used=3" in out and "ok val=0x8800" in p["remap-fenced-by-gpa"]
+
+
+@pytest.mark.parametrize("vs", ["bare", "sv39"])
+@pytest.mark.parametrize("qemu", ["10.0", "7.2"])
+def test_ad_bits(qemu, vs, tmp_path):
+    rc, out = run_guest("ad_bits", "sv48x4", qemu, tmp_path, vs=vs)
+    assert_pass(rc, out)
+    # every probe took one of the two outcomes the spec allows (fault or hardware A/D update)
+    lines = re.findall(r"^P \d+ .*$", out, re.M)
+    assert len(lines) == (12 if vs == "bare" else 24)
+    assert all("allowed-outcome=" in ln for ln in lines), out
