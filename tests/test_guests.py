@@ -275,3 +275,14 @@ def test_ad_bits(qemu, vs, tmp_path):
     lines = re.findall(r"^P \d+ .*$", out, re.M)
     assert len(lines) == (12 if vs == "bare" else 24)
     assert all("allowed-outcome=" in ln for ln in lines), out
+
+
+@pytest.mark.parametrize("mode,width", [("sv39x4", 41), ("sv48x4", 50), ("sv57x4", 59)])
+def test_gpa_width(mode, width, tmp_path):
+    rc, out = run_guest("gpa_width", mode, "10.0", tmp_path)
+    assert_pass(rc, out)
+    p = probe_lines(out)
+    assert " ok " in p[width - 1] and "cause=21" in p[width] and "cause=21" in p[63]
+    # QEMU 7.2: exactly the top valid bit (width-1) faults -- the upper half of the x4 root is lost
+    rc72, out72 = run_guest("gpa_width", mode, "7.2", tmp_path)
+    assert x_ids(out72) == [width - 1], out72
