@@ -1,0 +1,248 @@
+"""`difftest nightly` and `difftest merge` (issue 5): the whole matrix, in parallel, resumable.
+
+Matrix (documented subset): every guest x every HGATP mode it declares x {lowest, highest} VS mode it
+declares, on qemu-7.2, qemu-10.0 and the model in one case (so all three pairs: each QEMU against the
+model and the QEMUs against each other).  CPU variants: QEMU 10.0's ``sv39`` and ``sv48`` CPUs
+(which cap hgatp, Priv. 20240411 21.2.10: Sv39x4 needs Sv39, Sv48x4 needs Sv48) against the model,
+for the HGATP modes within the variant's cap and the lowest VS mode.  ``sv57`` is the default CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from difftest import known as K
+from difftest import results as R
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_BACKENDS = ["qemu-7.2", "qemu-10.0", "model"]
+MODE_ORDER = ["bare", "sv39x4", "sv48x4", "sv57x4"]
+VARIANT_CAP = {"sv39": "sv39x4", "sv48": "sv48x4"}
+
+
+@dataclass(frozen=True)
+class Case:
+    guest: str
+    hgatp_mode: str
+    vs_mode: str
+    cpu: str
+    backends: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.guest}|{self.hgatp_mode or 'default'}|{self.vs_mode or 'default'}|{self.cpu}|" \
+               f"{','.join(self.backends)}"
+
+
+def shard_of(case_id: str, n: int) -> int:
+    """Stable across runs and machines (not Python's salted hash)."""
+    return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % n
+
+
+def matrix(guests: list[str] | None = None, backends: list[str] | None = None) -> list[Case]:
+    from difftest import guests as G
+    names = guests or G.list_guests()
+    backends = backends or ALL_BACKENDS
+    out: list[Case] = []
+    for g in names:
+        declared = G.declared_modes(G.build(g))
+        hg, vs = declared if declared else ([""], [""])
+        hg = hg or [""]
+        vs = vs or [""]
+        vsel = sorted({vs[0], vs[-1]}, key=vs.index)
+        for m in hg:
+            for v in vsel:
+                out.append(Case(g, m, v, "default", tuple(backends)))
+        if "qemu-10.0" in backends and "model" in backends:
+            for cpu, cap in VARIANT_CAP.items():
+                for m in hg:
+                    if m in MODE_ORDER and MODE_ORDER.index(m) <= MODE_ORDER.index(cap):
+                        out.append(Case(g, m, vs[0], cpu, ("qemu-10.0", "model")))
+    return out
+
+
+def _case_dict(c, case: Case) -> dict:
+    from difftest.cli import _case_json
+    d = _case_json(c)
+    d["id"] = case.id
+    return d
+
+
+def run_one(case: Case, out: str, timeout: float, max_steps: int) -> dict:
+    """Worker: one case; its JSON is written atomically before returning (a killed nightly loses
+    only cases still running)."""
+    from difftest import engine
+    d = Path(out) / "runs" / R.case_file(Path("."), case.id).stem
+    t0 = time.monotonic()
+    try:
+        c = engine.run_case(case.guest, hgatp_mode=case.hgatp_mode, vs_mode=case.vs_mode,
+                            backends=list(case.backends), cpu=case.cpu, out_dir=d, timeout=timeout,
+                            max_steps=max_steps)
+        res = _case_dict(c, case)
+    except Exception as e:           # engine errors and anything else become an "error" case, never a crash
+        res = {"id": case.id, "guest": case.guest, "hgatp_mode": case.hgatp_mode, "vs_mode": case.vs_mode,
+               "cpu": case.cpu, "backends": list(case.backends), "status": "error", "seconds": {},
+               "pairs": [{"a": case.backends[0], "b": case.backends[-1], "status": "error", "kind": "error",
+                          "summary": f"{type(e).__name__}: {e}", "fingerprint":
+                          f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|setup|error|{type(e).__name__}"}]}
+    res["wall"] = round(time.monotonic() - t0, 3)
+    R.write_atomic(R.case_file(Path(out), case.id), json.dumps(res, indent=1))
+    return res
+
+
+def tag_known(cases: list[dict], known: list[K.Known]) -> None:
+    for c in cases:
+        for p in c.get("pairs", []):
+            k = None
+            if p.get("status") in ("mismatch", "error"):
+                k = K.classify(p.get("fingerprint"), p["a"], p["b"], known)
+            p["known"] = k.id if k else None
+
+
+def finish(out: Path, cases: list[dict], known: list[K.Known]) -> dict:
+    tag_known(cases, known)
+    exercised = {b for c in cases for b in c.get("backends", [])}
+    s = R.summarise(cases, [k.id for k in known if k.backend in exercised], R.previous_summary(out))
+    s["out"] = str(out)
+    R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
+    R.write_atomic(out / "junit.xml", R.junit(cases))
+    R.write_atomic(out / "report.html", R.html_report(cases, s, out))
+    return s
+
+
+def _bar(done: int, total: int, last: str) -> None:
+    if sys.stderr.isatty():
+        w = 30
+        f = int(w * done / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * f}{'.' * (w - f)}] {done}/{total} {last[:60]:<60}")
+        sys.stderr.flush()
+
+
+def print_summary(s: dict, wall: float | None) -> None:
+    print(f"{'status':<12} cases")
+    for k, v in sorted(s["counts"].items()):
+        print(f"{k:<12} {v}")
+    for k, n in sorted(s["known_hits"].items()):
+        print(f"known {k}: {n} hit(s)" + ("  -- not seen: fixed? remove the entry" if n == 0 else ""))
+    for u in s["unexplained"]:
+        print(f"NEW {u['case']} {u['pair']}: {u['summary']}")
+    if s.get("trend"):
+        t = s["trend"]
+        print(f"trend vs {t['previous']}: new {len(t['new'])}, fixed {len(t['fixed'])}, "
+              f"still failing {len(t['still_failing'])}")
+    if wall is not None:
+        print(f"wall time {wall:.1f} s; backend time shares: " + ", ".join(
+            f"{b} {s['backend_seconds'][b]:.1f} s ({v:.0%})" for b, v in s["backend_share"].items()))
+    print(f"report: {Path(s['out']) / 'report.html'}")
+
+
+def exit_code(s: dict) -> int:
+    return 1 if s["unexplained"] else 0
+
+
+def run(args) -> int:
+    from difftest.cli import UserError
+    try:
+        known = K.load(args.known)
+    except K.KnownError as e:
+        raise UserError(str(e))
+    if args.resume:
+        out = Path(args.resume)
+    else:
+        out = Path(args.out) if args.out else ROOT / "results" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    shard = (0, 1)
+    if args.shard:
+        try:
+            k, n = (int(x) for x in args.shard.split("/"))
+            assert 1 <= k <= n
+        except (ValueError, AssertionError):
+            raise UserError(f"--shard wants K/N with 1 <= K <= N, got {args.shard!r}")
+        shard = (k - 1, n)
+    backends = [b.strip() for b in args.backends.split(",")] if args.backends else None
+    guests = [g.strip() for g in args.guests.split(",")] if args.guests else None
+    t0 = time.monotonic()
+    try:
+        cases = [c for c in matrix(guests, backends) if shard_of(c.id, shard[1]) == shard[0]]
+    except Exception as e:
+        raise UserError(f"cannot build the matrix: {e}", 125)
+    out.mkdir(parents=True, exist_ok=True)
+    done = {c["id"] for c in R.load_cases([out])}
+    todo = [c for c in cases if c.id not in done]
+    jobs = args.jobs or os.cpu_count() or 1
+    n = 0
+    if not args.json:
+        print(f"nightly: {len(cases)} cases ({len(cases) - len(todo)} already done) -> {out}, {jobs} workers",
+              file=sys.stderr)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futs = {pool.submit(run_one, c, str(out), args.timeout, args.max_steps): c for c in todo}
+        for f in as_completed(futs):
+            n += 1
+            r = f.result()
+            _bar(n, len(todo), f"{r['status']:<9} {r['id']}")
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    ids = {c.id for c in cases}
+    s = finish(out, [c for c in R.load_cases([out]) if c["id"] in ids], known)
+    s["wall_seconds"] = round(time.monotonic() - t0, 1)
+    R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
+    if args.json:
+        print(json.dumps(s, indent=1))
+    else:
+        print_summary(s, s["wall_seconds"])
+    return exit_code(s)
+
+
+def run_merge(args) -> int:
+    from difftest.cli import UserError
+    try:
+        known = K.load(args.known)
+    except K.KnownError as e:
+        raise UserError(str(e))
+    dirs = [Path(d) for d in args.dirs]
+    for d in dirs:
+        if not (d / R.CASES).is_dir():
+            raise UserError(f"{d}: not a nightly results dir (no {R.CASES}/)")
+    out = Path(args.out)
+    cases = R.load_cases(dirs)
+    for c in cases:              # copy case files so the merged dir can be resumed and re-merged
+        R.write_atomic(R.case_file(out, c["id"]), json.dumps(c, indent=1))
+    s = finish(out, cases, known)
+    if args.json:
+        print(json.dumps(s, indent=1))
+    else:
+        print_summary(s, None)
+    return exit_code(s)
+
+
+def add_subcommand(sub) -> None:
+    F = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("nightly", help="the whole matrix in parallel; results dir with HTML/JUnit report",
+                       formatter_class=F, description=__doc__,
+                       epilog="examples:\n  difftest nightly --jobs 2\n  difftest nightly --shard 1/4 --out r/s1\n"
+                              "  difftest nightly --resume results/20261125T0600Z\n"
+                              "exit: 0 nothing new (known divergences allowed), 1 a new mismatch or error")
+    p.add_argument("--out", help="results dir (default results/<UTC timestamp>)")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--shard", help="K/N: run only shard K of N (stable hash of the case id)")
+    p.add_argument("--resume", help="results dir of a killed run: skip the cases already written")
+    p.add_argument("--guests", help="comma-separated guests (default all)")
+    p.add_argument("--backends", help=f"comma-separated (default {','.join(ALL_BACKENDS)})")
+    p.add_argument("--known", help="known divergences file (default known-divergences.toml)")
+    p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--max-steps", type=int, default=5_000_000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+    m = sub.add_parser("merge", help="combine shard results dirs into one report", formatter_class=F,
+                       epilog="example:\n  difftest merge r/s1 r/s2 --out r/all")
+    m.add_argument("dirs", nargs="+")
+    m.add_argument("--out", required=True)
+    m.add_argument("--known")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=run_merge)
