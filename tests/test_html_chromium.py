@@ -1,0 +1,28 @@
+"""The nightly report opens in headless Chromium: the guest x mode matrix is there and a mismatch
+cell links to its mismatch report (real nightly over hgatp_reserved on QEMU 7.2 + the model)."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
+def test_report_matrix_and_mismatch_link_in_chromium(tmp_path):
+    out = tmp_path / "20260101T000000Z"
+    r = subprocess.run([sys.executable, "-m", "difftest", "nightly", "--guests", "hgatp_reserved",
+                        "--backends", "qemu-7.2,model", "--jobs", "1", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (out / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert '<table id="matrix">' in dom and "hgatp_reserved" in dom
+    assert 'class="mismatch-link"' in dom
+    href = dom.split('class="mismatch-link" href="')[1].split('"')[0]
+    assert (out / href).is_file()                      # the link resolves to the pair's HTML report

@@ -1,0 +1,91 @@
+"""Nightly: sharding, known divergences, trend, and a real small nightly on QEMU 7.2 + the model
+(hgatp_reserved: QEMU 7.2 keeps reserved hgatp MODEs, Priv. 20240411 21.2.10 -- a known divergence)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from difftest import known as K
+from difftest import nightly as N
+from difftest import results as R
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shards_partition_the_matrix_deterministically():
+    ids = [f"g{i}|bare|bare|default|model" for i in range(200)]
+    parts = [[i for i in ids if N.shard_of(i, 4) == k] for k in range(4)]
+    assert sorted(sum(parts, [])) == sorted(ids)
+    assert all(parts)                                    # every shard gets work
+    assert [N.shard_of(i, 4) for i in ids] == [N.shard_of(i, 4) for i in ids]
+
+
+def test_seed_file_loads_and_matches_by_fingerprint_not_step():
+    known = K.load()
+    assert known and all(k.evidence and k.rule for k in known)
+    fp = "hgatp_reserved|bare|bare|qemu-7.2~model|control-flow|0x80000b52"
+    assert K.classify(fp, "qemu-7.2", "model", known).id == "qemu72-hgatp-reserved-mode-kept"
+    assert K.classify(fp.replace("qemu-7.2", "qemu-10.0"), "qemu-10.0", "model", known) is None
+
+
+def test_bad_known_file_is_a_classified_error(tmp_path):
+    p = tmp_path / "k.toml"
+    p.write_text('[[divergence]]\nid = "x"\n')
+    with pytest.raises(K.KnownError, match="lacks"):
+        K.load(p)
+
+
+def _case(cid, status, fp=None):
+    pairs = [{"a": "qemu-7.2", "b": "model", "status": status, "kind": "trap" if fp else None,
+              "summary": "s", "fingerprint": fp, "report": {}}]
+    g, m, v, cpu, _ = cid.split("|")
+    return {"id": cid, "guest": g, "hgatp_mode": m, "vs_mode": v, "cpu": cpu, "backends": ["qemu-7.2", "model"],
+            "status": status, "seconds": {"qemu-7.2": 1.0, "model": 3.0}, "pairs": pairs}
+
+
+def test_trend_new_fixed_still_failing_by_fingerprint():
+    prev = {"out": "old", "failing_fingerprints": ["a|fp", "b|fp"]}
+    cases = [_case("a|bare|bare|default|x", "mismatch", "a|fp"), _case("c|bare|bare|default|x", "mismatch", "c|fp"),
+             _case("b|bare|bare|default|x", "match")]
+    s = R.summarise(cases, [], prev)
+    assert s["trend"]["new"] == ["c|fp"] and s["trend"]["fixed"] == ["b|fp"]
+    assert s["trend"]["still_failing"] == ["a|fp"]
+    assert s["backend_share"] == {"qemu-7.2": 0.25, "model": 0.75}
+
+
+def test_html_escapes_guest_text(tmp_path):
+    c = _case("<b>x|bare|bare|default|x", "mismatch", "fp")
+    c["pairs"][0]["kind"] = "<script>"
+    s = R.summarise([c], [], None)
+    h = R.html_report([c], s, tmp_path)
+    assert "<script>" not in h and "&lt;b&gt;x" in h
+
+
+def _difftest(*a, **kw):
+    return subprocess.run([sys.executable, "-m", "difftest", *a], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def test_real_nightly_known_divergence_resume_and_merge(tmp_path):
+    out = tmp_path / "runs" / "20260101T000000Z"
+    r = _difftest("nightly", "--guests", "hgatp_reserved", "--backends", "qemu-7.2,model", "--jobs", "2",
+                  "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr            # only a known divergence: the job passes
+    s = json.loads((out / "summary.json").read_text())
+    assert s["known_hits"]["qemu72-hgatp-reserved-mode-kept"] >= 1 and not s["unexplained"]
+    assert "wall time" in r.stdout and "qemu-7.2" in r.stdout
+    assert "<failure" not in (out / "junit.xml").read_text() and "<skipped" in (out / "junit.xml").read_text()
+    case_files = sorted((out / "cases").glob("*.json"))
+    assert case_files
+    stamp = case_files[0].stat().st_mtime_ns
+    r2 = _difftest("nightly", "--guests", "hgatp_reserved", "--backends", "qemu-7.2,model", "--resume", str(out))
+    assert r2.returncode == 0 and "already done" in r2.stderr
+    assert case_files[0].stat().st_mtime_ns == stamp             # resumed: not re-run
+    # with an empty known file the same divergence is new and fails the job
+    empty = tmp_path / "k.toml"
+    empty.write_text("")
+    m = _difftest("merge", str(out), "--out", str(tmp_path / "merged"), "--known", str(empty))
+    assert m.returncode == 1 and "NEW hgatp_reserved" in m.stdout
+    assert (tmp_path / "merged" / "report.html").is_file()
