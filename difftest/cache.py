@@ -3,7 +3,8 @@
 Entries live under ``.cache/traces/<key>.trace.jsonl.gz`` (+ ``.json`` with the
 RunResult's status/message).  The key hashes the QEMU binary's identity (path,
 size, mtime, version), the ELF's sha256, the CPU variant, the step limit and
-the full command line and environment, so any change re-runs QEMU.  Writes are
+the full command line and environment, and the backend's own source (qemu.py,
+qemu_log.py), so any change re-runs QEMU.  Writes are
 atomic (temp file + ``os.replace``) so concurrent xdist workers never see a
 half-written entry; two workers racing on one key both write the same bytes.
 Timeouts and crashes are never cached.
@@ -32,8 +33,17 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
+def _backend_code() -> str:
+    """The QEMU backend's own source: a parser change must not serve traces parsed the old way."""
+    here = Path(__file__).resolve().parent / "backends"
+    h = hashlib.sha256()
+    for name in ("qemu.py", "qemu_log.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
 def key(binary, elf, cpu: str, max_steps: int, hgatp_mode: str, vs_mode: str, cmd: list[str]) -> str:
-    ident = {"qemu": binary.identity(), "env": binary.env, "elf": _sha256(elf), "cpu": cpu,
+    ident = {"qemu": binary.identity(), "env": binary.env, "elf": _sha256(elf), "cpu": cpu, "code": _backend_code(),
              "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "v": 1}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:40]
 

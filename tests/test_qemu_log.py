@@ -80,3 +80,14 @@ def test_max_steps_stops_early():
 def test_parse_is_lazy():
     it = qemu_log.parse(iter(["Trace 0: 0x7f [0/0000000000001000/00209003/ff000201] \n"] * 3 + [None]))
     assert next(it).pc == 0x1000        # the None sentinel is never reached for the first step
+
+
+def test_priv_and_v_from_10_0_tb_flags():
+    """10.0.2's TB flags (VIRT_ENABLED bit 21, PRIV bits 22-23) give each step's mode."""
+    assert qemu_log.flags_layout("10.0.2") == (21, 22) and qemu_log.flags_layout("7.2.22") is None
+    steps, _ = steps_of("qemu-10.0_sv48x4.log", layout=qemu_log.flags_layout("10.0.2"))
+    mode = {s.pc: (s.priv, s.v) for s in steps}
+    assert mode[0x1000] == (3, 0) and mode[0x80000084] == (3, 0)       # reset stub, main: M
+    assert mode[0x8000001C] == (1, 1) and mode[0x80000034] == (1, 1)   # vs_entry: VS
+    assert mode[0x100000000] == (1, 1)              # the fetch fault: from its TLB fill, no exec line
+    assert mode[0x8000003C] == (3, 0)               # m_trap

@@ -33,7 +33,7 @@ MACHINE = ["-M", "virt", "-smp", "1", "-m", "128M", "-bios", "none", "-nic", "no
            "-display", "none"]
 # What the log shows (trace.EXPOSABLE): traps' cause/epc/tval and TLB fills with the GPA
 # between the stages; not htval/htinst/GVA (-d int does not print them), not priv/V
-# (TB flags are not decoded), not every translation (only TLB fills), no per-step UART.
+# (only decoded where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no per-step UART.
 EXPOSES = {k: False for k in EXPOSABLE}
 EXPOSES.update({"trap.tval": True, "xlat.gpa": True})
 
@@ -189,7 +189,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
         shown = printable_command(binary, command(binary, elf.resolve(), cpu, Path("qemu.log"), Path("uart.txt")))
         header = Header(guest=guest or elf.name.split(".")[0], elf_sha256=sha256_file(elf), hgatp_mode=hgatp_mode,
                         vs_mode=vs_mode, backend=binary.name, backend_version=binary.version, cpu=cpu,
-                        cpu_config=cpu_config(binary, cpu), command=shown, exposes=dict(EXPOSES),
+                        cpu_config=cpu_config(binary, cpu), command=shown,
+                        exposes={**EXPOSES, "priv": qemu_log.flags_layout(binary.version) is not None},
                         extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)})
         status, message, exit_code = "exit", "", None
         errf = open(tmp / "stderr.txt", "w+b")
@@ -222,7 +223,9 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
         w = TraceWriter(out_path, header)
         try:
             if log.exists():
-                for s in until_finisher(qemu_log.parse_file(log, max_steps=max_steps, stats=stats), stats):
+                steps = qemu_log.parse_file(log, max_steps=max_steps, stats=stats,
+                                            layout=qemu_log.flags_layout(binary.version))
+                for s in until_finisher(steps, stats):
                     w.step(s)
         except BaseException:
             w.abort()

@@ -15,9 +15,13 @@ Both dialects (7.2 and 10.0) print the same three kinds of line we use:
   -- the trap raised by the current step.  An instruction-fetch fault has no
   exec line: it is still a step, at the faulting pc (= epc).
 
-The TB flags are not decoded (their layout changes between versions), so
-``Step.priv``/``v`` and ``Step.insn`` stay None; htval/htinst/GVA are not
-printed by either dialect's ``-d int`` and stay None.
+The TB flags' layout changes between versions.  ``FLAGS_LAYOUT`` lists the
+versions whose layout was read from QEMU's target/riscv/cpu.h *and* checked on
+the real binary (M-mode and VS-mode steps of tests/data/qemu_guest); only for
+those are ``Step.priv``/``v`` decoded (``TB_FLAGS.PRIV``, ``TB_FLAGS.VIRT_ENABLED``).
+7.2 has no PRIV field (its MEM_IDX folds MPRV in), so there they stay None.
+``Step.insn`` is never shown; htval/htinst/GVA are not printed by either
+dialect's ``-d int`` and stay None.
 """
 from __future__ import annotations
 
@@ -39,6 +43,19 @@ ACCESS = {0: "load", 1: "store", 2: "fetch"}
 _PAGE_FAULT = {"fetch": 12, "load": 13, "store": 15}
 _GUEST_PAGE_FAULT = {"fetch": 20, "load": 21, "store": 23}   # Priv. 9.6.2 (H chapter) exception codes
 _ACCESS_FAULT = {"fetch": 1, "load": 5, "store": 7}
+
+
+# (major, minor) -> (VIRT_ENABLED bit, PRIV shift); verified on 10.0.2:
+# M-mode 0x02c24003 -> PRIV 3, V 0; VS-mode 0x02624005 -> PRIV 1, V 1.
+FLAGS_LAYOUT = {(10, 0): (21, 22)}
+
+
+def flags_layout(version: str):
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return None
+    return FLAGS_LAYOUT.get((major, minor))
 
 
 class LogTruncated(Exception):
@@ -86,9 +103,11 @@ def _stage_result(fill: _Fill, kind: str, ret: int, phys: int) -> None:
         x.fault_cause = table[x.fault_stage][x.access]
 
 
-def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | None = None) -> Iterator[Step]:
+def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | None = None,
+          layout: tuple[int, int] | None = None) -> Iterator[Step]:
     """Yield steps from log lines, lazily.  ``stats`` receives ``steps``, ``truncated``
-    and ``step_limit`` when the iterator is exhausted."""
+    and ``step_limit`` when the iterator is exhausted.  ``layout`` = (VIRT bit, PRIV
+    shift) of the TB flags (``flags_layout(version)``) decodes Step.priv/v."""
     stats = stats if stats is not None else {}
     stats.update(steps=0, truncated=False, step_limit=False, unknown_lines=0)
     cur: Step | None = None           # the step whose exec line was seen last
@@ -120,6 +139,9 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
                     stats.update(steps=n, step_limit=True)
                     return
             cur = Step(i=n, pc=int(m.group(2), 16), xlats=pending_fetch, raw=line)
+            if layout is not None:
+                fl = int(m.group(3), 16)
+                cur.v, cur.priv = (fl >> layout[0]) & 1, (fl >> layout[1]) & 3
             pending_fetch = []
             continue
         m = _FILL.match(line)
@@ -160,6 +182,9 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
                         stats.update(steps=n, step_limit=True)
                         return
                 cur = Step(i=n, pc=epc, xlats=pending_fetch, trap=trap, raw=line)
+                if layout is not None and pending_fetch:
+                    # no exec line to read the flags from: the faulting fetch's own mode
+                    cur.priv, cur.v = pending_fetch[-1].priv, pending_fetch[-1].v
                 pending_fetch = []
             else:
                 cur.trap = trap
