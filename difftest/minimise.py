@@ -1,0 +1,178 @@
+"""`difftest bisect minimise` (ddmin over the probe-selection array, ARCHITECTURE section 2a) and
+`difftest bisect qemu` (first QEMU binary at which the outcome changes)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ddmin(items: list[int], fails) -> list[int]:
+    """Zeller's delta debugging: a 1-minimal subset of ``items`` for which ``fails`` holds."""
+    n = 2
+    while len(items) >= 2:
+        chunk = max(1, len(items) // n)
+        subsets = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        for s in subsets:
+            if fails(s):
+                items, n = s, 2
+                break
+        else:
+            for s in subsets:
+                comp = [x for x in items if x not in s]
+                if comp and fails(comp):
+                    items, n = comp, max(n - 1, 2)
+                    break
+            else:
+                if n >= len(items):
+                    break
+                n = min(len(items), n * 2)
+    return items
+
+
+def probe_ids(trace_path) -> list[int]:
+    from difftest.trace import TraceReader
+    r = TraceReader(trace_path)
+    out = r.footer.uart if r.footer is not None else ""
+    ids = []
+    for ln in (out or "").splitlines():
+        parts = ln.split()
+        if len(parts) > 1 and parts[0] in ("P", "X") and parts[1].isdigit():
+            ids.append(int(parts[1]))
+    return sorted(set(ids))
+
+
+def write_guest(name: str, src: str, ids: list[int], guests_dir: Path) -> Path:
+    """A new guest that reproduces with the selection fixed at build time: the original sources with
+    ``main`` renamed, and a ``main`` that writes the selection words before calling it."""
+    from difftest.config_block import selection_words
+    d = guests_dir / name
+    d.mkdir(parents=True, exist_ok=False)
+    for f in sorted((guests_dir / src).iterdir()):
+        if f.suffix == ".c":
+            (d / f.name).write_text("#define main difftest_min_orig_main\n" + f.read_text())
+        elif f.is_file():
+            shutil.copy(f, d / f.name)
+    words = selection_words(ids)
+    (d / "zz_min_select.c").write_text(
+        f"/* {name}: written by `difftest bisect minimise {src}`; runs only probes {ids}\n"
+        " * (ARCHITECTURE section 2a: the selection is fixed here, at build time). */\n"
+        '#include "difftest.h"\nint difftest_min_orig_main(void);\n'
+        "static const u64 sel[64] = {" + ", ".join(f"{w:#x}ull" for w in words) + "};\n"
+        "int main(void)\n{\n    for (int i = 0; i < 64; i++) difftest_probe_select[i] = sel[i];\n"
+        "    return difftest_min_orig_main();\n}\n")
+    return d
+
+
+def run_minimise(args) -> int:
+    from difftest import engine
+    from difftest.cli import UserError
+    from difftest.config_block import ConfigBlockError, patch_copy
+    backends = [b.strip() for b in args.backend.split(",")]
+    try:
+        name, elf = engine.resolve_guest(args.guest)
+    except engine.EngineError as e:
+        raise UserError(str(e), e.exit_code)
+    work = Path(tempfile.mkdtemp(prefix="difftest-min-"))
+    runs = [0]
+
+    def outcome(ids):
+        runs[0] += 1
+        try:
+            p = patch_copy(elf, work, hgatp_mode=args.mode or None, vs_mode=args.vs_mode or None, probes=ids)
+        except ConfigBlockError as e:
+            raise UserError(str(e))
+        c = engine.run_case(p.path, hgatp_mode="", vs_mode="", backends=backends, cpu=args.cpu,
+                            out_dir=work / f"r{runs[0]}", timeout=args.timeout)
+        return c
+
+    full = outcome(None)
+    bad = [p for p in full.pairs if p.status == "mismatch"]
+    if not bad:
+        raise UserError(f"{name} does not mismatch on {','.join(backends)}; nothing to minimise", 2)
+    kind = bad[0].kind
+    ids = probe_ids(full.runs[backends[-1]].trace_path) if full.runs[backends[-1]].trace_path else []
+    if not ids:
+        raise UserError(f"{name}: no probe lines (P/X) in the output; cannot minimise", 2)
+
+    def fails(sub):
+        return any(p.status == "mismatch" and p.kind == kind for p in outcome(sub).pairs)
+
+    small = ddmin(ids, fails)
+    res = {"guest": name, "probes": ids, "minimal": small, "kind": kind, "runs": runs[0]}
+    if args.write:
+        gd = Path(args.guests_dir) if args.guests_dir else ROOT / "guests"
+        new = f"{name}_min_{len(small)}"
+        try:
+            res["new_guest"] = str(write_guest(new, name, small, gd))
+        except FileExistsError:
+            raise UserError(f"{gd / new} exists; remove it or pass --guests-dir")
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(f"{name}: {len(ids)} probes -> {len(small)} still give a {kind} mismatch: {small} ({runs[0]} runs)")
+        if "new_guest" in res:
+            print(f"reproducer guest: {res['new_guest']}  (difftest run {Path(res['new_guest']).name} "
+                  f"--backend {args.backend})")
+    return 0
+
+
+def run_qemu(args) -> int:
+    """First binary (in the given order) whose outcome differs from --good's."""
+    from difftest import engine
+    from difftest.cli import UserError
+    bins = [args.good] + list(args.bad)
+    work = Path(tempfile.mkdtemp(prefix="difftest-bisq-"))
+    status = []
+    for i, b in enumerate(bins):
+        try:
+            c = engine.run_case(args.guest, hgatp_mode=args.mode, vs_mode=args.vs_mode, backends=[b, "model"],
+                                out_dir=work / str(i), timeout=args.timeout)
+        except engine.EngineError as e:
+            raise UserError(str(e), e.exit_code)
+        status.append(c.status)
+        print(f"{b}: {c.status}")
+        if c.status != status[0]:
+            print(f"first change: {b} ({status[0]} -> {c.status})")
+            return 0
+    print("no change across the binaries")
+    return 1
+
+
+def add_minimise(bs) -> None:
+    F = argparse.RawDescriptionHelpFormatter
+    m = bs.add_parser("minimise", help="ddmin over a failing guest's probes; write the smallest reproducer guest",
+                      formatter_class=F,
+                      epilog="example:\n  difftest bisect minimise hgatp_reserved --backend qemu-7.2,model --write")
+    m.add_argument("guest")
+    m.add_argument("--mode", default="")
+    m.add_argument("--vs-mode", default="")
+    m.add_argument("--backend", default="qemu-7.2,model")
+    m.add_argument("--cpu", default="default")
+    m.add_argument("--timeout", type=float, default=120)
+    m.add_argument("--write", action="store_true", help="write guests/<guest>_min_<n>/")
+    m.add_argument("--guests-dir", help="where to write the new guest (default guests/)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=run_minimise)
+
+
+def add_qemu(bs) -> None:
+    F = argparse.RawDescriptionHelpFormatter
+    q = bs.add_parser("qemu", help="first QEMU binary at which a mismatch appears or disappears",
+                      formatter_class=F,
+                      epilog="examples:\n  difftest bisect qemu smoke --good qemu-10.0 --bad /path/to/qemu-system-riscv64\n"
+                             "with git bisect (difftest run exits 0 match, 1 mismatch, 125 cannot build/run):\n"
+                             "  git bisect run sh -c 'ninja -C build && difftest run GUEST "
+                             "--backend $PWD/build/qemu-system-riscv64,model'")
+    q.add_argument("guest")
+    q.add_argument("--good", required=True)
+    q.add_argument("--bad", nargs="+", required=True)
+    q.add_argument("--mode", default="")
+    q.add_argument("--vs-mode", default="")
+    q.add_argument("--timeout", type=float, default=120)
+    q.set_defaults(func=run_qemu)
