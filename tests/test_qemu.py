@@ -148,3 +148,18 @@ def test_runaway_guest_stops_at_step_limit_not_timeout(elfs, tmp_path):
     assert r.error_class == "step-limit", r.message
     h, steps, f = read_trace(r.trace_path)
     assert len(steps) == 5000 and f.status == "step-limit" and steps[-1].pc == 0x80000000
+
+
+def test_guest_failure_exit_code_is_not_a_crash(tmp_path):
+    """The finisher's failure code ((code << 16) | 0x3333) is the run's exit code, status exit."""
+    from qemu_fixtures import CC, SRC
+    import subprocess
+    src = tmp_path / "fail.S"
+    src.write_text(".section .text.start\n.globl _start\n_start:\n li t0, 0x100000\n li t1, 0x73333\n"
+                   " sw t1, 0(t0)\n1: j 1b\n")
+    elf = tmp_path / "fail.elf"
+    subprocess.run([CC, "-nostdlib", "-march=rv64imac", "-mabi=lp64", "-Wl,--no-warn-rwx-segments", "-T",
+                    str(SRC / "link.ld"), str(src), "-o", str(elf)], check=True)
+    for q in QEMUS:
+        r = run(elf, backend=q, out_path=tmp_path / f"{q}.gz", timeout=60, max_steps=1000, use_cache=False)
+        assert (r.status, r.footer.status, r.footer.exit_code) == ("ok", "exit", 7), (q, r.message)

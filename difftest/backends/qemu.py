@@ -215,8 +215,9 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
                 sig = -rc if rc < 0 else rc - 128
                 status = "crash"
                 message = f"QEMU died (signal {sig}, exit {rc})" + (f": {err[-2000:]}" if err else "")
-            elif rc == 1 and err:
-                status, message = "crash", f"QEMU failed: {err[-2000:]}"
+            elif rc == 1 and err and (not log.exists() or log.stat().st_size == 0):
+                # QEMU refused to start (bad option, unloadable kernel): not a guest's exit code 1
+                status, message = "crash", f"QEMU failed to start: {err[-2000:]}"
             else:
                 exit_code = _exit_code(rc)
         stats: dict = {}
