@@ -91,3 +91,14 @@ def test_priv_and_v_from_10_0_tb_flags():
     assert mode[0x8000001C] == (1, 1) and mode[0x80000034] == (1, 1)   # vs_entry: VS
     assert mode[0x100000000] == (1, 1)              # the fetch fault: from its TLB fill, no exec line
     assert mode[0x8000003C] == (3, 0)               # m_trap
+
+
+def test_interrupt_is_its_own_step():
+    lines = ["Trace 0: 0x7f [00000000/0000000080000010/02c24003/ff020201] \n",
+             "riscv_cpu_do_interrupt: hart:0, async:1, cause:0000000000000007, epc:0x0000000080000014, "
+             "tval:0x0000000000000000, desc=m_timer\n",
+             "Trace 0: 0x7f [00000000/0000000080000100/02c24003/ff020201] \n"]
+    a, b, c = qemu_log.parse(lines)
+    assert a.pc == 0x80000010 and a.trap is None
+    assert (b.pc, b.trap.cause, b.trap.interrupt, b.trap.tval) == (0x80000014, 7, True, None)
+    assert c.pc == 0x80000100 and c.i == 2

@@ -13,7 +13,8 @@ Both dialects (7.2 and 10.0) print the same three kinds of line we use:
   line of the instruction that made them.
 * ``riscv_cpu_do_interrupt: hart:0, async:A, cause:C, epc:E, tval:T, desc=..``
   -- the trap raised by the current step.  An instruction-fetch fault has no
-  exec line: it is still a step, at the faulting pc (= epc).
+  exec line: it is still a step, at the faulting pc (= epc).  An interrupt
+  (async:1) is a step of its own at epc: the instruction there did not run.
 
 The TB flags' layout changes between versions.  ``FLAGS_LAYOUT`` lists the
 versions whose layout was read from QEMU's target/riscv/cpu.h *and* checked on
@@ -173,8 +174,9 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
             cause, epc, tval = int(m.group(2), 16), int(m.group(3), 16), int(m.group(4), 16)
             trap = Trap(cause=cause, interrupt=interrupt, epc=epc, tval=None if interrupt else tval, raw=line)
             fetch_fault = (not interrupt and pending_fetch and any(x.fault_stage for x in pending_fetch))
-            if fetch_fault or cur is None or (cur.trap is not None) or (not interrupt and cur.pc != epc):
-                # no exec line for this attempt: an instruction-fetch fault (a step at the faulting pc)
+            if interrupt or fetch_fault or cur is None or cur.trap is not None or cur.pc != epc:
+                # no exec line for this attempt: an instruction-fetch fault (a step at the faulting
+                # pc), or an interrupt taken before the instruction at epc ran (its own step)
                 if cur is not None:
                     yield cur
                     n += 1
