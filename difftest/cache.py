@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from difftest.backends.result import RunResult
-from difftest.trace import Footer, Header, TraceError, TraceReader
+from difftest.trace import Footer, TraceError, TraceReader
 
 CACHE_DIR = Path(os.environ.get("DIFFTEST_TRACE_CACHE", Path(__file__).resolve().parents[1] / ".cache" / "traces"))
 

@@ -1,6 +1,5 @@
 """End-to-end tests of the QEMU backend: real QEMU 7.2 and 10.0, a real guest that maps
 memory through the G stage, enters VS and takes guest-page faults (tests/data/qemu_guest)."""
-import os
 from pathlib import Path
 
 import pytest

@@ -59,10 +59,6 @@ def flags_layout(version: str):
     return FLAGS_LAYOUT.get((major, minor))
 
 
-class LogTruncated(Exception):
-    """The log ended inside a record."""
-
-
 @dataclass
 class _Fill:
     xlat: Xlat
