@@ -37,6 +37,8 @@ def ddmin(items: list[int], fails) -> list[int]:
 def probe_ids(trace_path) -> list[int]:
     from difftest.trace import TraceReader
     r = TraceReader(trace_path)
+    for _ in r.steps():          # the footer (with the whole console output) comes after the steps
+        pass
     out = r.footer.uart if r.footer is not None else ""
     ids = []
     for ln in (out or "").splitlines():
@@ -49,10 +51,11 @@ def probe_ids(trace_path) -> list[int]:
 def write_guest(name: str, src: str, ids: list[int], guests_dir: Path) -> Path:
     """A new guest that reproduces with the selection fixed at build time: the original sources with
     ``main`` renamed, and a ``main`` that writes the selection words before calling it."""
+    from difftest import guests as G
     from difftest.config_block import selection_words
     d = guests_dir / name
     d.mkdir(parents=True, exist_ok=False)
-    for f in sorted((guests_dir / src).iterdir()):
+    for f in sorted((G.GUESTS_DIR / src).iterdir()):
         if f.suffix == ".c":
             (d / f.name).write_text("#define main difftest_min_orig_main\n" + f.read_text())
         elif f.is_file():
@@ -66,6 +69,20 @@ def write_guest(name: str, src: str, ids: list[int], guests_dir: Path) -> Path:
         "int main(void)\n{\n    for (int i = 0; i < 64; i++) difftest_probe_select[i] = sel[i];\n"
         "    return difftest_min_orig_main();\n}\n")
     return d
+
+
+def build_at(gdir: Path, out: Path) -> Path:
+    """Compile a guest directory anywhere (the same compiler, flags and runtime as difftest.guests)."""
+    import subprocess
+    from difftest import guests as G
+    rt = G.RUNTIME_DIR
+    srcs = [str(f) for f in sorted(rt.iterdir()) if f.suffix in (".c", ".S")]
+    srcs += [str(f) for f in sorted(gdir.iterdir()) if f.suffix in (".c", ".S")]
+    r = subprocess.run([G.CC, *G.CFLAGS, f"-I{rt}", f"-I{gdir}", "-T", str(rt / "link.ld"), *srcs, "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise G.BuildError(f"cannot build {gdir}:\n{(r.stderr or r.stdout).strip()}")
+    return out
 
 
 def run_minimise(args) -> int:
@@ -108,9 +125,14 @@ def run_minimise(args) -> int:
         gd = Path(args.guests_dir) if args.guests_dir else ROOT / "guests"
         new = f"{name}_min_{len(small)}"
         try:
-            res["new_guest"] = str(write_guest(new, name, small, gd))
+            gdir = write_guest(new, name, small, gd)
         except FileExistsError:
             raise UserError(f"{gd / new} exists; remove it or pass --guests-dir")
+        res["new_guest"] = str(gdir)
+        # check that the written guest reproduces on its own (selection fixed at build time)
+        c = engine.run_case(build_at(gdir, work / f"{new}.elf"), hgatp_mode=args.mode, vs_mode=args.vs_mode,
+                            backends=backends, cpu=args.cpu, out_dir=work / "check", timeout=args.timeout)
+        res["reproduces"] = any(p.status == "mismatch" and p.kind == kind for p in c.pairs)
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(res, indent=1))
@@ -118,7 +140,7 @@ def run_minimise(args) -> int:
         print(f"{name}: {len(ids)} probes -> {len(small)} still give a {kind} mismatch: {small} ({runs[0]} runs)")
         if "new_guest" in res:
             print(f"reproducer guest: {res['new_guest']}  (difftest run {Path(res['new_guest']).name} "
-                  f"--backend {args.backend})")
+                  f"--backend {args.backend}); reproduces on its own: {res['reproduces']}")
     return 0
 
 
