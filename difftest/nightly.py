@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -93,6 +94,8 @@ def run_one(case: Case, out: str, timeout: float, max_steps: int) -> dict:
                           "summary": f"{type(e).__name__}: {e}", "fingerprint":
                           f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|setup|error|{type(e).__name__}"}]}
     res["wall"] = round(time.monotonic() - t0, 3)
+    for pr in res.get("pairs", []):      # relative to the results dir, so shards merge and dirs move
+        pr["report"] = {k: os.path.relpath(v, out) for k, v in (pr.get("report") or {}).items()}
     R.write_atomic(R.case_file(Path(out), case.id), json.dumps(res, indent=1))
     return res
 
@@ -210,9 +213,19 @@ def run_merge(args) -> int:
         if not (d / R.CASES).is_dir():
             raise UserError(f"{d}: not a nightly results dir (no {R.CASES}/)")
     out = Path(args.out)
-    cases = R.load_cases(dirs)
-    for c in cases:              # copy case files so the merged dir can be resumed and re-merged
-        R.write_atomic(R.case_file(out, c["id"]), json.dumps(c, indent=1))
+    cases = []
+    for d in dirs:               # copy case files and their reports so the merged dir is self-contained
+        for c in R.load_cases([d]):
+            for pr in c.get("pairs", []):
+                for k, v in (pr.get("report") or {}).items():
+                    src = Path(v) if os.path.isabs(v) else d / v
+                    rel = Path(v).name if os.path.isabs(v) else v
+                    if src.is_file() and not (out / rel).exists():
+                        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(src, out / rel)
+                    pr["report"][k] = str(rel)
+            R.write_atomic(R.case_file(out, c["id"]), json.dumps(c, indent=1))
+            cases.append(c)
     s = finish(out, cases, known)
     if args.json:
         print(json.dumps(s, indent=1))

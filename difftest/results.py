@@ -157,7 +157,7 @@ def html_report(cases: list[dict], summary: dict, out: Path) -> str:
                                 + (f" [known {p['known']}]" if p.get("known") else ""))
                         link = (p.get("report") or {}).get("html")
                         if link:
-                            rel = os.path.relpath(link, out) if os.path.isabs(link) else link
+                            rel = os.path.relpath(link, out) if os.path.isabs(link) else link  # stored relative
                             items.append(f"<a class='mismatch-link' href='{e(rel)}'>{lab}</a>")
                         else:
                             items.append(lab)

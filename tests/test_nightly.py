@@ -88,4 +88,6 @@ def test_real_nightly_known_divergence_resume_and_merge(tmp_path):
     empty.write_text("")
     m = _difftest("merge", str(out), "--out", str(tmp_path / "merged"), "--known", str(empty))
     assert m.returncode == 1 and "NEW hgatp_reserved" in m.stdout
-    assert (tmp_path / "merged" / "report.html").is_file()
+    merged = tmp_path / "merged"
+    hrefs = [h.split("'")[0] for h in (merged / "report.html").read_text().split("href='")[1:]]
+    assert hrefs and all((merged / h).is_file() for h in hrefs)     # reports copied: the merged dir stands alone
