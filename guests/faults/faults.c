@@ -71,18 +71,12 @@ int main(void)
     csr_write(medeleg, (1ull << 20) | (1ull << 21) | (1ull << 23));
     probe(id++, "gpf-to-hs", A_LD, VS_MODE, HOLE, 0, to(lf, TO_HS));
     probe(id++, "gpf-to-hs", A_SD, VS_MODE, HOLE, 0, to(sf, TO_HS));
-    /* VU: the stubs must be user pages at the VS stage */
-    if (vs.mode) {
-        pt_map(&vs, 0x80000000ull, 0x80000000ull, 2, VS_LEAF | PTE_U);
-        pt_map(&vs, HOLE, HOLE, 2, VS_LEAF | PTE_U);
-        hfence_vvma_all();
-    }
+    /* VU: the stubs (and the hole) must be user pages at the VS stage */
+    if (vs.mode) pt_map(&vs, HOLE, HOLE, 2, VS_LEAF | PTE_U);
+    rt_vs_stubs_user(&vs, 1);
     probe(id++, "gpf-to-hs-from-vu", A_LD, VU_MODE, HOLE, 0, to(lf, TO_HS));
-    if (vs.mode) {
-        pt_map(&vs, 0x80000000ull, 0x80000000ull, 2, VS_LEAF);
-        pt_map(&vs, HOLE, HOLE, 2, VS_LEAF);
-        hfence_vvma_all();
-    }
+    if (vs.mode) pt_map(&vs, HOLE, HOLE, 2, VS_LEAF);
+    rt_vs_stubs_user(&vs, 0);
     struct expect ff = expect_trap(20, HOLE, HOLE >> 2, 1, 0);
     probe(id++, "gpf-to-hs-fetch", A_FETCH, VS_MODE, HOLE, 0, to(ff, TO_HS));
     /* hedeleg cannot pass them on to VS */
@@ -103,8 +97,18 @@ int main(void)
         csr_write(hedeleg, 1ull << 13);
         struct expect pv = expect_trap(13, vsinv + 8, 0, 0, 0);
         probe(id++, "vs-pf-to-vs", A_LD, VS_MODE, vsinv + 8, 0, to(pv, TO_VS));
-        /* TODO: a VU-mode probe here (after a trap into VS) takes an instruction page fault on the stub on
-         * both QEMUs although the identity leaf has U = 1; not understood yet, so not a probe. */
+        /* From VU, delegated to VS.  Round 1 gave the whole 1 GiB identity leaf U = 1 for VU probes, so the
+         * VS handler (same leaf) then faulted on its own fetch -- Priv. 10.3.1 "Irrespective of SUM, the
+         * supervisor may not execute code on pages with U=1" -- an instruction page fault that both QEMUs
+         * rightly raised.  Now only the stub pages get U = 1 (rt_vs_stubs_user), the handler stays U = 0.
+         * The target page needs U = 1 too, else the fault would be the U-bit one rather than V = 0. */
+        *pt_slot(&vs, vsinv, 0) |= PTE_U;
+        csr_set(medeleg, 1ull << 15);
+        csr_set(hedeleg, 1ull << 15);
+        rt_vs_stubs_user(&vs, 1);
+        probe(id++, "vu-pf-to-vs", A_LD, VU_MODE, vsinv + 8, 0, to(pv, TO_VS));
+        probe(id++, "vu-pf-to-vs", A_SD, VU_MODE, vsinv + 16, 0, to(expect_trap(15, vsinv + 16, 0, 0, 0), TO_VS));
+        rt_vs_stubs_user(&vs, 0);
         csr_write(hedeleg, 0);
         csr_write(medeleg, 0);
     }

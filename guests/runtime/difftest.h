@@ -103,11 +103,18 @@ static inline u64 pt_atp(struct pt *pt, u64 id) { return pt->mode ? ((u64)pt->mo
 void rt_gstage_identity(struct pt *g);
 /* VS stage for the configured vs mode: identity map of 0x80000000 (1 GiB leaf, U=0), vsatp written. */
 void rt_vsstage_identity(struct pt *vs);
+/* Give the runtime's probe stubs (their own pages, apart from the VS trap handler) U = `user` at the VS
+ * stage, so VU-mode probes can run while traps delegated to VS still reach a handler VS may execute
+ * (Priv. 10.3.1: "Irrespective of SUM, the guest/supervisor may not execute code on pages with U=1").
+ * The first call splits the 1 GiB identity leaf of rt_vsstage_identity into 2 MiB / 4 KiB leaves with
+ * the same flags.  HFENCE.VVMA follows.  No-op with vsatp Bare. */
+void rt_vs_stubs_user(struct pt *vs, int user);
 
 /* ---- probes (ARCHITECTURE section 3) ---- */
 enum rt_mode { M_MODE, HS_MODE, U_MODE, VS_MODE, VU_MODE };
 enum rt_access { A_LD, A_LW, A_LBU, A_SD, A_SW, A_AMOADD, A_LR, A_SC, A_FETCH, A_HLVD, A_HLVXWU, A_HSVD,
-                 A_MPRV_LD, A_MPRV_SD /* M-mode only: access with rt_probe_mstatus_extra set (MPRV|MPV|MPP) */ };
+                 A_MPRV_LD, A_MPRV_SD, /* M-mode only: access with rt_probe_mstatus_extra set (MPRV|MPV|MPP) */
+                 A_SFENCE, A_HFENCE_VVMA, A_HFENCE_GVMA /* the fence itself: addr = rs1, val = rs2; ok: val */ };
 struct outcome {
     int trapped;
     u64 val;                         /* loaded value (ok) */

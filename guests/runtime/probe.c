@@ -12,7 +12,7 @@ int rt_probe_go(u64 addr, u64 val, u64 stub, u64 mstatus_bits);
 
 extern char rt_stub_ld[], rt_stub_lw[], rt_stub_lbu[], rt_stub_sd[], rt_stub_sw[], rt_stub_amoadd[],
     rt_stub_lr[], rt_stub_sc[], rt_stub_hlvd[], rt_stub_hlvxwu[], rt_stub_hsvd[], rt_stub_fetch[],
-    rt_stub_mprv_ld[], rt_stub_mprv_sd[];
+    rt_stub_mprv_ld[], rt_stub_mprv_sd[], rt_stub_sfence[], rt_stub_hfence_vvma[], rt_stub_hfence_gvma[];
 
 static u64 stub_of(enum rt_access a)
 {
@@ -31,6 +31,9 @@ static u64 stub_of(enum rt_access a)
     case A_FETCH: return (u64)rt_stub_fetch;
     case A_MPRV_LD: return (u64)rt_stub_mprv_ld + 4;   /* the access after csrs */
     case A_MPRV_SD: return (u64)rt_stub_mprv_sd + 4;
+    case A_SFENCE: return (u64)rt_stub_sfence;
+    case A_HFENCE_VVMA: return (u64)rt_stub_hfence_vvma;
+    case A_HFENCE_GVMA: return (u64)rt_stub_hfence_gvma;
     }
     return 0;
 }
@@ -53,7 +56,8 @@ static const char *mode_name(enum rt_mode m)
 static const char *acc_name(enum rt_access a)
 {
     static const char *n[] = {"ld", "lw", "lbu", "sd", "sw", "amoadd.d", "lr.d", "sc.d", "fetch",
-                              "hlv.d", "hlvx.wu", "hsv.d", "mprv-ld", "mprv-sd"};
+                              "hlv.d", "hlvx.wu", "hsv.d", "mprv-ld", "mprv-sd",
+                              "sfence.vma", "hfence.vvma", "hfence.gvma"};
     return n[a];
 }
 

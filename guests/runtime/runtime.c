@@ -158,3 +158,27 @@ void rt_vsstage_identity(struct pt *vs)
     csr_write(vsatp, pt_atp(vs, 0));
     hfence_vvma_all();
 }
+
+void rt_vs_stubs_user(struct pt *vs, int user)
+{
+    extern char rt_stubs_start[], rt_fetch_target[];
+    static u64 split_root;
+    if (!vs->mode) return;
+    const u64 base = 0x80000000ull, stubs = (u64)rt_stubs_start & ~0xfffull, end = (u64)rt_fetch_target;
+    if (split_root != vs->root) {
+        /* 1 GiB leaf -> 512 x 2 MiB leaves; the 2 MiB holding the stubs -> 512 x 4 KiB leaves */
+        volatile u64 *s1g = pt_slot(vs, base, 2);
+        u64 flags = *s1g & 0x3ffull;
+        *s1g = 0;
+        for (u64 i = 0; i < 512; i++) pt_map(vs, base + (i << 21), base + (i << 21), 1, flags);
+        u64 big = stubs & ~0x1fffffull;
+        *pt_slot(vs, big, 1) = 0;
+        for (u64 i = 0; i < 512; i++) pt_map(vs, big + (i << 12), big + (i << 12), 0, flags);
+        split_root = vs->root;
+    }
+    for (u64 p = stubs; p < end; p += 4096) {
+        volatile u64 *s = pt_slot(vs, p, 0);
+        *s = user ? (*s | PTE_U) : (*s & ~PTE_U);
+    }
+    hfence_vvma_all();
+}

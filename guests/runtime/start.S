@@ -136,6 +136,12 @@ rt_vs_trap:
  * t6 = 0x600d marks success and ecall returns to M. */
     .option push
     .option norvc
+    /* The stubs start on their own 4 KiB page(s), apart from the VS trap handler above, so a guest can
+     * give just these pages U=1 at the VS stage: VU-mode probes fetch them while VS-mode still fetches
+     * the handler (Priv. 10.3.1: S-mode may never execute code on U=1 pages) -- see rt_vs_stubs_user. */
+    .align 12
+    .globl rt_stubs_start
+rt_stubs_start:
 #define STUB(name, ...) \
     .globl name; .align 2; name: __VA_ARGS__; li t6, 0x600d; ecall
     STUB(rt_stub_ld, ld a1, 0(a0))
@@ -149,6 +155,11 @@ rt_vs_trap:
     STUB(rt_stub_hlvd, hlv.d a1, (a0))
     STUB(rt_stub_hlvxwu, hlvx.wu a1, (a0))
     STUB(rt_stub_hsvd, hsv.d a1, (a0))
+    /* memory-management fences (rs1 = a0, rs2 = a1); in the wrong mode they trap (Priv. H "Hypervisor
+     * Memory-Management Fence Instructions": virtual-instruction with V=1, illegal in U) */
+    STUB(rt_stub_sfence, sfence.vma a0, a1)
+    STUB(rt_stub_hfence_vvma, hfence.vvma a0, a1)
+    STUB(rt_stub_hfence_gvma, hfence.gvma a0, a1)
     /* M-mode with MPRV: the stub sets MPRV/MPV/MPP itself (mret just cleared MPP to U) */
     STUB(rt_stub_mprv_ld, csrs mstatus, t5; ld a1, 0(a0))
     STUB(rt_stub_mprv_sd, csrs mstatus, t5; sd a1, 0(a0))
