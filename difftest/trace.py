@@ -21,11 +21,12 @@ Conventions
 """
 from __future__ import annotations
 
+import copy
 import gzip
 import io
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Iterable, Iterator
 
 SCHEMA_VERSION = 1
@@ -145,8 +146,65 @@ def _drop_none(d):
     return d
 
 
+# The fast path below stores exactly what ``_drop_none(asdict(step))`` stores (same keys, same
+# order, same values) without asdict's deep copy: writing a trace was dominated by it.
+# ``tests/test_trace_io.py`` checks the two agree on real traces of every backend.
+
+def _value(v):
+    t = type(v)
+    if t is int or t is str or v is None or t is bool:
+        return v
+    if t is list:
+        return [_value(x) for x in v]
+    if t is dict:
+        return {k: _value(x) for k, x in v.items() if x is not None and x != [] and x is not False and x != ""}
+    if hasattr(type(v), "__dataclass_fields__"):
+        return _record(v, _KEYS.get(type(v)) or tuple(type(v).__dataclass_fields__))
+    return copy.deepcopy(v)           # what asdict does with any other value
+
+
+def _record(o, keys):
+    d = {}
+    od = o.__dict__
+    for k in keys:
+        v = od[k]
+        if v is None or v is False or v == "" or v == []:
+            continue
+        t = type(v)
+        d[k] = v if (t is int or t is str or t is bool) else _value(v)
+    return d
+
+
 def step_to_json(step: Step) -> dict:
-    return _drop_none(asdict(step))
+    return _record(step, _STEP_KEYS)
+
+
+def _defaults(cls) -> tuple[dict, frozenset, frozenset]:
+    """Field defaults in declaration order, all field names, required field names."""
+    d, req = {}, set()
+    for f in fields(cls):
+        if f.default is not MISSING:
+            d[f.name] = f.default
+        else:                         # no default, or a factory: must be given (else cls(**x))
+            d[f.name] = None
+            req.add(f.name)
+    return d, frozenset(d), frozenset(req)
+
+
+def _fast_new(cls, x: dict, defaults, names, required):
+    """``cls(**x)`` for a dataclass without default factories, without running ``__init__``
+    (its keyword parsing dominated reading); anything unusual goes through ``cls(**x)``."""
+    keys = x.keys()
+    if not (required <= keys <= names):
+        return cls(**x)                # raises the usual TypeError
+    d = defaults.copy()
+    d.update(x)
+    o = _new(cls)
+    o.__dict__ = d
+    return o
+
+
+_new = object.__new__
 
 
 def step_from_json(d: dict) -> Step:
@@ -154,35 +212,57 @@ def step_from_json(d: dict) -> Step:
     xl = []
     for x in d.get("xlats", ()):
         walk = x.get("walk")
-        x = dict(x)
         if walk is not None:
-            x["walk"] = [WalkLevel(**w) for w in walk]
-        xl.append(Xlat(**x))
-    return Step(
-        i=d["i"], pc=d["pc"], insn=d.get("insn"), priv=d.get("priv"), v=d.get("v"),
-        trap=Trap(**trap) if trap else None, xlats=xl, uart=d.get("uart", ""),
-        regs=d.get("regs"), raw=d.get("raw"),
-    )
+            x = dict(x)
+            x["walk"] = [_fast_new(WalkLevel, w, *_WALK_INFO) for w in walk]
+        xl.append(_fast_new(Xlat, x, *_XLAT_INFO))
+    st = _new(Step)
+    st.__dict__ = {"i": d["i"], "pc": d["pc"], "insn": d.get("insn"), "priv": d.get("priv"), "v": d.get("v"),
+                   "trap": _fast_new(Trap, trap, *_TRAP_INFO) if trap else None, "xlats": xl,
+                   "uart": d.get("uart", ""), "regs": d.get("regs"), "raw": d.get("raw")}
+    return st
+
+
+_STEP_KEYS = tuple(f.name for f in fields(Step))
+_KEYS = {c: tuple(f.name for f in fields(c)) for c in (Step, Trap, Xlat, WalkLevel, Footer, Header)}
+_XLAT_INFO, _TRAP_INFO, _WALK_INFO = _defaults(Xlat), _defaults(Trap), _defaults(WalkLevel)
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode     # one encoder, not one per line
+_BATCH = 512                                                  # lines joined per write()
 
 
 class TraceWriter:
-    """Streams a trace to ``path`` atomically: written to ``path.part`` then renamed."""
+    """Streams a trace to ``path`` atomically: written to ``path.part`` then renamed.
+
+    Lines are buffered and written ``_BATCH`` at a time; gzip level 1 (the stored JSON
+    lines are the same at any level, only the compression ratio differs)."""
 
     def __init__(self, path: str | os.PathLike, header: Header):
         self.path = os.fspath(path)
         self._part = self.path + ".part"
-        self._raw = gzip.open(self._part, "wt", compresslevel=3, encoding="utf-8")
+        self._raw = gzip.open(self._part, "wt", compresslevel=1, encoding="utf-8")
         self._raw.write(json.dumps({"header": asdict(header)}) + "\n")
+        self._buf: list[str] = []
 
     def step(self, step: Step) -> None:
-        self._raw.write(json.dumps(step_to_json(step), separators=(",", ":")) + "\n")
+        buf = self._buf
+        buf.append(_ENCODE(_record(step, _STEP_KEYS)))
+        if len(buf) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._buf.append("")
+            self._raw.write("\n".join(self._buf))
+            self._buf = []
 
     def close(self, footer: Footer) -> None:
+        self._flush()
         self._raw.write(json.dumps({"footer": asdict(footer)}) + "\n")
         self._raw.close()
         os.replace(self._part, self.path)
 
     def abort(self) -> None:
+        self._buf = []
         try:
             self._raw.close()
         finally:
@@ -199,6 +279,26 @@ def write_trace(path, header: Header, steps: Iterable[Step], footer: Footer) -> 
         w.abort()
         raise
     w.close(footer)
+
+
+def _parse_lines(lines: list[str]):
+    """The JSON value of each line, in order: one ``json.loads`` of the lines joined as an
+    array (one C call instead of one per line); on a bad line, line by line so every good
+    line before it is still returned and the error is the bad line's own."""
+    if not lines:
+        return []
+    try:
+        out = json.loads("[" + ",".join(lines) + "]")
+        if len(out) == len(lines):
+            return out
+    except ValueError:
+        pass
+    return _parse_each(lines)
+
+
+def _parse_each(lines):
+    for line in lines:
+        yield json.loads(line)
 
 
 class TraceError(Exception):
@@ -224,13 +324,28 @@ class TraceReader:
         self.footer: Footer | None = None
 
     def steps(self) -> Iterator[Step]:
+        batch: list[str] = []
         try:
-            for line in self._fh:
-                d = json.loads(line)
+            try:
+                for line in self._fh:
+                    batch.append(line)
+                    if len(batch) >= _BATCH:
+                        for d in _parse_lines(batch):
+                            if "footer" in d:
+                                self.footer = Footer(**d["footer"])
+                                return
+                            yield step_from_json(d)
+                        batch = []
+                read_error = None
+            except (OSError, EOFError) as e:
+                read_error = e           # the lines read before the error still count
+            for d in _parse_lines(batch):
                 if "footer" in d:
                     self.footer = Footer(**d["footer"])
                     return
                 yield step_from_json(d)
+            if read_error is not None:
+                raise read_error
         except (OSError, EOFError, ValueError) as e:
             self.footer = Footer(status="error", message=f"trace file truncated: {e}", truncated=True)
             return
