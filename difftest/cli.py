@@ -241,7 +241,57 @@ def cmd_run(args) -> int:
     prog.done()
     if args.json:
         print(json.dumps([_case_json(c) for c in results], indent=1))
+    elif len(results) > 1:
+        print()
+        print(summary_table(results))
     return _exit_for(results)
+
+
+def _representative(c):
+    """The pair a case's summary row shows: of the worst status, the odd one out against the
+    model if there is one, else the first; for a green case the pair compared over the fewest
+    steps (what the whole case vouches for)."""
+    from difftest.compare import worst
+    if not c.pairs:
+        return None
+    w = worst(p.status for p in c.pairs)
+    if w in ("match", "accepted-stale"):
+        return min(c.pairs, key=lambda p: p.steps_compared)
+    bad = [p for p in c.pairs if p.status == w]
+    odd = c.odd_one_out
+    # the odd one out against the model says most: that backend, checked against the spec
+    return next((p for p in bad if odd in (p.a, p.b) and any(n.startswith("model") for n in (p.a, p.b))), bad[0])
+
+
+def summary_table(results) -> str:
+    """One row per case: status, kind, step, pc, steps and translations compared, stale
+    accepted and the report -- of the case's representative pair (named in the row)."""
+    head = ("case", "status", "pair", "kind", "step", "pc", "steps", "xlats", "stale", "report")
+    rows = []
+    for c in results:
+        p = _representative(c)
+        case = f"{c.guest} {c.hgatp_mode or '-'}/{c.vs_mode or '-'}" + (f" cpu={c.cpu}" if c.cpu != "default" else "")
+        if p is None:
+            rows.append((case, c.status, "-", "-", "-", "-", "-", "-", "-", "-"))
+            continue
+        rep = p.report.get("txt") if p.report else None
+        if rep:
+            try:
+                rep = os.path.relpath(rep)
+            except ValueError:
+                pass
+        rows.append((case, c.status + (f" (odd: {c.odd_one_out})" if c.odd_one_out else ""), f"{p.a}~{p.b}",
+                     p.kind or "-", "-" if p.step is None else str(p.step),
+                     "-" if p.pc is None else f"{p.pc:#x}", str(p.steps_compared), str(p.xlats_compared),
+                     str(p.accepted_stale), rep or "-"))
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head) - 1)]
+    lines = []
+    for r in [head] + rows:
+        lines.append("  ".join(v.ljust(w) if i < 2 or i == 2 or i == 3 else v.rjust(w)
+                               for i, (v, w) in enumerate(zip(r, widths))) + "  " + r[-1])
+    n = {s: sum(1 for c in results if c.status == s) for s in ("match", "accepted-stale", "mismatch", "error")}
+    lines.append(", ".join(f"{k} {v}" for k, v in n.items() if v) + f" ({len(results)} cases)")
+    return "\n".join(lines)
 
 
 def _exit_for(results) -> int:
@@ -256,6 +306,7 @@ def _exit_for(results) -> int:
 def _case_json(c) -> dict:
     d = {"guest": c.guest, "hgatp_mode": c.hgatp_mode, "vs_mode": c.vs_mode, "cpu": c.cpu,
          "backends": c.backends, "status": c.status, "odd_one_out": c.odd_one_out, "seconds": c.seconds,
+         "note": getattr(c, "note", ""),
          "elf": c.elf, "pairs": [_jsonable(p) for p in c.pairs], "runs": {}}
     for b, r in c.runs.items():
         d["runs"][b] = {"status": r.status, "trace": r.trace_path, "message": r.message,
@@ -281,6 +332,8 @@ def _print_case(c) -> None:
             print(f"      not compared: {'; '.join(p.not_compared)}")
     if c.odd_one_out:
         print(f"    odd one out: {c.odd_one_out} (the others agree)")
+    if getattr(c, "note", ""):
+        print(f"    note: {c.note}")
 
 
 # ---------------------------------------------------------------------------

@@ -9,11 +9,17 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
     """Run one backend on one ELF; always a RunResult, never a traceback."""
     args = dict(backend=backend, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                 max_steps=max_steps, out_path=out_path, **kw)
-    if backend == "model":
+    if backend == "model" or backend.startswith("model@"):
+        # "model@qemu-7.2": the model with that QEMU's spec-allowed choices (ARCHITECTURE section 7)
         try:
             from difftest.backends import model
         except ImportError as e:
             return RunResult("error", None, None, None, f"the model backend is not available: {e}", MISSING_BACKEND)
+        if "profile" not in args:
+            try:
+                args["profile"] = model.profile_for(cpu, like=backend.partition("@")[2] or None)
+            except model.ModelError as e:
+                return RunResult("error", None, None, None, str(e), e.error_class)
         return model.run(elf_path, **args)
     from difftest.backends import qemu
     return qemu.run(elf_path, use_cache=use_cache, **args)

@@ -84,7 +84,9 @@ def make_hart(elf_path, profile):
 def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
         command: list[str] | None = None, profile=None, **_ignored) -> RunResult:
-    """Run the model; write the trace to ``out_path``.  Never raises for a user-level problem."""
+    """Run the model; write the trace to ``out_path``.  Never raises for a user-level problem.
+    ``backend`` is the name the trace header carries: "model", or "model@qemu-7.2" when the
+    engine runs one model per QEMU profile (ARCHITECTURE section 7)."""
     elf_path = Path(elf_path)
     try:
         prof = profile or profile_for(cpu)
@@ -96,7 +98,8 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
     except ImportError as e:
         return _result("error", None, None, None, f"the model is not available: {e}", "missing-backend")
     header = Header(guest=guest or elf_path.name.split(".")[0], elf_sha256=sha256_file(elf_path),
-                    hgatp_mode=hgatp_mode, vs_mode=vs_mode, backend="model", backend_version=MODEL_VERSION,
+                    hgatp_mode=hgatp_mode, vs_mode=vs_mode, backend=backend or "model",
+                    backend_version=MODEL_VERSION,
                     cpu=cpu or "default", cpu_config=prof.name,
                     command=command or ["difftest", "run", str(elf_path), "--backend", "model"],
                     exposes=dict(EXPOSES))
