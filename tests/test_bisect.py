@@ -53,3 +53,9 @@ def test_minimise_writes_a_reproducer_guest(tmp_path):
     assert len(d["minimal"]) < len(d["probes"]) and d["reproduces"] is True
     assert (Path(d["new_guest"]) / "zz_min_select.c").is_file()
     assert Path(d["new_guest"]).name == f"hgatp_reserved_min_{len(d['minimal'])}"
+
+
+def test_bisect_qemu_names_the_first_binary_that_changes():
+    b = _difftest("bisect", "qemu", "hgatp_reserved", "--good", "qemu-10.0", "--bad", "qemu-7.2")
+    assert b.returncode == 0, b.stderr
+    assert "first change: qemu-7.2 (match -> mismatch)" in b.stdout

@@ -91,3 +91,8 @@ def test_real_nightly_known_divergence_resume_and_merge(tmp_path):
     merged = tmp_path / "merged"
     hrefs = [h.split("'")[0] for h in (merged / "report.html").read_text().split("href='")[1:]]
     assert hrefs and all((merged / h).is_file() for h in hrefs)     # reports copied: the merged dir stands alone
+
+
+def test_bad_shard_is_a_usage_error_not_a_traceback():
+    r = _difftest("nightly", "--shard", "3/2", "--guests", "smoke")
+    assert r.returncode == 2 and "--shard wants K/N" in r.stderr and "Traceback" not in r.stderr
