@@ -71,6 +71,8 @@ def initial_csrs(profile) -> dict:
     c[0x600] = H_VSXL64
     c[0x301] = profile.misa
     c[0x303] = MIDELEG_RO1
+    # menvcfg's reset value is implementation-defined (profile); henvcfg resets to 0 here
+    c[0x30A] = getattr(profile, "menvcfg_reset", 0)
     return c
 
 

@@ -17,7 +17,7 @@ from refmodel.devices import MROM_BASE, reset_stub
 from refmodel.execute import decode, illegal
 from refmodel.loader import load_elf
 from refmodel.memory import BusError, Memory
-from refmodel.trap import (ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED,
+from refmodel.trap import (ACCESS_OF_CAUSE, ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED,
                            STORE_ACCESS, STORE_MISALIGNED,
                            VIRTUAL_INSN, Exc, trap_target)
 
@@ -76,6 +76,7 @@ class Hart:
         self.tlb: dict = {}
         self.pte_pages: set = set()
         self.dirty_ptes: set = set()
+        self.pte_uses: dict = {}         # PTE SPA -> {(stage, leaf page, level, leaf, global, asid, vmid)}
         self.pmp_rules: list = []
         self.xl = None
         self.acc_v = 0
@@ -142,7 +143,7 @@ class Hart:
                     insn, fn, ilen = self.fetch(pc)
                 self.pc = fn(self, pc) & M64
             except Exc as e:
-                trap = self.take_trap(e, pc)
+                trap = self.take_trap(e, pc, insn)
             self.x[0] = 0
             uart = mem.last_uart
             if uart:
@@ -201,6 +202,10 @@ class Hart:
             x.__dict__ = d
             self.xl.append(x)
         if not e[3] and not _pmp.check(self.pmp_rules, pa, size, access, priv, self.profile.pmp_entries):
+            # Priv. 3.7.1: the PMP check of the final physical address failed -- the translation
+            # itself ends in an access fault of the original access type (QEMU logs it the same way)
+            if tmpl is not None:
+                d["fault_stage"], d["fault_cause"] = "pmp", ACCESS_FAULT[access]
             raise Exc(ACCESS_FAULT[access], va, gva=bool(v))
         return pa
 
@@ -215,10 +220,14 @@ class Hart:
             stale = bool(self.dirty_ptes) and any(a in self.dirty_ptes for a in t.pte_addrs)
             for a in t.pte_addrs:
                 self.pte_pages.add(a >> 12)
+            self._note_pte_uses(t)
             if f is not None:
                 self.xl.append(Xlat(access, va, priv, v, t.gpa, None, f.stage, f.cause, bool(f.implicit),
                                     t.vs_leaf_level, t.g_leaf_level, stale, list(t.walk) or None))
-                raise Exc(f.cause, f.tval, htval=f.htval or 0, tinst=self._tinst(f, insn, access), gva=bool(f.gva))
+                # htinst/mtinst: the pseudoinstruction of an implicit access is decided here; for explicit
+                # accesses trap entry derives the transformed instruction from the raw instruction bits
+                raise Exc(f.cause, f.tval, htval=f.htval or 0, gva=bool(f.gva),
+                          tinst=self._tinst(f, insn, access) if f.implicit else None)
             off = va & 0xFFF
             pa = t.pa - off
             gpa = None if t.gpa is None else t.gpa - off
@@ -304,7 +313,11 @@ class Hart:
         if va & (size - 1) and self.profile.misaligned_ls == "trap":
             raise Exc(LOAD_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
-            return sum(self.load(va + i, 1, insn, priv, v, hlvx) << (8 * i) for i in range(size))
+            try:
+                return sum(self.load(va + i, 1, insn, priv, v, hlvx) << (8 * i) for i in range(size))
+            except Exc as e:
+                e.addr_offset = (e.tval - va) & M64     # H "Transformed instruction": Addr. Offset
+                raise
         pa = self.access_pa(va, "load", priv, v, size, insn, hlvx)
         self.last_pa = pa
         try:
@@ -329,7 +342,11 @@ class Hart:
         if va & (size - 1) and self.profile.misaligned_ls == "trap":
             raise Exc(STORE_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
-            pas = [self.translate_store(va + i, 1, insn, priv, v) for i in range(size)]   # all faults first
+            try:
+                pas = [self.translate_store(va + i, 1, insn, priv, v) for i in range(size)]   # all faults first
+            except Exc as e:
+                e.addr_offset = (e.tval - va) & M64     # H "Transformed instruction": Addr. Offset
+                raise
             for i, pa in enumerate(pas):
                 self.store_pa(va + i, pa, 1, val >> (8 * i), insn)
             return
@@ -399,10 +416,53 @@ class Hart:
                 raise self._illegal(insn)
             if kind == "hfence.gvma" and priv == 1 and c[0x300] & C.TVM:
                 raise self._illegal(insn)
-        # Scoping by address/ASID/VMID is not tracked: every fence is treated as covering
-        # all earlier PTE stores, which can only flag fewer translations as maybe_stale.
-        self.dirty_ptes.clear()
+        self._order_pte_stores(kind, rs1, rs2)
         self.tlb.clear()
+
+    # ------------------------------------------------------------------ maybe_stale bookkeeping
+    def _note_pte_uses(self, t):
+        """Remember which translations each PTE served (stage, the leaf's page at its level, ASID,
+        VMID, G), so a fence orders exactly the PTE stores its operands scope."""
+        c = self.csr
+        asid = {"s": (c[0x180] >> 44) & 0xFFFF, "vs": (c[0x280] >> 44) & 0xFFFF, "g": None}
+        vmid = (c[0x680] >> 44) & 0x3FFF
+        uses = self.pte_uses
+        for spa, stage, addr, level, leaf, glob in t.pte_uses:
+            u = (stage, addr >> (12 + 9 * level) if leaf else None, level, leaf, glob, asid[stage],
+                 None if stage == "s" else vmid)
+            uses.setdefault(spa & ~7, set()).add(u)
+
+    def _order_pte_stores(self, kind, rs1, rs2):
+        """Which earlier stores to PTEs this fence orders before later walks (those stop being
+        maybe_stale).  Priv. 20240411 10.2.1 SFENCE.VMA: rs1!=x0 orders only stores to *leaf* PTEs
+        for that virtual address; rs2!=x0 only that ASID's, never global mappings.  H "Hypervisor
+        Memory-Management Fence Instructions": SFENCE.VMA with V=1 and HFENCE.VVMA order VS-stage
+        structures of the current VMID (hgatp.VMID); HFENCE.GVMA orders G-stage structures, rs1 =
+        guest physical address >> 2, rs2 = VMID (its address form is read like SFENCE.VMA's:
+        leaf PTEs for that address).  A PTE store is ordered once every translation the PTE
+        served is covered; one no walk has used yet is ordered by any fence."""
+        x, c = self.x, self.csr
+        vmid = (c[0x680] >> 44) & 0x3FFF
+        if kind == "hfence.gvma":
+            stage, addr = "g", (x[rs1] << 2) & ((1 << 64) - 1) if rs1 else None
+            asid, want_vmid = None, (x[rs2] & 0x3FFF) if rs2 else None
+        else:
+            stage = "vs" if (kind == "hfence.vvma" or self.v) else "s"
+            addr = x[rs1] if rs1 else None
+            asid = x[rs2] & 0xFFFF if rs2 else None
+            want_vmid = vmid if stage == "vs" else None
+
+        def covers(u):
+            ust, page, level, leaf, glob, uasid, uvmid = u
+            if ust != stage or (want_vmid is not None and uvmid != want_vmid):
+                return False
+            if asid is not None and (glob or uasid != asid):
+                return False
+            return addr is None or (leaf and addr >> (12 + 9 * level) == page)
+
+        uses = self.pte_uses
+        for pa in [pa for pa in self.dirty_ptes if all(covers(u) for u in uses.get(pa, ()))]:
+            self.dirty_ptes.discard(pa)
 
     def wfi(self, insn):
         """Priv. 3.3.3 / H 9.6.1: TW=1 -> illegal below M; U -> illegal; VTW=1 in VS and any WFI in VU
@@ -453,20 +513,28 @@ class Hart:
         return c[0x141]
 
     # ------------------------------------------------------------------ trap entry (H 9.5.2)
-    def take_trap(self, e: Exc, pc: int) -> Trap:
+    def take_trap(self, e: Exc, pc: int, insn: int | None = None) -> Trap:
+        """``insn``: the raw bits of the trapping instruction (16 or 32 bits), None if not fetched."""
         c = self.csr
         priv, v = self.priv, self.v
         # GVA: "set when the trap writes a guest virtual address to xtval" (3.1.6, H 9.2.1)
         gva = bool(e.gva) or (bool(self.acc_v) and (e.cause in ADDRESS_CAUSES or (e.cause == 3 and e.tval != 0)))
         htval = e.htval if e.cause in GUEST_PAGE_CAUSES else 0
         target = trap_target(e.cause, priv, v, c[0x302], c[0x602])
+        tinst = e.tinst
+        if tinst is None:
+            # H "Transformed instruction or pseudoinstruction for mtinst or htinst": on every trap into
+            # M or HS the CSR gets zero or, for the causes its table allows (misaligned, access, page
+            # and guest-page faults of loads/stores/AMOs), the transformed instruction -- per profile.
+            tinst = 0 if target == "VS" else _tinst.tinst_for(
+                insn, e, ACCESS_OF_CAUSE.get(e.cause, "fetch"), self.profile, addr_offset=e.addr_offset)
         if target == "M":
             s = c[0x300]
             s = (s & ~(C.MPV | (3 << C.MPP_SHIFT) | C.MPIE | C.MIE | C.GVA)) | (priv << C.MPP_SHIFT)
             s |= (C.MPV if v else 0) | (C.MPIE if s & C.MIE else 0) | (C.GVA if gva else 0)
             s |= C.MPIE if c[0x300] & C.MIE else 0
             c[0x300] = s
-            c[0x341], c[0x342], c[0x343], c[0x34B], c[0x34A] = pc, e.cause, e.tval & M64, htval, e.tinst
+            c[0x341], c[0x342], c[0x343], c[0x34B], c[0x34A] = pc, e.cause, e.tval & M64, htval, tinst
             self.priv, self.v = 3, 0
             vec = c[0x305]
         elif target == "HS":
@@ -477,7 +545,7 @@ class Hart:
             c[0x600] = h
             s = c[0x300]
             c[0x300] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
-            c[0x141], c[0x142], c[0x143], c[0x643], c[0x64A] = pc, e.cause, e.tval & M64, htval, e.tinst
+            c[0x141], c[0x142], c[0x143], c[0x643], c[0x64A] = pc, e.cause, e.tval & M64, htval, tinst
             self.priv, self.v = 1, 0
             vec = c[0x105]
         else:
@@ -490,7 +558,7 @@ class Hart:
         self.reservation = None
         self.flush_tlb()
         return Trap(cause=e.cause, interrupt=False, epc=pc, tval=e.tval & M64,
-                    htval=htval if target != "VS" else None, tinst=e.tinst if target != "VS" else None,
+                    htval=htval if target != "VS" else None, tinst=tinst if target != "VS" else None,
                     gva=gva if target != "VS" else None, target=target)
 
     # ------------------------------------------------------------------ state (bisect)

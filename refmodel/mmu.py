@@ -64,6 +64,10 @@ class Translation:
     g_leaf_level: int | None = None
     walk: list = field(default_factory=list)
     pte_addrs: list = field(default_factory=list)
+    # one (pte_spa, stage, translated address, level, leaf, global) per PTE the walk used: which
+    # translations a PTE serves, so the hart can tell which fences order a store to it
+    # (Priv. 10.2.1 SFENCE.VMA; H "Hypervisor Memory-Management Fence Instructions")
+    pte_uses: list = field(default_factory=list)
 
     def to_xlat(self, access: str, va: int, priv: int, v: int) -> Xlat:
         f = self.fault
@@ -98,6 +102,7 @@ class _Walker:
         self.record = record
         self.walk: list[WalkLevel] = []
         self.pte_addrs: list[int] = []
+        self.pte_uses: list[tuple] = []
         self.prof = ctx.profile
         self.hw_ad = bool(getattr(self.prof, "hw_ad_update", False))
         # Svadu: hardware A/D updating is enabled per stage by menvcfg.ADUE (S and G stages) and
@@ -188,6 +193,7 @@ class _Walker:
     def _walk_once(self, st, root_ppn, addr, access, pte_spa, hlvx):
         a = root_ppn << 12
         level = st.levels - 1
+        glob = False
         while True:
             width = 9 + (st.root_extra if level == st.levels - 1 else 0)
             idx = (addr >> (12 + 9 * level)) & ((1 << width) - 1)
@@ -195,6 +201,9 @@ class _Walker:
             spa = pte_spa(pte_addr, False) if pte_spa else pte_addr
             pte = self.read(st.name, level, spa)
             leaf = bool(pte & (PTE_R | PTE_X))
+            # S "Sv32": a G bit in a non-leaf PTE makes every mapping below it global (G-stage: unused)
+            glob = glob or (st.name != "g" and bool(pte & PTE_G))
+            self.pte_uses.append((spa, st.name, addr, level, leaf, glob))
             bad = self.reserved(pte, leaf)
             if bad:
                 self.note(st.name, level, spa, pte, bad)
@@ -283,7 +292,7 @@ def translate(ctx, va: int, access: str, priv: int, v: int, *, record_walk: bool
     hlvx = hlvx or bool(getattr(ctx, "hlvx", False))
     va &= M64
     w = _Walker(ctx, access, priv, v, hlvx, record_walk)
-    t = Translation(pa=None, walk=w.walk, pte_addrs=w.pte_addrs)
+    t = Translation(pa=None, walk=w.walk, pte_addrs=w.pte_addrs, pte_uses=w.pte_uses)
     gpa = None
     try:
         if not v:

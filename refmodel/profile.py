@@ -25,17 +25,25 @@ class Profile:
     hgatp_unsupported_write: str = "keep"
     vmidlen: int = 14             # VMIDLEN (0..14 on RV64)
     asidlen: int = 16
-    # Svade: A/D clear -> page fault.  Svadu (hardware update) when True.
+    # A/D bits (Priv. 20240411, 10.3.2 step 7; "Svade" and "Svadu" chapters).  Without Svadu the
+    # implementation picks one scheme for good: False = Svade (A clear, or D clear on a store ->
+    # page fault / guest-page fault), True = the hardware sets them atomically (the pre-Svadu
+    # "either" of the spec; QEMU 7.2 has no svadu/ADUE and always updates).
     hw_ad_update: bool = False
     # Svadu implemented: then menvcfg.ADUE (S and G stages) / henvcfg.ADUE (VS stage) choose at run
     # time between hardware A/D update and page faults, and hw_ad_update is not used by the walk.
     svadu: bool = False
+    # Reset value of menvcfg (the spec leaves it to the implementation; QEMU 10.0 resets ADUE to 1
+    # when svadu is on and svade off, and henvcfg to 0 -- so its VS stage faults until HS sets
+    # henvcfg.ADUE, while the G and HS stages update in hardware).
+    menvcfg_reset: int = 0
     # PMP: number of entries and granularity G (grain = 2^(G+2) bytes).
     pmp_entries: int = 16
     pmp_granularity: int = 0
-    # htinst/mtinst on guest-page faults: "zero" writes 0 always; "transformed"
-    # writes the transformed instruction for explicit accesses and the
-    # 0x3000/0x3020 pseudo-instructions for implicit ones.
+    # htinst/mtinst on a trap into M/HS: "zero" writes 0 always; "transformed" writes the
+    # transformed instruction for every cause the spec's table allows it (load/store/AMO
+    # misaligned, access, page and guest-page faults: refmodel.tinst.TRANSFORMED_CAUSES) and the
+    # 0x3000/0x3020 pseudoinstructions for guest-page faults of implicit VS PTE accesses.
     tinst_policy: str = "zero"
     # mtval/stval on illegal instruction: "zero" or "insn" (the faulting bits).
     illegal_tval: str = "insn"
@@ -64,14 +72,18 @@ class Profile:
 
 BASE = Profile(name="base")
 
-# QEMU 10.0 writes transformed instructions to htinst/mtinst on guest-page faults (H "Transformed
+# QEMU 10.0 writes transformed instructions to htinst/mtinst on load/store faults (H "Transformed
 # instruction or pseudoinstruction for mtinst or htinst"; writing 0 is equally allowed, and is what
 # QEMU 7.2 does).  Measured on gstage_basic: with "zero" the guest's own tinst check diverges.
-_Q10 = BASE.with_(tinst_policy="transformed")
+# QEMU 10.0 (rv64 defaults svadu=on, svade=off): menvcfg.ADUE = 1 at reset, henvcfg = 0
+# (target/riscv/cpu.c riscv_cpu_reset_hold; cpu_helper.c get_physical_address: adue = menvcfg.ADUE,
+# and for the VS stage also henvcfg.ADUE).  Measured on guest ad_bits: G-stage A/D are set by hardware.
+_Q10 = BASE.with_(tinst_policy="transformed", svadu=True, menvcfg_reset=1 << 61)
 
 # The pinned QEMU configurations (see difftest/backends/qemu.py CPU_VARIANTS).
 PROFILES: dict[str, Profile] = {
-    "qemu-7.2": BASE.with_(name="qemu-7.2", ebreak_tval="zero"),
+    # QEMU 7.2 predates Svadu and *envcfg.HADE: its walk always sets A/D atomically (cmpxchg).
+    "qemu-7.2": BASE.with_(name="qemu-7.2", ebreak_tval="zero", hw_ad_update=True),
     "qemu-10.0": _Q10.with_(name="qemu-10.0"),
     # QEMU 10.0 with sv39=on / sv48=on limit satp and hgatp to that mode and below.
     "qemu-10.0-sv39": _Q10.with_(name="qemu-10.0-sv39", satp_modes=frozenset({0, 8}), hgatp_modes=frozenset({0, 8})),

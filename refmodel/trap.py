@@ -35,18 +35,27 @@ STORE_GUEST_PAGE = 23
 # 3.1.6 mstatus.GVA: "set to 1 when a trap writes a guest virtual address to xtval").
 ADDRESS_CAUSES = frozenset({0, 1, 4, 5, 6, 7, 12, 13, 15, 20, 21, 23})
 GUEST_PAGE_CAUSES = frozenset({20, 21, 23})
+# The access type each address-related cause reports (for htinst/mtinst, H "Transformed instruction")
+ACCESS_OF_CAUSE = {0: "fetch", 1: "fetch", 12: "fetch", 20: "fetch", 4: "load", 5: "load", 13: "load", 21: "load",
+                   6: "store", 7: "store", 15: "store", 23: "store"}
 
 
 class Exc(Exception):
     """A synchronous exception raised while executing one instruction."""
 
-    def __init__(self, cause: int, tval: int = 0, *, htval: int = 0, tinst: int = 0, gva: bool = False):
+    def __init__(self, cause: int, tval: int = 0, *, htval: int = 0, tinst: int | None = None, gva: bool = False,
+                 addr_offset: int = 0):
         super().__init__(cause)
         self.cause = cause
         self.tval = tval
         self.htval = htval
+        # htinst/mtinst: None = not decided where the exception was raised; trap entry then derives
+        # it from the cause and the trapping instruction per profile (refmodel.tinst.tinst_for)
         self.tinst = tinst
         self.gva = gva
+        # "Addr. Offset" of the transformed instruction: faulting VA minus the access's original VA
+        # (non-zero only for a misaligned access performed in pieces)
+        self.addr_offset = addr_offset
 
 
 @dataclass
