@@ -23,7 +23,19 @@
  *    both outcomes (probe_either, `allowed-outcome=` says which happened); the probe after the fence must
  *    see the new PTE.  A fence of an unrelated address, VMID or ASID leaves the same freedom.
  *  - SFENCE.VMA with rs2 != x0 "does not order ... global mappings" (10.2.1): a G=1 VS leaf changed and
- *    fenced by ASID alone may still be the old one. */
+ *    fenced by ASID alone may still be the old one.
+ *
+ * Divergences seen 2026-11-25 (every fence-ordering probe passes on both QEMUs and the model):
+ *  - both QEMUs: mstatus.GVA = 1 on illegal-instruction and virtual-instruction traps (probes 103-111,
+ *    113, 115).  21.4 "Machine Status": "For any trap (breakpoint, address misaligned, access fault, page
+ *    fault, or guest-page fault) that writes a guest virtual address to mtval, GVA is set to 1.  For any
+ *    other trap into M-mode, GVA is set to 0."  mtval holds instruction bits here, not an address.  On
+ *    the U-mode (V=0) traps GVA is left over from an earlier trap: QEMU only ever sets it.
+ *  - QEMU 7.2: HFENCE.* and SFENCE.VMA in VU raise illegal instruction instead of virtual instruction
+ *    (108-110; 21.6.1 "in VS-mode or VU-mode, attempts to execute a hypervisor instruction (HLV, HLVX,
+ *    HSV, or HFENCE)", "in VU-mode, attempts to ... execute a supervisor instruction (SRET or SFENCE)");
+ *    SFENCE.VMA in VS with mstatus.TVM=1 raises illegal instruction (114; 21.4 "The TSR and TVM fields of
+ *    mstatus affect execution only in HS-mode, not in VS-mode"). */
 #include "difftest.h"
 
 DIFFTEST_MODES(HGATP_ALL, VS_BARE | VS_SV39);
