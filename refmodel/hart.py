@@ -518,6 +518,9 @@ class Hart:
         c = self.csr
         priv, v = self.priv, self.v
         # GVA: "set when the trap writes a guest virtual address to xtval" (3.1.6, H 9.2.1)
+        if e.cause == VIRTUAL_INSN and self.profile.illegal_tval != "insn":
+            # H "Virtual instruction exception": xtval is written as for an illegal-instruction trap
+            e.tval = 0
         gva = bool(e.gva) or (bool(self.acc_v) and (e.cause in ADDRESS_CAUSES or (e.cause == 3 and e.tval != 0)))
         htval = e.htval if e.cause in GUEST_PAGE_CAUSES else 0
         target = trap_target(e.cause, priv, v, c[0x302], c[0x602])

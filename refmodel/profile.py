@@ -83,7 +83,9 @@ _Q10 = BASE.with_(tinst_policy="transformed", svadu=True, menvcfg_reset=1 << 61)
 # The pinned QEMU configurations (see difftest/backends/qemu.py CPU_VARIANTS).
 PROFILES: dict[str, Profile] = {
     # QEMU 7.2 predates Svadu and *envcfg.HADE: its walk always sets A/D atomically (cmpxchg).
-    "qemu-7.2": BASE.with_(name="qemu-7.2", ebreak_tval="zero", hw_ad_update=True),
+    # Its -d int log shows tval=0 on illegal-instruction traps (Priv. 3.1.16: zero or the
+    # faulting instruction bits; both allowed).
+    "qemu-7.2": BASE.with_(name="qemu-7.2", ebreak_tval="zero", hw_ad_update=True, illegal_tval="zero"),
     "qemu-10.0": _Q10.with_(name="qemu-10.0"),
     # QEMU 10.0 with sv39=on / sv48=on limit satp and hgatp to that mode and below.
     "qemu-10.0-sv39": _Q10.with_(name="qemu-10.0-sv39", satp_modes=frozenset({0, 8}), hgatp_modes=frozenset({0, 8})),

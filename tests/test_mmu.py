@@ -488,3 +488,36 @@ def test_svadu_adue_per_stage():
     assert translate(ctx, va, "load", 1, 1).fault.cause == 13    # henvcfg.ADUE=0: VS stage faults
     ctx.henvcfg = 1 << 61
     assert translate(ctx, va, "load", 1, 1).fault is None and ctx.mem[vslot] & A
+
+
+# ---------------------------------------------------------------- Svadu (menvcfg.ADUE / henvcfg.ADUE)
+def test_svadu_adue_per_stage():
+    """Svadu chapter: menvcfg.ADUE enables hardware A/D updating for the S and G stages, henvcfg.ADUE
+    for the VS stage (and reads as zero unless menvcfg.ADUE is set); with ADUE=0 the Svade rule
+    applies (page fault / guest-page fault).  The profile's hw_ad_update is not consulted."""
+    from refmodel.profile import PROFILES
+    prof = PROFILES["qemu-10.0"]
+    assert prof.svadu and prof.menvcfg_reset == 1 << 61
+    adue = 1 << 61
+    # VS leaf with A clear; G leaf with A clear
+    ctx, va, gpa, vslot, gslot, *_ = _two_stage(vs_flags=V | R | W, g_flags=V | R | W | U, profile=prof)
+    ctx.menvcfg, ctx.henvcfg = adue, 0
+    f = translate(ctx, va, "load", 1, 1).fault
+    assert (f.cause, f.stage) == (13, "vs")                      # VS stage: henvcfg.ADUE = 0 -> Svade
+    ctx.henvcfg = adue
+    assert translate(ctx, va, "store", 1, 1).fault is None         # both stages updated by hardware
+    assert ctx.mem[vslot] & (A | D) == A | D and ctx.mem[gslot] & (A | D) == A | D
+    ctx, va, gpa, vslot, gslot, *_ = _two_stage(vs_flags=LEAF, g_flags=V | R | W | U, profile=prof)
+    ctx.menvcfg, ctx.henvcfg = 0, adue                           # henvcfg.ADUE alone does not enable it
+    f = translate(ctx, va, "load", 1, 1).fault
+    assert (f.cause, f.stage) == (21, "g")
+    ctx.menvcfg = adue
+    assert translate(ctx, va, "load", 1, 1).fault is None and ctx.mem[gslot] & A
+
+
+def test_qemu72_profile_updates_ad_in_hardware():
+    """QEMU 7.2 has no Svadu: the profile picks the hardware-update scheme once (hw_ad_update)."""
+    from refmodel.profile import PROFILES
+    prof = PROFILES["qemu-7.2"]
+    ctx, va, slot = _one(flags=V | R | W, profile=prof)
+    assert translate(ctx, va, "store", 1, 0).fault is None and ctx.mem[slot] & (A | D) == A | D
