@@ -35,19 +35,6 @@ def _explain(case) -> str:
     return "\n".join(lines)
 
 
-def _tinst_profile_gap() -> str | None:
-    """QEMU 10.0 writes the transformed instruction to mtinst/htinst (smoke prints tinst=0x3583
-    and tinst-form=transformed); QEMU 7.2 writes 0.  Both are allowed (Priv. 20240411, 9.6.3
-    "Transformed instruction or pseudoinstruction for mtinst or htinst": zero or transformed for
-    load/store/AMO access faults and guest-page faults), so the model's qemu-10.0 profile must
-    say tinst_policy="transformed".  Until it does, the difference is explained, not a finding."""
-    from refmodel.profile import PROFILES
-    if PROFILES["qemu-10.0"].tinst_policy != "transformed":
-        return ("refmodel profile qemu-10.0 has tinst_policy=%r but QEMU 10.0 writes transformed "
-                "mtinst/htinst (spec-allowed choice, Priv. 9.6.3)" % PROFILES["qemu-10.0"].tinst_policy)
-    return None
-
-
 @pytest.mark.parametrize("mode", ["bare", "sv39x4", "sv48x4", "sv57x4"])
 def test_smoke_qemu72_vs_model(mode, tmp_path):
     case = run_case(GUEST, hgatp_mode=mode, backends=["qemu-7.2", "model"], out_dir=tmp_path, timeout=120,
@@ -59,9 +46,8 @@ def test_smoke_qemu72_vs_model(mode, tmp_path):
 
 @pytest.mark.parametrize("mode", ["bare", "sv39x4", "sv48x4", "sv57x4"])
 def test_smoke_qemu10_vs_model(mode, tmp_path):
-    gap = _tinst_profile_gap()
-    if gap:
-        pytest.xfail(gap)
+    # QEMU 10.0 writes the transformed instruction to mtinst/htinst on access faults too (smoke's
+    # Bare case: tinst=0x3583, cause 5); the qemu-10.0 profile says tinst_policy="transformed".
     case = run_case(GUEST, hgatp_mode=mode, vs_mode="", backends=["qemu-10.0", "model"], out_dir=tmp_path,
                     timeout=120, max_steps=2_000_000)
     assert case.hgatp_mode == mode
