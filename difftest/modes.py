@@ -29,6 +29,7 @@ class ModesRow:
     model: str | None         # the model's prediction, or None when the model is not available
     status: str               # "match" | "mismatch" | "error" | "no-model"
     message: str = ""
+    exit: str = ""            # how the guest ended, e.g. "exit 1" (hgatp_probe's own self-checks)
 
 
 def profile_name(backend: str, cpu: str) -> str:
@@ -72,16 +73,34 @@ def probe_one(elf, backend: str, cpu: str, *, timeout: float = 60, max_steps: in
     with tempfile.TemporaryDirectory(prefix="difftest-modes-") as tmp:
         r = run(elf, backend=backend, cpu=cpu, timeout=timeout, max_steps=max_steps,
                 out_path=Path(tmp) / "probe.trace.jsonl.gz", use_cache=use_cache)
+    # The HGATP line is read whatever the exit: the guest also self-checks other hgatp
+    # rules and exits 1 on a failure (e.g. the hgatp PPN[1:0] finding), which does not
+    # make its probe of the supported modes less true.
     uart = r.footer.uart if r.footer else ""
+    ended = _ended(r)
     line = summary_line(uart)
     if line is None:
         msg = r.message or "the guest printed no HGATP line"
-        return ModesRow(backend, cpu, None, model, "error", f"{r.error_class or 'no-summary'}: {msg}")
+        return ModesRow(backend, cpu, None, model, "error", f"{r.error_class or 'no-summary'}: {msg}", ended)
     if model is None:
-        return ModesRow(backend, cpu, line, None, "no-model", "model: not available")
+        return ModesRow(backend, cpu, line, None, "no-model", "model: not available", ended)
     same = parse_summary(line) == parse_summary(model)
     return ModesRow(backend, cpu, line, model, "match" if same else "mismatch",
-                    "" if same else "QEMU and the model's profile disagree on hgatp WARL behaviour")
+                    "" if same else "QEMU and the model's profile disagree on hgatp WARL behaviour", ended)
+
+
+def _ended(r) -> str:
+    """How the probe run ended, in words: "exit 0", "exit 1 (X <id> ... self-check failed)", "timeout"."""
+    f = r.footer
+    if f is None:
+        return r.error_class or "did not run"
+    if f.status != "exit":
+        return f.status
+    out = f"exit {f.exit_code}"
+    fails = [l.strip() for l in (f.uart or "").splitlines() if l.startswith("X ")]
+    if f.exit_code and fails:
+        out += f" ({len(fails)} self-check failure(s), first: {fails[0][:90]})"
+    return out
 
 
 def run_modes(backends: list[str], cpus: list[str] | None, *, use_cache: bool = True, timeout: float = 60):
@@ -113,7 +132,7 @@ def run(args) -> int:
         print(json.dumps([asdict(r) for r in rows], indent=2))
     else:
         for r in rows:
-            print(f"{r.backend:<10} cpu={r.cpu:<8} {r.status}")
+            print(f"{r.backend:<10} cpu={r.cpu:<8} {r.status}   guest: {r.exit or '-'}")
             print(f"  qemu : {r.qemu or '-'}")
             print(f"  model: {r.model or 'not available'}")
             if r.message:

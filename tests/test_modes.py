@@ -59,3 +59,20 @@ def test_parse_summary():
         {"supported": 0x701, "v4": 7, "merged": 10, "vmidlen": 14}
     assert modes.parse_summary("HGATP supported=zz") is None
     assert modes.parse_summary("DONE probes=3 fails=0") is None
+
+
+def test_summary_read_whatever_the_exit(capsys):
+    """hgatp_probe exits 1 on both QEMUs (its hgatp PPN[1:0] self-check, Priv. 20240411 9.2.10);
+    its HGATP line is still read and the exit is said."""
+    from difftest.modes import run as modes_run
+    import argparse
+    b = HAVE[-1]
+    rc = modes_run(argparse.Namespace(backend=b, cpu="default", no_cache=False, timeout=60, json=False))
+    out = capsys.readouterr().out
+    (row,) = modes.run_modes([b], ["default"])
+    assert row.qemu.startswith("HGATP supported=") and row.status in ("match", "mismatch")
+    assert row.exit.startswith("exit ")
+    assert f"guest: {row.exit}" in out and "qemu : HGATP supported=" in out
+    if row.exit.startswith("exit 1"):
+        assert "self-check failure" in row.exit and "X " in row.exit
+    assert rc == (1 if row.status == "mismatch" else 0)
