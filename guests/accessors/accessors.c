@@ -10,15 +10,38 @@
  * fault, or guest-page fault) that writes a guest virtual address to mtval, GVA is set to 1. For any other
  * trap into M-mode, GVA is set to 0."  HLV/HLVX/HSV and MPRV+MPV addresses are guest virtual addresses.
  *
- * Suspected divergences seen 2026-11-25 (kept, the spec decides):
- *  both QEMUs: GVA = 0 on guest-page faults of HLV/HLVX/HSV executed in HS or U (probes 4,5,6,8,9,11,34);
+ * Divergences, re-verified 2026-11-25, each with the sentence that decides it (Priv. 20240411, H chapter;
+ * riscv-isa-manual src/priv/hypervisor.adoc):
+ *  both QEMUs: GVA = 0 on guest-page faults of HLV/HLVX/HSV executed in HS or U (probes 4,5,6,8,9,11,34).
+ *    21.4 "Machine Status": "For any trap (breakpoint, address misaligned, access fault, page fault, or
+ *    guest-page fault) that writes a guest virtual address to mtval, GVA is set to 1", and the hstatus
+ *    note: for these traps GVA is redundant with SPV "except when the explicit memory access of an HLV,
+ *    HLVX, or HSV instruction causes a fault.  In that case, SPV=0 but GVA=1."
  *  QEMU 10.0: HLVX faults reported as instruction page faults (cause 12) instead of load guest-page
- *    faults (21) (probes 6, 9); GVA = 1 on virtual-instruction traps (mtval holds instruction bits,
- *    probes 40, 41) and on the MPRV access fault with MPP=M (a physical address, probe 55);
- *  QEMU 7.2: HLVX allowed on an R-only G page and refused on an X-only one (9, 10); VU HSV raises
- *    illegal instruction instead of virtual instruction (41); MPRV+MPV faults reported as page faults
- *    13/15 with GVA 0 instead of guest-page faults (52-54); MPRV with MPP=M still translated through
- *    the G stage (55); AMO guest-page fault reported as load (21) instead of store/AMO (23) (74). */
+ *    faults (21) (probes 6, 9).  H "Hypervisor Virtual-Machine Load and Store Instructions", note: "Although HLVX instructions' explicit memory
+ *    accesses require execute permissions, they still raise the same exceptions as other load
+ *    instructions, rather than raising fetch exceptions instead."
+ *  QEMU 10.0: GVA = 1 on virtual-instruction traps (mtval holds instruction bits, probes 40, 41) and on the
+ *    MPRV access fault with MPP=M (a machine physical address, probe 55).  "For any other trap into
+ *    M-mode, GVA is set to 0"; table "Effect of MPRV": "MPRV=1, MPP=3: M-level access with no
+ *    translation" -- mtval is a physical address, not a guest virtual one.  (QEMU only ever sets GVA on
+ *    a trap with V=1 and a nonzero tval and never clears it on other traps: see guest fences.)
+ *  QEMU 7.2: HLVX allowed on an R-only G page and refused on an X-only one (9, 10).  Same section: "execute
+ *    permission takes the place of read permission during address translation.  That is, the memory being
+ *    read must be executable in both stages of address translation, but read permission is not required."
+ *  QEMU 7.2: VU HSV raises illegal instruction instead of virtual instruction (41).  H "Virtual-Instruction Exceptions": a
+ *    virtual-instruction exception is raised "in VS-mode or VU-mode, attempts to execute a hypervisor
+ *    instruction (HLV, HLVX, HSV, or HFENCE)".
+ *  QEMU 7.2: MPRV+MPV faults reported as page faults 13/15 with GVA 0 instead of guest-page faults
+ *    (52-54).  21.4: "When MPRV=1, explicit memory accesses are translated and protected ... as though the
+ *    current virtualization mode were set to MPV and the current nominal privilege mode were set to MPP";
+ *    with V=1 the G stage raises "guest-page-fault exceptions ... instead of regular page-fault
+ *    exceptions" (21.5.1), and mtval is a guest virtual address (GVA = 1).
+ *  QEMU 7.2: MPRV with MPP=M still translated through the G stage (55).  Table "Effect of MPRV": "|1|-|3|
+ *    M-level access with no translation."
+ *  QEMU 7.2: AMO guest-page fault reported as load (21) instead of store/AMO (23) (74).  10.3.2 step 3
+ *    "raise a page-fault exception corresponding to the original access type" (21.5.1: a guest-page fault
+ *    for the G stage); 10.3.1 (Sv32; Sv39/48/57 and the x4 modes inherit it): "AMOs never raise load page-fault exceptions." */
 #include "difftest.h"
 
 DIFFTEST_MODES(HGATP_ALL, VS_BARE);

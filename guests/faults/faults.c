@@ -8,9 +8,14 @@
  * GPA >> 2 for guest-page faults, else 0); 21.6.3 (htinst: 0 or the transformed instruction);
  * 3.7.1 / 10.3.2 step 2 (PMP: a failing check on the final address, or on an implicit PTE access, is an
  * access fault of the original access type).
- * Suspected QEMU 7.2 divergence (seen 2026-11-25): a PMP access fault on the final address or on a
- * G-stage PTE is reported as a guest-page fault (21/23 with htval) instead of an access fault (5/7)
- * (probes 40-43).  QEMU 10.0 passes. */
+ * QEMU 7.2 divergence (re-verified 2026-11-25; 10.0 passes): a PMP access fault on the final address or on
+ * a G-stage PTE is reported as a guest-page fault (21/23 with htval) instead of an access fault (5/7)
+ * (probes 40-43).  Decided by Priv. 20240411, 3.7.1: "Attempting to execute a load ... which accesses a
+ * physical address within a PMP region without read permissions raises a load access-fault exception"
+ * (store/AMO: "a store access-fault exception"), and for the G-stage PTE by 10.3.2 step 2 (used by
+ * 21.5.1 for the G stage): "If accessing pte violates a PMA or PMP check, raise an access-fault exception
+ * corresponding to the original access type".  The G-stage mappings themselves are valid here, so
+ * nothing calls for a guest-page fault. */
 #include "difftest.h"
 
 DIFFTEST_MODES(HGATP_SV39X4 | HGATP_SV48X4 | HGATP_SV57X4, VS_BARE | VS_SV39);

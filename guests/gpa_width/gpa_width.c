@@ -5,7 +5,9 @@
  * Spec: Priv. 20240411, 21.5.1 "Guest physical address translation": for Sv39x4/Sv48x4/Sv57x4 "the
  * incoming guest physical address ... bits 63:41 (63:50, 63:59) must all be zeros, or else a
  * guest-page fault occurs"; the root table is indexed by the 11 bits GPA[width-1:width-11].
- * Known QEMU 7.2 divergence: bit (width-1) alone faults there (see gstage_basic). */
+ * QEMU 7.2 divergence (re-verified 2026-11-25): bit (width-1) alone faults there.  Decided by 21.5.1:
+ * "Address bits 63:41 must all be zeros, or else a guest-page-fault exception occurs" -- only the bits
+ * above the width matter; GPAs are not sign-extended (see gstage_basic). */
 #include "difftest.h"
 
 DIFFTEST_MODES(HGATP_SV39X4 | HGATP_SV48X4 | HGATP_SV57X4, VS_BARE);

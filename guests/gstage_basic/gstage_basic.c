@@ -95,10 +95,14 @@ int main(void)
     u64 top_page = (1ull << width) - 4096;
     pt_map(&g, top_page, tpa, 0, G_LEAF);
     hfence_gvma_all();
-    /* Suspected QEMU 7.2 divergence (seen 2026-11-25): this load takes a load guest-page fault on
-     * QEMU 7.2 in every x4 mode although GPA bits above `width` are zero and the leaf is valid
-     * (21.5.1: the x4 root is indexed by GPA[width-1:width-11]); QEMU 10.0 loads the value.
-     * The root-index probes below say which root entries 7.2 cannot reach. */
+    /* QEMU 7.2 divergence (re-verified 2026-11-25, every x4 mode; 10.0 loads the value): this load takes
+     * a load guest-page fault although GPA bits above `width` are zero and the leaf is valid.  Decided by
+     * Priv. 20240411, 21.5.1 "Guest Physical Address Translation": "For Sv39x4, an incoming guest physical
+     * address is partitioned ... identical to that for an Sv39 virtual address ..., except with 2 more
+     * bits at the high end in VPN[2].  Address bits 63:41 must all be zeros, or else a guest-page-fault
+     * exception occurs" (63:50 for Sv48x4, 63:59 for Sv57x4).  A GPA is zero-extended, not sign-extended
+     * like a VA: bit width-1 set with the bits above zero is a valid GPA (root index >= 1024).  The
+     * root-index probes below say which root entries 7.2 cannot reach (1024..2047). */
     ld_ok("highest-gpa", top_page + 4088, tgt[511]);
     u64 r512 = 1ull << (width - 2), r1024 = 1ull << (width - 1);    /* root index 512 and 1024 */
     pt_map(&g, r512, tpa, 0, G_LEAF);

@@ -52,8 +52,10 @@ int main(void)
     unsigned vmidlen = 0;   /* VMIDLEN: the implemented VMID bits are the low ones (21.2.10) */
     for (u64 v = (r >> 44) & 0x3fff; v & 1; v >>= 1) vmidlen++;
     if (top) {
-        /* PPN[1:0] read as zero in the x4 modes (norm:hgatp_ppn_op).  Suspected divergence, both QEMU 7.2 and
-         * 10.0 (seen 2026-11-25): they read back PPN[1:0] = 3 as written. */
+        /* PPN[1:0] read as zero in the x4 modes.  Divergence, both QEMU 7.2 and 10.0 (re-verified
+         * 2026-11-25): they read back PPN[1:0] = 3 as written.  Decided by Priv. 20240411, 21.2.10 (hgatp):
+         * "In these modes, the lowest two bits of the physical page number (PPN) in hgatp always read as
+         * zeros." */
         csr_write(hgatp, 0);
         w = ((u64)top << 60) | 0x80003ull;
         r = write_read(w);

@@ -3,8 +3,10 @@
  * ignored as it is for satp. Instead, the fields of hgatp are WARL in the normal way."  So the read-back
  * MODE is some legal value (0, 8, 9 or 10; which one is the implementation's choice, printed), and in the
  * x4 modes PPN[1:0] reads as zero (norm:hgatp_ppn_op).
- * Suspected QEMU 7.2 divergence (seen 2026-11-25): 7.2 stores every reserved MODE verbatim and reads it
+ * QEMU 7.2 divergence (re-verified 2026-11-25): 7.2 stores every reserved MODE verbatim and reads it
  * back (24 X lines); a two-stage access with such a MODE then aborts 7.2, so this guest never makes one.
+ * Decided by Priv. 20240411, 2.3 "Write Any Values, Reads Legal Values (WARL)": such fields "allow any
+ * value to be written while guaranteeing to return a legal value whenever read", and 21.2.10 quoted above.
  * QEMU 10.0 ignores the write (a legal WARL choice).  Kept in its own guest. */
 #include "difftest.h"
 
