@@ -217,9 +217,9 @@ int main(void)
 {
     struct pt g, vs;
     rt_banner("pte_bits");
-    for (unsigned p = 0; p < 16; p++)
-        for (unsigned i = 0; i < 512; i++) big[p][i] = 0xb1b0000000000000ull | ((u64)p << 32) | i;
-    for (unsigned i = 0; i < 512; i++) tgt[i] = 0x7b17000000000000ull | i;
+    for (unsigned p = 0; p < 16; p++)         /* only the first words of each 4 KiB page are read */
+        for (unsigned i = 0; i < 4; i++) big[p][i] = 0xb1b0000000000000ull | ((u64)p << 32) | i;
+    for (unsigned i = 0; i < 16; i++) tgt[i] = 0x7b17000000000000ull | i;
     CSRS(0x30a, 1ull << 62);
     int pbmt = (int)(CSRR(0x30a) >> 62 & 1);
     rt_puts("svpbmt menvcfg.PBMTE="); rt_dec((u64)pbmt); rt_putc('\n');

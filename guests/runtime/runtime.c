@@ -166,14 +166,17 @@ void rt_vs_stubs_user(struct pt *vs, int user)
     if (!vs->mode) return;
     const u64 base = 0x80000000ull, stubs = (u64)rt_stubs_start & ~0xfffull, end = (u64)rt_fetch_target;
     if (split_root != vs->root) {
-        /* 1 GiB leaf -> 512 x 2 MiB leaves; the 2 MiB holding the stubs -> 512 x 4 KiB leaves */
+        /* 1 GiB leaf -> a table of 512 x 2 MiB leaves; the 2 MiB holding the stubs -> 512 x 4 KiB leaves.
+         * The tables are filled directly (not with pt_map) to keep the model's step count low. */
         volatile u64 *s1g = pt_slot(vs, base, 2);
-        u64 flags = *s1g & 0x3ffull;
-        *s1g = 0;
-        for (u64 i = 0; i < 512; i++) pt_map(vs, base + (i << 21), base + (i << 21), 1, flags);
-        u64 big = stubs & ~0x1fffffull;
-        *pt_slot(vs, big, 1) = 0;
-        for (u64 i = 0; i < 512; i++) pt_map(vs, big + (i << 12), big + (i << 12), 0, flags);
+        u64 flags = *s1g & 0x3ffull, big = stubs & ~0x1fffffull;
+        volatile u64 *l1 = rt_page_alloc(1, 1), *l0 = rt_page_alloc(1, 1);
+        for (u64 i = 0; i < 512; i++) {
+            l1[i] = (((base + (i << 21)) >> 12) << 10) | flags;
+            l0[i] = (((big + (i << 12)) >> 12) << 10) | flags;
+        }
+        l1[(big - base) >> 21] = (((u64)l0 >> 12) << 10) | PTE_V;
+        *s1g = (((u64)l1 >> 12) << 10) | PTE_V;
         split_root = vs->root;
     }
     for (u64 p = stubs; p < end; p += 4096) {
