@@ -128,14 +128,17 @@ def expand_backends(backends) -> list[str]:
 
 def case_pairs(names: list[str]) -> list[tuple[str, str]]:
     """The pairs compared: every QEMU against every other, and each model against the
-    QEMU(s) whose profile it runs (plain "model": against every QEMU).  Two models with
+    QEMU whose profile it runs (plain "model", or ``model@X`` with no X in the case: against
+    every QEMU).  Two models with
     different profiles, or a QEMU against another QEMU's model, differ by design."""
+    qemus = {n for n in names if not is_model(n)}
     out = []
     for a, b in itertools.combinations(names, 2):
         if is_model(a) and is_model(b):
             continue
         m, q = (a, b) if is_model(a) else (b, a)
-        if is_model(m) and m.startswith("model@") and m != f"model@{q}":
+        like = m.partition("@")[2] if is_model(m) else ""
+        if like in qemus and like != q:     # an explicit model@X without X in the case: against every QEMU
             continue
         out.append((a, b))
     return out

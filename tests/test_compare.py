@@ -297,3 +297,35 @@ def test_control_flow_after_trap_names_uncompared_trap_fields():
         q[5].pc = 0x80000104
     r = compare(*pair(mq))
     assert r.kind == "control-flow" and "trap at step 4" in r.summary and "gva" in r.summary
+
+
+def test_model_per_qemu_profile_names_and_pairs():
+    from difftest.engine import case_pairs, expand_backends
+    assert expand_backends(["qemu-10.0", "model"]) == ["qemu-10.0", "model"]
+    assert expand_backends(["model"]) == ["model"]
+    names = expand_backends(["qemu-7.2", "qemu-10.0", "model"])
+    assert names == ["qemu-7.2", "qemu-10.0", "model@qemu-7.2", "model@qemu-10.0"]
+    assert case_pairs(names) == [("qemu-7.2", "qemu-10.0"), ("qemu-7.2", "model@qemu-7.2"),
+                                 ("qemu-10.0", "model@qemu-10.0")]
+    # an explicit model@X is kept as asked and compared with X only
+    assert case_pairs(expand_backends(["qemu-10.0", "model@qemu-7.2"])) == [("qemu-10.0", "model@qemu-7.2")]
+    assert case_pairs(["qemu-7.2", "qemu-10.0", "model"]) == [("qemu-7.2", "qemu-10.0"), ("qemu-7.2", "model"),
+                                                              ("qemu-10.0", "model")]
+
+
+def test_odd_one_out_over_qemus_and_their_models():
+    from difftest.engine import case_odd_one_out, profile_choice_note
+    names = ["qemu-7.2", "qemu-10.0", "model@qemu-7.2", "model@qemu-10.0"]
+
+    def pairs(qq, q7, q10):
+        return [_pr("qemu-7.2", "qemu-10.0", qq), _pr("qemu-7.2", "model@qemu-7.2", q7),
+                _pr("qemu-10.0", "model@qemu-10.0", q10)]
+    # QEMU 7.2 disagrees with QEMU 10.0 and with the model making 7.2's choices
+    assert case_odd_one_out(names, pairs("mismatch", "mismatch", "match")) == "qemu-7.2"
+    # the QEMUs agree, each disagrees with its model: the model is the odd one out
+    assert case_odd_one_out(names, pairs("match", "mismatch", "mismatch")) == "model"
+    # the QEMUs differ but each matches its own profile: a spec-allowed choice, nobody is odd
+    p = pairs("mismatch", "match", "accepted-stale")
+    assert case_odd_one_out(names, p) is None
+    assert "spec leaves to the implementation" in profile_choice_note(names, p)
+    assert profile_choice_note(names, pairs("mismatch", "mismatch", "match")) == ""

@@ -125,9 +125,13 @@ def test_two_stage_guest_all_backends_agree(mode, tmp_path):
                     max_steps=10_000)
     assert case.status == "match", _explain(case)
     assert case.odd_one_out is None
-    qm = next(p for p in case.pairs if (p.a, p.b) == ("qemu-10.0", "model"))
+    # two QEMUs: the model runs once per QEMU profile, each compared with its own QEMU
+    assert case.backends == ["qemu-10.0", "qemu-7.2", "model@qemu-10.0", "model@qemu-7.2"]
+    assert [(p.a, p.b) for p in case.pairs] == [("qemu-10.0", "qemu-7.2"), ("qemu-10.0", "model@qemu-10.0"),
+                                                ("qemu-7.2", "model@qemu-7.2")]
+    qm = case.pairs[1]
     assert qm.steps_compared > 30 and qm.xlats_compared > 0
-    _, steps, footer = read_trace(case.runs["model"].trace_path)
+    _, steps, footer = read_trace(case.runs["model@qemu-10.0"].trace_path)
     assert footer.uart == "v\n" and footer.exit_code == 0
     trap = next(s.trap for s in steps if s.trap)
     if mode == "bare":
