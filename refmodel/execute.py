@@ -151,6 +151,15 @@ def decode(insn: int, ilen: int = 4):
             else:
                 return illegal(insn)
 
+        if op == 0x13 and f3 == 0:          # ADDI (li, mv, nop): the most frequent instruction, inlined
+            u = immi & M64
+
+            def f(h, pc):
+                x = h.x
+                x[rd] = (x[rs1] + u) & M64
+                return pc + ilen
+            return f
+
         def f(h, pc):
             x = h.x
             x[rd] = g(x[rs1])
@@ -160,6 +169,9 @@ def decode(insn: int, ilen: int = 4):
         g = (OP if op == 0x33 else OP32).get((f7, f3))
         if g is None:
             return illegal(insn)
+        inl = _inline_op(op, f7, f3, rd, rs1, rs2, ilen)
+        if inl is not None:
+            return inl
 
         def f(h, pc):
             x = h.x
@@ -187,6 +199,18 @@ def decode(insn: int, ilen: int = 4):
         imm = sext(((insn >> 31) << 12) | (((insn >> 7) & 1) << 11) | (((insn >> 25) & 0x3F) << 5)
                    | (((insn >> 8) & 0xF) << 1), 13)
 
+        tgt_off = imm
+        if f3 == 0:                          # BEQ/BNE inlined (loops): same result as BR[f3]
+            def f(h, pc):
+                x = h.x
+                return (pc + tgt_off) & M64 if x[rs1] == x[rs2] else pc + ilen
+            return f
+        if f3 == 1:
+            def f(h, pc):
+                x = h.x
+                return (pc + tgt_off) & M64 if x[rs1] != x[rs2] else pc + ilen
+            return f
+
         def f(h, pc):
             x = h.x
             return (pc + imm) & M64 if c(x[rs1], x[rs2]) else pc + ilen
@@ -195,12 +219,19 @@ def decode(insn: int, ilen: int = 4):
         if f3 not in LOADS:
             return illegal(insn)
         size, signed = LOADS[f3]
+        sign_bit = 1 << (8 * size - 1)
+        ext = M64 ^ ((1 << (8 * size)) - 1)
+        if not signed:
+            def f(h, pc):
+                x = h.x
+                x[rd] = h.load((x[rs1] + immi) & M64, size, insn)
+                return pc + ilen
+            return f
 
         def f(h, pc):
-            v = h.load((h.x[rs1] + immi) & M64, size, insn)
-            if signed and v >> (8 * size - 1):
-                v |= M64 ^ ((1 << (8 * size)) - 1)
-            h.x[rd] = v
+            x = h.x
+            v = h.load((x[rs1] + immi) & M64, size, insn)
+            x[rd] = v | ext if v & sign_bit else v
             return pc + ilen
         return f
     if op == 0x23:
@@ -227,6 +258,40 @@ def decode(insn: int, ilen: int = 4):
     if op == 0x73:
         return _system(insn, rd, f3, rs1, rs2, f7, ilen)
     return illegal(insn)
+
+
+def _inline_op(op, f7, f3, rd, rs1, rs2, ilen):
+    """ADD/SUB/XOR/OR/AND without the OP table's extra call (same results as OP[(f7, f3)])."""
+    if op != 0x33:
+        return None
+    if (f7, f3) == (0, 0):
+        def f(h, pc):
+            x = h.x
+            x[rd] = (x[rs1] + x[rs2]) & M64
+            return pc + ilen
+    elif (f7, f3) == (0x20, 0):
+        def f(h, pc):
+            x = h.x
+            x[rd] = (x[rs1] - x[rs2]) & M64
+            return pc + ilen
+    elif (f7, f3) == (0, 4):
+        def f(h, pc):
+            x = h.x
+            x[rd] = x[rs1] ^ x[rs2]
+            return pc + ilen
+    elif (f7, f3) == (0, 6):
+        def f(h, pc):
+            x = h.x
+            x[rd] = x[rs1] | x[rs2]
+            return pc + ilen
+    elif (f7, f3) == (0, 7):
+        def f(h, pc):
+            x = h.x
+            x[rd] = x[rs1] & x[rs2]
+            return pc + ilen
+    else:
+        return None
+    return f
 
 
 def _amo(insn, rd, f3, rs1, rs2, f5, ilen):

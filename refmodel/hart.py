@@ -16,7 +16,7 @@ from refmodel.decode import expand_c
 from refmodel.devices import MROM_BASE, reset_stub
 from refmodel.execute import decode, illegal
 from refmodel.loader import load_elf
-from refmodel.memory import BusError, Memory
+from refmodel.memory import _U, BusError, Memory
 from refmodel.trap import (ACCESS_OF_CAUSE, ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED,
                            STORE_ACCESS, STORE_MISALIGNED,
                            VIRTUAL_INSN, Exc, trap_target)
@@ -27,6 +27,7 @@ except ImportError:                 # helper C's part not landed yet: Bare trans
     _mmu = None
 
 M64 = (1 << 64) - 1
+_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: M64}
 ACCESS_FAULT = {"fetch": INSN_ACCESS, "load": LOAD_ACCESS, "store": STORE_ACCESS}
 
 
@@ -113,37 +114,34 @@ class Hart:
         mem = self.mem
         fin = mem.finisher
         new = object.__new__
-        tlb, icache = self.tlb, self.icache
+        tlb = self.tlb
         n = 0
         while n < max_steps and not fin.halted:
             pc, priv, v = self.pc, self.priv, self.v
-            self.xl = xl = []
             self.acc_v = v
-            insn = None
             trap = None
-            try:
-                # fast path: fetch page in the soft TLB with PMP decided per page, decoded
-                # instruction cached; otherwise self.fetch() does the full work
-                e = tlb.get((priv, v, "fetch", False, pc >> 12))
-                off = pc & 0xFFF
-                ie = icache.get(e[0] + off) if e is not None and e[3] else None
-                if ie is not None and (ie[2] == 2 or off != 0xFFE):
-                    tmpl = e[1]
-                    if tmpl is not None:
-                        d = tmpl.copy()
-                        d["va"] = pc
-                        d["pa"] = e[0] + off
-                        if e[2] is not None:
-                            d["gpa"] = e[2] + off
-                        x = new(Xlat)
-                        x.__dict__ = d
-                        xl.append(x)
-                    insn, fn, ilen = ie
-                else:
+            # Fast path: the decoded instruction and its fetch Xlat by virtual pc, in a per-(priv, V)
+            # table that lives *inside* the soft TLB under the int key priv*2+V, so every TLB flush
+            # (CSR write, trap, xRET, fence, PMP change, store into a page table) drops it too;
+            # fence.i and stores into code pages flush the TLB as well (see fence_i, store_pa).
+            vc = tlb.get(priv * 2 + v)
+            ent = vc.get(pc) if vc is not None else None
+            if ent is not None:
+                insn, fn, fx = ent
+                self.xl = xl = [fx] if fx is not None else []
+                try:
+                    self.pc = fn(self, pc) & M64
+                except Exc as e:
+                    trap = self.take_trap(e, pc, insn)
+            else:
+                self.xl = xl = []
+                insn = None
+                try:
                     insn, fn, ilen = self.fetch(pc)
-                self.pc = fn(self, pc) & M64
-            except Exc as e:
-                trap = self.take_trap(e, pc, insn)
+                    self._remember_fetch(pc, priv, v, insn, fn, ilen, xl)
+                    self.pc = fn(self, pc) & M64
+                except Exc as e:
+                    trap = self.take_trap(e, pc, insn)
             self.x[0] = 0
             uart = mem.last_uart
             if uart:
@@ -154,6 +152,23 @@ class Hart:
             self.steps += 1
             yield st
             n += 1
+
+    def _remember_fetch(self, pc, priv, v, insn, fn, ilen, xl):
+        """Enters a fetch that went through a cached TLB entry whose page PMP allows as a whole
+        into the run loop's per-(priv, V) table.  Never a page-crossing instruction, never a
+        fetch whose translation was not cached (maybe_stale), so what the table returns is what
+        ``fetch`` would return.  Its Xlat object is shared by the steps that hit it (records
+        are never mutated once yielded)."""
+        if (pc & 0xFFF) + ilen > 0x1000:
+            return
+        e = self.tlb.get((priv, v, "fetch", False, pc >> 12))
+        if e is None or not e[3] or len(xl) > 1:
+            return
+        pv = priv * 2 + v
+        vc = self.tlb.get(pv)
+        if vc is None:
+            vc = self.tlb[pv] = {}
+        vc[pc] = (insn, fn, xl[0] if xl else None)
 
     def step(self):
         """One step (convenience for tests)."""
@@ -193,19 +208,19 @@ class Hart:
         pa = e[0] + off
         tmpl = e[1]
         if tmpl is not None:
-            d = tmpl.copy()
-            d["va"] = va
-            d["pa"] = pa
-            if e[2] is not None:
-                d["gpa"] = e[2] + off
-            x = object.__new__(Xlat)
-            x.__dict__ = d
+            # one Xlat object per (TLB entry, va), shared by every step that repeats the access:
+            # its fields are all determined by the entry and va (records are never mutated)
+            x = e[4].get(va)
+            if x is None:
+                x = _shared_xlat(e, va)
             self.xl.append(x)
         if not e[3] and not _pmp.check(self.pmp_rules, pa, size, access, priv, self.profile.pmp_entries):
             # Priv. 3.7.1: the PMP check of the final physical address failed -- the translation
             # itself ends in an access fault of the original access type (QEMU logs it the same way)
-            if tmpl is not None:
-                d["fault_stage"], d["fault_cause"] = "pmp", ACCESS_FAULT[access]
+            if tmpl is not None:      # a record of its own: the shared Xlat stays the successful one
+                fx = object.__new__(Xlat)
+                fx.__dict__ = dict(x.__dict__, fault_stage="pmp", fault_cause=ACCESS_FAULT[access])
+                self.xl[-1] = fx
             raise Exc(ACCESS_FAULT[access], va, gva=bool(v))
         return pa
 
@@ -238,7 +253,9 @@ class Hart:
         # PMP decided once for the whole page when the page lies inside one region (or none):
         # then every access within it gets the same answer (Priv. 3.7.1 priority rule).
         page_ok = self.pmp_ok(pa, 0x1000, access, priv)
-        e = (pa, tmpl, gpa, page_ok)
+        mem = self.mem
+        ram_off = pa - mem.ram_base if page_ok and mem.is_ram(pa, 0x1000) else None
+        e = (pa, tmpl, gpa, page_ok, {}, ram_off)
         if not stale:
             self.tlb[(priv, v, access, hlvx, va >> 12)] = e
         return e
@@ -310,6 +327,17 @@ class Hart:
     def load(self, va, size, insn, priv=None, v=None, hlvx=False):
         if priv is None:
             priv, v = self.ls
+        if not va & (size - 1):
+            # fast path: an aligned access through a cached TLB entry of a page that is all RAM and
+            # that PMP allows as a whole (e[5] = its RAM offset) -- what access_pa + mem.read do
+            e = self.tlb.get((priv, v, "load", hlvx, va >> 12))
+            if e is not None and e[5] is not None:
+                if e[1] is not None:
+                    self.xl.append(e[4].get(va) or _shared_xlat(e, va))
+                self.acc_v = v
+                off = va & 0xFFF
+                self.last_pa = e[0] + off
+                return _U[size].unpack_from(self.mem.ram, e[5] + off)[0]
         if va & (size - 1) and self.profile.misaligned_ls == "trap":
             raise Exc(LOAD_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
@@ -339,6 +367,17 @@ class Hart:
     def store(self, va, size, val, insn, priv=None, v=None):
         if priv is None:
             priv, v = self.ls
+        if not va & (size - 1):
+            # fast path as in load(); a store entry exists only after a store walk found D set
+            e = self.tlb.get((priv, v, "store", False, va >> 12))
+            if e is not None and e[5] is not None:
+                if e[1] is not None:
+                    self.xl.append(e[4].get(va) or _shared_xlat(e, va))
+                self.acc_v = v
+                off = va & 0xFFF
+                _U[size].pack_into(self.mem.ram, e[5] + off, val & _MASK[size])
+                self._stored(e[0] + off)
+                return
         if va & (size - 1) and self.profile.misaligned_ls == "trap":
             raise Exc(STORE_MISALIGNED, va, gva=bool(v))
         if va & (size - 1) and ((va & 0xFFF) + size > 0x1000):
@@ -357,6 +396,10 @@ class Hart:
             self.mem.write(pa, size, val)
         except BusError:
             raise Exc(STORE_ACCESS, va, gva=bool(self.acc_v)) from None
+        self._stored(pa)
+
+    def _stored(self, pa):
+        """After a store to ``pa``: LR reservation, page-table and code-page bookkeeping."""
         page = pa >> 12
         if self.reservation is not None and self.reservation[0] >> 3 == pa >> 3:
             self.reservation = None
@@ -368,6 +411,7 @@ class Hart:
         if page in self.code_pages:
             self.icache.clear()
             self.code_pages.clear()
+            self.tlb.clear()      # drops the run loop's decoded-by-pc tables too
 
     # ------------------------------------------------------------------ H loads/stores
     def _hlsv_check(self, insn):
@@ -397,6 +441,7 @@ class Hart:
     def fence_i(self):
         self.icache.clear()
         self.code_pages.clear()
+        self.tlb.clear()          # drops the run loop's decoded-by-pc tables too
 
     def fence_vma(self, kind, rs1, rs2, insn):
         priv, v, c = self.priv, self.v, self.csr
@@ -576,6 +621,21 @@ class Hart:
                 continue
             d[name] = C.read(self, num)
         return d
+
+
+def _shared_xlat(e, va):
+    """The Xlat of an access to ``va`` through TLB entry ``e``, built once and kept in the entry:
+    every field is determined by the entry and va, and records are never mutated once yielded."""
+    off = va & 0xFFF
+    d = e[1].copy()
+    d["va"] = va
+    d["pa"] = e[0] + off
+    if e[2] is not None:
+        d["gpa"] = e[2] + off
+    x = object.__new__(Xlat)
+    x.__dict__ = d
+    e[4][va] = x
+    return x
 
 
 def _stage_of(cause):
