@@ -8,7 +8,7 @@
  * accesses of the VS-stage walk (the VS PTE page must be accessed/dirty at the G stage). */
 #include "difftest.h"
 
-DIFFTEST_MODES(HGATP_SV39X4 | HGATP_SV48X4 | HGATP_SV57X4, VS_BARE | VS_SV39);
+DIFFTEST_MODES(HGATP_ALL, VS_BARE | VS_SV39);   /* hgatp Bare: the VS-stage probes only */
 
 static volatile u64 tgt[512] __attribute__((aligned(4096), section(".data.page")));
 extern char rt_fetch_target[];
@@ -44,7 +44,7 @@ int main(void)
     static const enum rt_access acc[4] = {A_LD, A_SD, A_AMOADD, A_FETCH};
     static const u64 fl[3] = {PTE_A, PTE_D, 0};   /* which bit is set: A only (D clear), D only, none */
     u64 base = 0x100000000ull;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 3 && g.mode; k++)
         for (int i = 0; i < 4; i++) {
             u64 va = base + (u64)(k * 4 + i) * 0x1000;
             u64 pa = acc[i] == A_FETCH ? fpa : tpa;
@@ -62,5 +62,9 @@ int main(void)
                     PTE_V | PTE_RWX | fl[k]);
             }
     }
+    /* control: plain guest RAM through whatever stages are active (A = D = 1 everywhere) */
+    id = 90;
+    probe(id++, "control-ram", A_LD, VS_MODE, tpa + 8, 0, expect_ok_any());
+    probe(id++, "control-ram", A_SD, VS_MODE, tpa + 16, 0x5a, expect_ok_any());
     return rt_done();
 }
