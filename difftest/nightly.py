@@ -139,7 +139,7 @@ def print_summary(s: dict, wall: float | None) -> None:
     for k, n in sorted(s["known_hits"].items()):
         print(f"known {k}: {n} hit(s)" + ("  -- not seen: fixed? remove the entry" if n == 0 else ""))
     for u in s["unexplained"]:
-        print(f"NEW {u['case']} {u['pair']}: {u['summary']}")
+        print(f"NEW {u['case']} {u['pair']}: {(u['summary'] or '').splitlines()[0] if u['summary'] else ''}")
     if s.get("trend"):
         t = s["trend"]
         print(f"trend vs {t['previous']}: new {len(t['new'])}, fixed {len(t['fixed'])}, "
