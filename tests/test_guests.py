@@ -180,8 +180,11 @@ def test_vs_modes_qemu10(mode, vs, tmp_path):
     assert f"hgatp={mode} vs={vs}" in out
     if mode == "bare" and vs != "bare":
         # Finding (QEMU 7.2 and 10.0): a VS-stage PTE at a GPA with no memory behind it (hgatp Bare)
-        # gives a page fault, not the access fault of Priv. 20240411, 10.3.2 step 2.
-        assert x_names(out) == {"implicit-access-fault"} and "fails=3" in out, out
+        # gives a page fault, not the access fault of Priv. 20240411, 10.3.2 step 2.  The control probe
+        # shows the platform's PMA: an explicit HS load of the same address is a load access fault (its
+        # only X is mstatus.GVA = 1 left over from the VS traps before it, a finding of its own).
+        assert x_names(out) == {"implicit-access-fault", "pma-control-explicit"} and "fails=4" in out, out
+        assert "trap cause=5 tval=0xc0000000 " in probe_lines(out)["pma-control-explicit"]
         assert rc == 1
         return
     assert_pass(rc, out)
@@ -243,6 +246,21 @@ def test_faults_qemu10(mode, vs, tmp_path):
     assert "cause=5 " in p["pmp-g-pte"] and "cause=5 " in p["pmp-final-address"]
     if vs != "bare":
         assert "cause=13 " in p["vs-pf-to-vs"] and "to=VS" in p["vs-pf-to-vs"]
+        # from VU, delegated to VS: the VS handler runs (its page has U = 0; only the stubs have U = 1)
+        assert "trap cause=13 " in p["vu-pf-to-vs"] and "to=VS" in p["vu-pf-to-vs"]
+        assert re.search(r"^P \d+ vu-pf-to-vs sd .* trap cause=15 .* to=VS", out, re.M), out
+
+
+@pytest.mark.parametrize("vs", ["bare", "sv39"])
+def test_faults_hgatp_bare(vs, tmp_path):
+    """With no G stage the VS-stage and PMP probes still run.  QEMU 7.2 finding: a PMP failure on the
+    final address is reported as a guest-page fault (21/23) although hgatp is Bare."""
+    rc, out = run_guest("faults", "bare", "10.0", tmp_path, vs=vs)
+    assert_pass(rc, out)
+    assert "trap cause=5 tval=" in probe_lines(out)["pmp-final-address"]
+    rc72, out72 = run_guest("faults", "bare", "7.2", tmp_path, vs=vs)
+    assert x_ids(out72) == [40, 41], out72
+    assert re.search(r"^X 40 expected trap cause=5 .* got trap cause=21 ", out72, re.M)
 
 
 def test_faults_qemu72_pmp_finding(tmp_path):
@@ -272,7 +290,7 @@ def test_ad_bits(qemu, vs, tmp_path):
     rc, out = run_guest("ad_bits", "sv48x4", qemu, tmp_path, vs=vs)
     assert_pass(rc, out)
     # every probe took one of the two outcomes the spec allows (fault or hardware A/D update)
-    lines = re.findall(r"^P \d+ .*$", out, re.M)
+    lines = [ln for ln in re.findall(r"^P \d+ .*$", out, re.M) if " control-ram " not in ln]
     assert len(lines) == (12 if vs == "bare" else 24)
     assert all("allowed-outcome=" in ln for ln in lines), out
 
