@@ -247,3 +247,82 @@ def test_guest_page_fault_to_m_writes_mtval2_gva_mpv(tmp_path):
         assert pcs == [s.pc for s in trace]
         ints = [line for line in lines if "do_interrupt" in line]
         assert "cause:0000000000000015" in ints[0] and "tval:0x0000000040000010" in ints[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths (decoded instructions by virtual pc, shared Xlat records, RAM load/store path) must
+# be invisible: the same run with every cache dropped before each step gives the same trace.
+
+SMC = """
+  li s0, 0
+  la t0, patch
+again:
+.option push
+.option norvc                        /* a 4-byte instruction to overwrite with another */
+patch:
+  addi a0, zero, 1
+.option pop
+  addi s0, s0, 1
+  li t2, 2
+  beq s0, t2, done
+  li t1, 0x00500513                  /* addi a0, zero, 5 */
+  sw t1, 0(t0)
+  fence.i                            /* Zifencei: the store is visible to later fetches */
+  j again
+done:
+"""
+
+
+def test_store_into_executed_code_is_fetched_after_fence_i(tmp_path):
+    h, trace = run(build(tmp_path, SMC))
+    assert h.exit_code == 0
+    assert reg(h, "a0") == 5
+    patched = [s for s in trace if s.insn == 0x00500513]
+    assert len(patched) == 1
+
+
+def _cacheless(elf, max_steps):
+    """The same hart with the soft TLB (and with it the decoded-by-pc tables and shared Xlats)
+    dropped before every step: each step then takes the full fetch/translate path."""
+    from difftest.trace import step_to_json
+    h = Hart.from_elf(elf, PROF)
+    out = []
+    for s in h.run(max_steps):
+        out.append(step_to_json(s))
+        h.tlb.clear()
+    return h, out
+
+
+def _plain(elf, max_steps):
+    from difftest.trace import step_to_json
+    h = Hart.from_elf(elf, PROF)
+    return h, [step_to_json(s) for s in h.run(max_steps)]
+
+
+@pytest.mark.parametrize("guest,hg,vs", [("fences", "sv39x4", "sv39"), ("faults", "sv48x4", None),
+                                         ("accessors", "sv39x4", None), ("pte_bits", "sv57x4", None),
+                                         ("ad_bits", "sv39x4", None), ("gstage_basic", "sv48x4", None)])
+def test_fast_paths_do_not_change_the_trace(tmp_path, guest, hg, vs):
+    from difftest import config_block, guests
+    p = config_block.patch_copy(guests.build(guest), tmp_path, hgatp_mode=hg, vs_mode=vs)
+    a_h, a = _plain(str(p.path), 300_000)
+    b_h, b = _cacheless(str(p.path), 300_000)
+    assert a_h.exit_code == 0 and "DONE" in a_h.uart_output
+    assert len(a) == len(b) and a_h.uart_output == b_h.uart_output and a_h.exit_code == b_h.exit_code
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    assert first is None, (a[first], b[first])
+    assert sum(1 for s in a if s.get("xlats")) > 10
+
+
+def test_shared_xlat_objects_repeat_one_access(tmp_path):
+    """A loop's fetch and data records are shared objects (built once per TLB entry and va) and
+    still carry the right addresses."""
+    from refmodel import bench
+    elf = bench.build_guest(str(tmp_path), 20, 8)
+    h = Hart.from_elf(elf, PROF)
+    steps = [s for s in h.run(10_000) if s.v == 1]
+    loads = [x for s in steps for x in s.xlats if x.access == "load"]
+    assert len(loads) == 40 and len({id(x) for x in loads}) == 2
+    for s in steps:
+        f = s.xlats[0]
+        assert f.access == "fetch" and f.va == s.pc and f.pa == s.pc and f.gpa == s.pc
