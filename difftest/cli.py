@@ -280,7 +280,8 @@ def summary_table(results) -> str:
                 rep = os.path.relpath(rep)
             except ValueError:
                 pass
-        rows.append((case, c.status + (f" (odd: {c.odd_one_out})" if c.odd_one_out else ""), f"{p.a}~{p.b}",
+        flag = f" (odd: {c.odd_one_out})" if c.odd_one_out else " (spec-allowed choice)" if getattr(c, "note", "") else ""
+        rows.append((case, c.status + flag, f"{p.a}~{p.b}",
                      p.kind or "-", "-" if p.step is None else str(p.step),
                      "-" if p.pc is None else f"{p.pc:#x}", str(p.steps_compared), str(p.xlats_compared),
                      str(p.accepted_stale), rep or "-"))

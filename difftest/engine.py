@@ -237,10 +237,19 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
                          like=model_like(b, names) if is_model(b) else None)
         case.seconds[b] = round(time.monotonic() - t0, 3)
         case.runs[b] = r
-    for a, b in case_pairs(names):
+    # QEMU~model pairs first: whether two QEMUs that differ each match their own-profile
+    # model decides what the QEMU~QEMU report says (profile_choice_note)
+    pairs = case_pairs(names)
+    done: dict[tuple[str, str], PairResult] = {}
+    for a, b in sorted(pairs, key=lambda ab: not (is_model(ab[0]) or is_model(ab[1]))):
         if progress:
             progress(f"{name} {hgatp_mode or '-'}/{vs_mode or '-'}: comparing {a} ~ {b}")
-        case.pairs.append(_compare_pair(case, a, b, elf, out_dir, guest_arg))
+        note = ""
+        if not is_model(a) and not is_model(b):
+            probe = [PairResult(a, b, "mismatch")] + list(done.values())
+            note = profile_choice_note(names, probe)
+        done[(a, b)] = _compare_pair(case, a, b, elf, out_dir, guest_arg, note_if_mismatch=note)
+    case.pairs = [done[ab] for ab in pairs]
     case.odd_one_out = case_odd_one_out(names, case.pairs)
     case.note = profile_choice_note(names, case.pairs)
     case.status = worst(p.status for p in case.pairs) if case.pairs else _single_status(case)
@@ -252,7 +261,8 @@ def _single_status(case: CaseResult) -> str:
         else "error"
 
 
-def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, guest_arg: str) -> PairResult:
+def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, guest_arg: str,
+                  note_if_mismatch: str = "") -> PairResult:
     ra, rb = case.runs[a], case.runs[b]
     cmd = pair_command(guest_arg, case.hgatp_mode, case.vs_mode, [a, b], case.cpu)
     for name, r in ((a, ra), (b, rb)):
@@ -269,9 +279,11 @@ def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, gu
         if div is not None and pr.status == "mismatch":
             walk = _walk_for(div, elf, case.cpu, (a, b), case.backends)
         stem = f"{a}~{b}".replace("/", "_")
-        pr.report = _write(pr, div, out_dir / "reports", stem, cmd, walk,
-                           {"guest": case.guest, "hgatp": case.hgatp_mode or "-", "vs": case.vs_mode or "-",
-                            "cpu": case.cpu, "elf": str(elf)})
+        info = {"guest": case.guest, "hgatp": case.hgatp_mode or "-", "vs": case.vs_mode or "-",
+                "cpu": case.cpu, "elf": str(elf)}
+        if note_if_mismatch and pr.status == "mismatch":
+            info["note"] = note_if_mismatch
+        pr.report = _write(pr, div, out_dir / "reports", stem, cmd, walk, info)
     return pr
 
 
