@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from refmodel import csr as C
 from refmodel.decode import sext
+from difftest.trace import Xlat
+from refmodel.memory import _U
 from refmodel.trap import (BREAKPOINT, ECALL_M, ECALL_S, ECALL_U, ECALL_VS, ILLEGAL, LOAD_MISALIGNED,
                            STORE_MISALIGNED, VIRTUAL_INSN, Exc)
 
@@ -22,6 +24,22 @@ def _s(v):
 def _w(v):
     v &= 0xFFFFFFFF
     return v | 0xFFFFFFFF00000000 if v & 0x80000000 else v
+
+
+def shared_xlat(e, va):
+    """The Xlat of an access to ``va`` through soft-TLB entry ``e`` (refmodel.hart._fill:
+    (page pa, Xlat template, page gpa, PMP ok, {va: Xlat}, RAM offset)), built once and kept in
+    the entry: every field is determined by the entry and va, and yielded records are immutable."""
+    off = va & 0xFFF
+    d = e[1].copy()
+    d["va"] = va
+    d["pa"] = e[0] + off
+    if e[2] is not None:
+        d["gpa"] = e[2] + off
+    x = object.__new__(Xlat)
+    x.__dict__ = d
+    e[4][va] = x
+    return x
 
 
 def illegal(insn):
@@ -219,18 +237,27 @@ def decode(insn: int, ilen: int = 4):
         if f3 not in LOADS:
             return illegal(insn)
         size, signed = LOADS[f3]
-        sign_bit = 1 << (8 * size - 1)
+        sign_bit = 1 << (8 * size - 1) if signed else 0
         ext = M64 ^ ((1 << (8 * size)) - 1)
-        if not signed:
-            def f(h, pc):
-                x = h.x
-                x[rd] = h.load((x[rs1] + immi) & M64, size, insn)
-                return pc + ilen
-            return f
+        unpack = _U[size].unpack_from
+        amask = size - 1
 
         def f(h, pc):
             x = h.x
-            v = h.load((x[rs1] + immi) & M64, size, insn)
+            va = (x[rs1] + immi) & M64
+            t = h.tlb.get(-1)
+            e = t.get(va >> 12) if t is not None and not va & amask else None
+            if e is not None:
+                # fast path (hart._fill): aligned, translation cached for the current load privilege,
+                # page all RAM and allowed by PMP as a whole -- the same as h.load() would do
+                if e[1] is not None:
+                    h.xl.append(e[4].get(va) or shared_xlat(e, va))
+                h.acc_v = h.ls[1]
+                off = va & 0xFFF
+                h.last_pa = e[0] + off
+                v = unpack(h.mem.ram, e[5] + off)[0]
+            else:
+                v = h.load(va, size, insn)
             x[rd] = v | ext if v & sign_bit else v
             return pc + ilen
         return f
@@ -240,8 +267,25 @@ def decode(insn: int, ilen: int = 4):
         size = 1 << f3
         imm = sext(((insn >> 25) << 5) | ((insn >> 7) & 31), 12)
 
+        pack = _U[size].pack_into
+        amask = size - 1
+        vmask = (1 << (8 * size)) - 1
+
         def f(h, pc):
-            h.store((h.x[rs1] + imm) & M64, size, h.x[rs2], insn)
+            x = h.x
+            va = (x[rs1] + imm) & M64
+            t = h.tlb.get(-2)
+            e = t.get(va >> 12) if t is not None and not va & amask else None
+            if e is not None:
+                # fast path as for loads; a store entry exists only after a store walk found D set
+                if e[1] is not None:
+                    h.xl.append(e[4].get(va) or shared_xlat(e, va))
+                h.acc_v = h.ls[1]
+                off = va & 0xFFF
+                pack(h.mem.ram, e[5] + off, x[rs2] & vmask)
+                h._stored(e[0] + off)
+            else:
+                h.store(va, size, x[rs2], insn)
             return pc + ilen
         return f
     if op == 0x0F:

@@ -14,7 +14,7 @@ from refmodel import pmp as _pmp
 from refmodel import tinst as _tinst
 from refmodel.decode import expand_c
 from refmodel.devices import MROM_BASE, reset_stub
-from refmodel.execute import decode, illegal
+from refmodel.execute import decode, illegal, shared_xlat
 from refmodel.loader import load_elf
 from refmodel.memory import _U, BusError, Memory
 from refmodel.trap import (ACCESS_OF_CAUSE, ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED,
@@ -212,7 +212,7 @@ class Hart:
             # its fields are all determined by the entry and va (records are never mutated)
             x = e[4].get(va)
             if x is None:
-                x = _shared_xlat(e, va)
+                x = shared_xlat(e, va)
             self.xl.append(x)
         if not e[3] and not _pmp.check(self.pmp_rules, pa, size, access, priv, self.profile.pmp_entries):
             # Priv. 3.7.1: the PMP check of the final physical address failed -- the translation
@@ -258,6 +258,15 @@ class Hart:
         e = (pa, tmpl, gpa, page_ok, {}, ram_off)
         if not stale:
             self.tlb[(priv, v, access, hlvx, va >> 12)] = e
+            if ram_off is not None and access != "fetch" and not hlvx and (priv, v) == self.ls:
+                # the decoded load/store closures' own table for the current effective privilege of
+                # loads/stores (self.ls), under int key -1 (load) / -2 (store) inside the soft TLB,
+                # so it is dropped by every flush -- including the one that changes self.ls
+                k = -1 if access == "load" else -2
+                t = self.tlb.get(k)
+                if t is None:
+                    t = self.tlb[k] = {}
+                t[va >> 12] = e
         return e
 
     def _translate(self, va, access, priv, v, *, commit, hlvx=False, record_walk=None):
@@ -333,7 +342,7 @@ class Hart:
             e = self.tlb.get((priv, v, "load", hlvx, va >> 12))
             if e is not None and e[5] is not None:
                 if e[1] is not None:
-                    self.xl.append(e[4].get(va) or _shared_xlat(e, va))
+                    self.xl.append(e[4].get(va) or shared_xlat(e, va))
                 self.acc_v = v
                 off = va & 0xFFF
                 self.last_pa = e[0] + off
@@ -372,7 +381,7 @@ class Hart:
             e = self.tlb.get((priv, v, "store", False, va >> 12))
             if e is not None and e[5] is not None:
                 if e[1] is not None:
-                    self.xl.append(e[4].get(va) or _shared_xlat(e, va))
+                    self.xl.append(e[4].get(va) or shared_xlat(e, va))
                 self.acc_v = v
                 off = va & 0xFFF
                 _U[size].pack_into(self.mem.ram, e[5] + off, val & _MASK[size])
@@ -621,21 +630,6 @@ class Hart:
                 continue
             d[name] = C.read(self, num)
         return d
-
-
-def _shared_xlat(e, va):
-    """The Xlat of an access to ``va`` through TLB entry ``e``, built once and kept in the entry:
-    every field is determined by the entry and va, and records are never mutated once yielded."""
-    off = va & 0xFFF
-    d = e[1].copy()
-    d["va"] = va
-    d["pa"] = e[0] + off
-    if e[2] is not None:
-        d["gpa"] = e[2] + off
-    x = object.__new__(Xlat)
-    x.__dict__ = d
-    e[4][va] = x
-    return x
 
 
 def _stage_of(cause):
