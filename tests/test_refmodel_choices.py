@@ -185,3 +185,15 @@ def test_hfence_gvma_does_not_order_hs_stage_pte_stores():
     h.x[A1] = 0xC000_0008
     st = run(h, LD_A0_A1, priv=1)
     assert [x for x in st.xlats if x.access == "load"][0].maybe_stale is True
+
+
+def test_tinst_addr_offset_of_a_misaligned_access_done_in_pieces():
+    """H "Transformed instruction": Addr. Offset = faulting VA minus the original VA (non-zero only
+    for a misaligned access).  An 8-byte load 4 bytes before a blocked page faults on the page's
+    first byte: tval = that byte's address, rs1 field of the transformed ld = 4."""
+    page = BASE + 0x7000
+    h = make(pmp_block=page)
+    h.x[A1] = page - 4
+    st = run(h, LD_A0_A1, priv=1)
+    assert (st.trap.cause, st.trap.tval) == (5, page)
+    assert st.trap.tinst == 0x00003503 | (4 << 15)
