@@ -123,15 +123,49 @@ int main(void)
         csr_write(medeleg, 0);
     }
 
+    /* Access faults (every hgatp mode): a GVA whose final physical address has no memory behind it
+     * (0xC0000000 on QEMU virt; under an x4 mode GPA 0x140000000 maps there with a valid 1 GiB G leaf).
+     * To M, delegated to HS (medeleg), then to VS (hedeleg), from VS and VU, and HLV from HS.
+     * Spec: 3.1.15 mcause 1/5/7; 3.6 PMAs (inaccessible I/O region -> access fault); H "mtval2"/"htval":
+     * "For other traps, mtval2 is set to zero"; GVA = 1 (mtval holds a guest virtual address); 21.2.2
+     * hedeleg: access faults (bits 1, 5, 7) may be delegated to VS, unlike guest-page faults. */
+    id = 60;
+    u64 nm = g.mode ? 0x140000000ull : 0xC0000000ull;
+    if (g.mode) { pt_map(&g, nm, 0xC0000000ull, 2, G_LEAF); hfence_gvma_all(); }
+    if (vs.mode) { pt_map(&vs, nm, nm, 2, VS_LEAF); hfence_vvma_all(); }
+    struct expect afl = expect_trap(5, nm + 8, 0, 1, rt_tinst(A_LD)), afs = expect_trap(7, nm + 8, 0, 1, rt_tinst(A_SD));
+    struct expect aff = expect_trap(1, nm, 0, 1, 0);
+    probe(id++, "af-to-m", A_LD, VS_MODE, nm + 8, 0, afl);
+    probe(id++, "af-to-m", A_SD, VS_MODE, nm + 8, 0, afs);
+    probe(id++, "af-to-m", A_FETCH, VS_MODE, nm, 0, aff);
+    probe(id++, "hlv-af-to-m", A_HLVD, HS_MODE, nm + 8, 0, expect_trap(5, nm + 8, 0, 1, rt_tinst(A_HLVD)));
+    csr_write(medeleg, (1ull << 1) | (1ull << 5) | (1ull << 7));
+    probe(id++, "af-to-hs", A_LD, VS_MODE, nm + 8, 0, to(afl, TO_HS));
+    probe(id++, "af-to-hs", A_SD, VS_MODE, nm + 8, 0, to(afs, TO_HS));
+    probe(id++, "af-to-hs", A_FETCH, VS_MODE, nm, 0, to(aff, TO_HS));
+    probe(id++, "hlv-af-to-hs", A_HLVD, HS_MODE, nm + 8, 0, to(expect_trap(5, nm + 8, 0, 1, rt_tinst(A_HLVD)), TO_HS));
+    csr_write(hedeleg, (1ull << 1) | (1ull << 5) | (1ull << 7));
+    struct expect vl = to(expect_trap(5, nm + 8, 0, 0, 0), TO_VS), vsx = to(expect_trap(7, nm + 8, 0, 0, 0), TO_VS);
+    probe(id++, "af-to-vs", A_LD, VS_MODE, nm + 8, 0, vl);
+    probe(id++, "af-to-vs", A_SD, VS_MODE, nm + 8, 0, vsx);
+    probe(id++, "af-to-vs", A_FETCH, VS_MODE, nm, 0, to(expect_trap(1, nm, 0, 0, 0), TO_VS));
+    if (vs.mode) { pt_map(&vs, nm, nm, 2, VS_LEAF | PTE_U); }
+    rt_vs_stubs_user(&vs, 1);
+    probe(id++, "af-to-vs-from-vu", A_LD, VU_MODE, nm + 8, 0, vl);
+    probe(id++, "af-to-vs-from-vu", A_SD, VU_MODE, nm + 8, 0, vsx);
+    rt_vs_stubs_user(&vs, 0);
+    if (vs.mode) { pt_map(&vs, nm, nm, 2, VS_LEAF); hfence_vvma_all(); }
+    csr_write(hedeleg, 0);
+    csr_write(medeleg, 0);
+
     /* PMP: the final physical address, then the page holding a G-stage PTE */
     id = 40;
     u64 bpa = (u64)blocked;
     pmp_block(bpa);
     struct expect af = expect_trap(5, bpa + 8, 0, 1, ~0ull);
-    af.any_tval2 = 1;   /* mtval2 on an access fault: 0 or GPA >> 2 (implementation's choice) */
+    /* mtval2 on an access fault is zero (H "mtval2": "For other traps, mtval2 is set to zero") */
     probe(id++, "pmp-final-address", A_LD, VS_MODE, bpa + 8, 0, af);
     struct expect sa = expect_trap(7, bpa + 8, 0, 1, ~0ull);
-    sa.any_tval2 = 1;
     probe(id++, "pmp-final-address", A_SD, VS_MODE, bpa + 8, 0, sa);
     pmp_open();
     if (!g.mode) return rt_done();
@@ -139,10 +173,8 @@ int main(void)
     u64 t0 = (u64)pt_slot(&g, galias, 0) & ~0xfffull;
     pmp_block(t0);
     struct expect ar = expect_trap(5, galias + 16, 0, 1, ~0ull);
-    ar.any_tval2 = 1;
     probe(id++, "pmp-g-pte", A_LD, VS_MODE, galias + 16, 0, ar);
     struct expect as = expect_trap(7, galias + 16, 0, 1, ~0ull);
-    as.any_tval2 = 1;
     probe(id++, "pmp-g-pte", A_SD, VS_MODE, galias + 16, 0, as);
     pmp_open();
     probe(id++, "pmp-reopened", A_LD, VS_MODE, galias + 16, 0, expect_ok(tgt[2]));
