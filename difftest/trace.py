@@ -226,7 +226,20 @@ def step_from_json(d: dict) -> Step:
 _STEP_KEYS = tuple(f.name for f in fields(Step))
 _KEYS = {c: tuple(f.name for f in fields(c)) for c in (Step, Trap, Xlat, WalkLevel, Footer, Header)}
 _XLAT_INFO, _TRAP_INFO, _WALK_INFO = _defaults(Xlat), _defaults(Trap), _defaults(WalkLevel)
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode     # one encoder, not one per line
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+try:
+    # JSONEncoder.encode builds a C encoder per call; build it once (same output: no indent,
+    # ensure_ascii, allow_nan; no circular check -- records are trees)
+    from json.encoder import c_make_encoder as _cme, encode_basestring_ascii as _eba
+    if _cme is not None:
+        _C_ENCODE = _cme(None, json.JSONEncoder().default, _eba, None, ":", ",", False, False, True)
+        _ENCODE = lambda o: "".join(_C_ENCODE(o, 0))   # noqa: E731
+except ImportError:      # pragma: no cover - pure-Python json
+    pass
+_XLAT_KEYS = tuple(f.name for f in fields(Xlat))
+_BEFORE_XLATS = _STEP_KEYS[:_STEP_KEYS.index("xlats")]
+_AFTER_XLATS = _STEP_KEYS[_STEP_KEYS.index("xlats") + 1:]
+_MEMO_MAX = 8192
 _BATCH = 512                                                  # lines joined per write()
 
 
@@ -242,10 +255,35 @@ class TraceWriter:
         self._raw = gzip.open(self._part, "wt", compresslevel=1, encoding="utf-8")
         self._raw.write(json.dumps({"header": asdict(header)}) + "\n")
         self._buf: list[str] = []
+        self._memo: dict[int, tuple[Xlat, str]] = {}
 
     def step(self, step: Step) -> None:
         buf = self._buf
-        buf.append(_ENCODE(_record(step, _STEP_KEYS)))
+        xl = step.xlats
+        if not xl or type(xl) is not list:
+            buf.append(_ENCODE(_record(step, _STEP_KEYS)))
+        else:
+            # The same line as above, with each Xlat's JSON memoised by object: the model yields
+            # one shared (immutable) Xlat for repeated accesses (ARCHITECTURE section 4).
+            memo = self._memo
+            parts = []
+            for x in xl:
+                m = memo.get(id(x))
+                if m is None or m[0] is not x:
+                    if type(x) is not Xlat:
+                        parts = None
+                        break
+                    if len(memo) >= _MEMO_MAX:
+                        memo.clear()
+                    m = memo[id(x)] = (x, _ENCODE(_record(x, _XLAT_KEYS)))
+                parts.append(m[1])
+            if parts is None:
+                buf.append(_ENCODE(_record(step, _STEP_KEYS)))
+            else:
+                head = _ENCODE(_record(step, _BEFORE_XLATS))
+                tail = _record(step, _AFTER_XLATS)
+                buf.append(head[:-1] + (',"xlats":[' if len(head) > 2 else '"xlats":[') + ",".join(parts)
+                           + ("]," + _ENCODE(tail)[1:] if tail else "]}"))
         if len(buf) >= _BATCH:
             self._flush()
 
@@ -259,10 +297,12 @@ class TraceWriter:
         self._flush()
         self._raw.write(json.dumps({"footer": asdict(footer)}) + "\n")
         self._raw.close()
+        self._memo = {}
         os.replace(self._part, self.path)
 
     def abort(self) -> None:
         self._buf = []
+        self._memo = {}
         try:
             self._raw.close()
         finally:

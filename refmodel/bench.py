@@ -6,6 +6,9 @@ path) when the model has ``refmodel.mmu``; otherwise hgatp stays Bare and the re
 says so.  It runs a loop of ALU ops, loads and stores, then writes the finisher.
 QEMU 7.2 runs the same ELF with ``-singlestep -d exec,nochain`` (one log line per
 instruction), the model with tracing on (Step objects built for every instruction).
+Rates are given by wall clock and by CPU time (the process's own, QEMU's from its rusage):
+on a shared machine the CPU-time figures are the steadier ones.  Then the model runs again
+writing its trace file as ``difftest run`` does, and the file is read back.
 This is a benchmark, not a test: nothing asserts a rate.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -85,15 +89,40 @@ def build_guest(workdir: str, iters: int, mode: int) -> str:
 
 
 def bench_model(elf: str, profile_name: str = "qemu-7.2") -> dict:
+    """Model steps/s with Step records built (the hart's run loop as ``difftest run`` drives it)."""
     from refmodel.hart import Hart
     from refmodel.profile import PROFILES
     h = Hart.from_elf(elf, PROFILES[profile_name])
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     n = 0
     for _ in h.run(max_steps=50_000_000):
         n += 1
-    dt = time.perf_counter() - t
-    return {"steps": n, "seconds": dt, "rate": n / dt, "exit_code": h.exit_code}
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    return {"steps": n, "seconds": dt, "rate": n / dt, "cpu_seconds": dc, "cpu_rate": n / dc,
+            "exit_code": h.exit_code}
+
+
+def bench_trace_io(elf: str, workdir: str, profile_name: str = "qemu-7.2") -> dict:
+    """The model run writing its trace file (difftest.trace.TraceWriter, as the model backend
+    does), then that file read back (TraceReader)."""
+    from difftest.trace import Footer, Header, TraceReader, TraceWriter
+    from refmodel.hart import Hart
+    from refmodel.profile import PROFILES
+    path = os.path.join(workdir, "bench.trace.jsonl.gz")
+    h = Hart.from_elf(elf, PROFILES[profile_name])
+    w = TraceWriter(path, Header("bench", "", "sv39x4", "bare", "model", "", "default", profile_name))
+    t = time.perf_counter()
+    n = 0
+    for st in h.run(max_steps=50_000_000):
+        w.step(st)
+        n += 1
+    w.close(Footer("exit", h.exit_code, n))
+    dw = time.perf_counter() - t
+    t = time.perf_counter()
+    m = sum(1 for _ in TraceReader(path).steps())
+    dr = time.perf_counter() - t
+    return {"steps": n, "model_and_write_seconds": dw, "model_and_write_rate": n / dw,
+            "read_seconds": dr, "read_rate": m / dr, "bytes": os.path.getsize(path)}
 
 
 def bench_qemu(elf: str, binary: str = "/usr/bin/qemu-system-riscv64") -> dict | None:
@@ -101,16 +130,20 @@ def bench_qemu(elf: str, binary: str = "/usr/bin/qemu-system-riscv64") -> dict |
         return None
     with tempfile.TemporaryDirectory() as d:
         log = os.path.join(d, "q.log")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         p = subprocess.run([binary, "-M", "virt", "-bios", "none", "-kernel", elf, "-nographic", "-monitor", "none",
                             "-singlestep", "-d", "exec,nochain", "-D", log], capture_output=True, timeout=600)
         dt = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        dc = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         with open(log, "rb") as f:
             n = sum(1 for line in f if line.startswith(b"Trace "))
-    return {"steps": n, "seconds": dt, "rate": n / dt, "exit_code": p.returncode}
+    return {"steps": n, "seconds": dt, "rate": n / dt, "cpu_seconds": dc, "cpu_rate": n / dc if dc else None,
+            "exit_code": p.returncode}
 
 
-def measure(iters: int = 100_000) -> dict:
+def measure(iters: int = 100_000, trace_io: bool = True) -> dict:
     try:
         from refmodel import mmu  # noqa: F401
         mode, mode_name = 8, "sv39x4"
@@ -120,27 +153,36 @@ def measure(iters: int = 100_000) -> dict:
         elf = build_guest(d, iters, mode)
         model = bench_model(elf)
         qemu = bench_qemu(elf)
-    out = {"hgatp": mode_name, "model": model, "qemu-7.2": qemu,
+        io = bench_trace_io(elf, d) if trace_io else None
+    out = {"hgatp": mode_name, "model": model, "qemu-7.2": qemu, "trace_io": io,
            "ratio_model_over_qemu": (model["rate"] / qemu["rate"]) if qemu else None,
+           "cpu_ratio_model_over_qemu": (model["cpu_rate"] / qemu["cpu_rate"]) if qemu and qemu["cpu_rate"] else None,
            "python": sys.version.split()[0], "implementation": sys.implementation.name}
     return out
 
 
 def _print(r: dict) -> None:
-    m, q = r["model"], r["qemu-7.2"]
+    m, q, io = r["model"], r["qemu-7.2"], r["trace_io"]
     print(f"bench guest: VS-mode loop, hgatp {r['hgatp']}, tracing on ({r['implementation']} {r['python']})")
-    print(f"model     : {m['steps']:>10} steps in {m['seconds']:.2f} s = {m['rate']:,.0f} instr/s (exit {m['exit_code']})")
+    print(f"model     : {m['steps']:>10} steps in {m['seconds']:.2f} s = {m['rate']:,.0f} instr/s "
+          f"(CPU {m['cpu_rate']:,.0f} instr/s; exit {m['exit_code']})")
     if q:
+        cpu = f"CPU {q['cpu_rate']:,.0f} instr/s; " if q["cpu_rate"] else ""
         print(f"qemu-7.2  : {q['steps']:>10} steps in {q['seconds']:.2f} s = {q['rate']:,.0f} instr/s "
-              f"(-singlestep -d exec,nochain, whole process)")
-        print(f"ratio     : model / qemu-7.2 = {r['ratio_model_over_qemu']:.2f}")
+              f"({cpu}-singlestep -d exec,nochain, whole process)")
+        print(f"ratio     : model / qemu-7.2 = {r['ratio_model_over_qemu']:.2f} wall"
+              + (f", {r['cpu_ratio_model_over_qemu']:.2f} CPU time" if r["cpu_ratio_model_over_qemu"] else ""))
     else:
         print("qemu-7.2  : not installed, no ratio")
+    if io:
+        print(f"trace file: model + TraceWriter {io['model_and_write_rate']:,.0f} steps/s "
+              f"({io['model_and_write_seconds']:.2f} s, {io['bytes']:,} bytes gzip); "
+              f"TraceReader {io['read_rate']:,.0f} steps/s ({io['read_seconds']:.2f} s)")
 
 
 def run(args) -> int:
     try:
-        r = measure(args.iters)
+        r = measure(args.iters, trace_io=not getattr(args, "no_trace_io", False))
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"bench: cannot build or run the bench guest: {e}", file=sys.stderr)
         return 2
@@ -156,6 +198,7 @@ def add_subcommand(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iters", type=int, default=100_000, help="loop iterations (9 instructions each)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--no-trace-io", action="store_true", help="skip the trace file write/read figures")
     p.set_defaults(func=run)
 
 

@@ -86,3 +86,8 @@ def test_model_steps_serialise_like_the_reference(tmp_path):
         d = step_to_json(s)
         assert json.dumps(d, separators=(",", ":")) == reference_line(s)
         assert step_from_json(d) == s
+    # the writer memoises the JSON of the model's shared Xlat objects: still the reference lines
+    p = tmp_path / "m.trace.jsonl.gz"
+    write_trace(p, HEADER, steps, Footer("exit", 0, len(steps)))
+    lines = gzip.decompress(p.read_bytes()).decode().splitlines()
+    assert lines[1:-1] == [reference_line(s) for s in steps]
