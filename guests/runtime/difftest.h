@@ -133,6 +133,8 @@ struct expect {
     int any_tval;                    /* mtval is the implementation's choice (illegal/virtual instruction) */
     int any_tval2;                   /* mtval2/htval is the implementation's choice */
     int to;                          /* expected trap target: TO_M (default), TO_HS, TO_VS */
+    int implicit;                    /* guest-page fault of an implicit VS-stage access: with htval != 0 the
+                                        pseudoinstruction tinst_alt is required, zero is not allowed */
 };
 static inline struct expect expect_ok(u64 val) { struct expect e = {0}; e.val = val; return e; }
 static inline struct expect expect_ok_any(void) { struct expect e = {0}; e.any_val = 1; return e; }

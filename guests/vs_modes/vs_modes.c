@@ -5,8 +5,8 @@
  * Spec: Priv. 20240411, 21.5 Two-stage address translation; 10.3-10.6 (Sv39/48/57: leaves at every level,
  * va bits above the top must equal the top bit, U=1 pages are not accessible from S without SUM, U=0 not
  * from U); 21.5.1 and 21.6.3: a G-stage fault on the implicit read of a VS-stage PTE is a guest-page fault
- * of the original access type, mtval = the GVA, mtval2 = GPA of the PTE >> 2, mtinst = 0 or the pseudo-
- * instruction 0x3000 (64-bit implicit read).  Under hgatp Bare the PTE's GPA is nothing on QEMU virt, so
+ * of the original access type, mtval = the GVA, mtval2 = GPA of the PTE >> 2 (or 0), mtinst = the pseudo-
+ * instruction 0x3000 (64-bit implicit read) -- zero only if mtval2 is zero ("zero is not allowed").  Under hgatp Bare the PTE's GPA is nothing on QEMU virt, so
  * the same walk is an access fault of the original access type (mtval2 = 0). */
 #include "difftest.h"
 
@@ -95,9 +95,13 @@ int main(void)
          * to read/write a VS-level page table), permissions ... are checked as though for an implicit load
          * or store, not for the original access type.  However, any exception is always reported for the
          * original access type (instruction, load, or store/AMO)." */
-        probe(id++, "implicit-g-fault", A_LD, VS_MODE, hole + 8, 0, expect_trap(21, hole + 8, 0xC0000000ull >> 2, 1, 0x3000));
-        probe(id++, "implicit-g-fault", A_SD, VS_MODE, hole + 8, 0, expect_trap(23, hole + 8, 0xC0000000ull >> 2, 1, 0x3000));
-        probe(id++, "implicit-g-fault", A_FETCH, VS_MODE, hole, 0, expect_trap(20, hole, 0xC0000000ull >> 2, 1, 0x3000));
+        struct expect il = expect_trap(21, hole + 8, 0xC0000000ull >> 2, 1, 0x3000);
+        struct expect is = expect_trap(23, hole + 8, 0xC0000000ull >> 2, 1, 0x3000);
+        struct expect ifetch = expect_trap(20, hole, 0xC0000000ull >> 2, 1, 0x3000);
+        il.implicit = is.implicit = ifetch.implicit = 1;    /* 0x3000: 64-bit read for VS-stage translation */
+        probe(id++, "implicit-g-fault", A_LD, VS_MODE, hole + 8, 0, il);
+        probe(id++, "implicit-g-fault", A_SD, VS_MODE, hole + 8, 0, is);
+        probe(id++, "implicit-g-fault", A_FETCH, VS_MODE, hole, 0, ifetch);
     } else {
         /* Divergence, QEMU 7.2 and 10.0 (re-verified 2026-11-25): they raise a page fault (13/15/12)
          * when the VS-stage PTE's address has no memory behind it.  Decided by Priv. 20240411, 10.3.2
