@@ -250,12 +250,11 @@ def decode(insn: int, ilen: int = 4):
             if e is not None:
                 # fast path (hart._fill): aligned, translation cached for the current load privilege,
                 # page all RAM and allowed by PMP as a whole -- the same as h.load() would do
+                # (h.acc_v and h.last_pa need no update: this access cannot fault, and only
+                # LR, which goes through h.load, reads last_pa)
                 if e[1] is not None:
                     h.xl.append(e[4].get(va) or shared_xlat(e, va))
-                h.acc_v = h.ls[1]
-                off = va & 0xFFF
-                h.last_pa = e[0] + off
-                v = unpack(h.mem.ram, e[5] + off)[0]
+                v = unpack(h.mem.ram, e[5] + (va & 0xFFF))[0]
             else:
                 v = h.load(va, size, insn)
             x[rd] = v | ext if v & sign_bit else v
@@ -280,10 +279,11 @@ def decode(insn: int, ilen: int = 4):
                 # fast path as for loads; a store entry exists only after a store walk found D set
                 if e[1] is not None:
                     h.xl.append(e[4].get(va) or shared_xlat(e, va))
-                h.acc_v = h.ls[1]
                 off = va & 0xFFF
                 pack(h.mem.ram, e[5] + off, x[rs2] & vmask)
-                h._stored(e[0] + off)
+                page = e[0] >> 12
+                if h.reservation is not None or page in h.pte_pages or page in h.code_pages:
+                    h._stored(e[0] + off)
             else:
                 h.store(va, size, x[rs2], insn)
             return pc + ilen
