@@ -31,6 +31,11 @@ def hand_steps() -> list[Step]:
                          vs_leaf_level=0, g_leaf_level=None, maybe_stale=True, walk=walk, raw="")],
              regs={"a0": 0, "a1": None, "pc": 5}),
         Step(3, 4, trap=Trap(cause=2, gva=True, tval=None), xlats=[Xlat("load", 0, 1, 0, walk=[])], regs={}),
+        Step(4, 8, insn=None, priv=1, v=0, xlats=[Xlat("store", 8, 1, 0, pa=8)], uart="x"),
+        Step(5, 9, insn=3, priv=0, v=0, xlats=[Xlat("load", 9, 0, 0, pa=9), Xlat("load", 9, 0, 0, pa=9)], raw="r"),
+        Step(6, 10, insn=1, priv=True, v=False, xlats=[Xlat("fetch", 10, 1, 1, gpa=10, pa=10)]),
+        Step(7, 11, insn=2, priv=3, v=0, uart="\u00e9\n"),
+        Step(8, 12, insn=2, priv=3, v=0, xlats=[Xlat("fetch", 12, 3, 0, pa=12)]),
     ]
 
 
