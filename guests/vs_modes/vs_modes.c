@@ -23,6 +23,40 @@ static void pfault(const char *w, enum rt_access a, enum rt_mode m, u64 va, u64 
     probe(id++, w, a, m, va, 0x55, expect_trap(cause, va, 0, 1, a == A_FETCH ? 0 : rt_tinst(a)));
 }
 
+/* Every VS-stage leaf level x every G-stage leaf level (load, store, fetch): the VS leaf at level l maps
+ * a GVA to a GPA that the G stage maps with a leaf at level k (Priv. 20240411, 21.5: the two stages are
+ * independent -- any level of either may be the leaf, 10.3.1 "Any level of PTE may be a leaf PTE";
+ * superpages must be aligned in both stages, so every base below is aligned to its level's size). */
+static void leaf_matrix(struct pt *g, struct pt *vs)
+{
+    u64 tpa = (u64)tgt, fpa = (u64)rt_fetch_target;
+    for (int l = 0; l <= vs->top; l++)
+        for (int k = 0; k <= g->top; k++) {
+            u64 addr[2];
+            for (int t = 0; t < 2; t++) {          /* t = 0: the data page, t = 1: the fetch target */
+                u64 x = t ? fpa : tpa, ks = LEVEL_SIZE(k), ls = LEVEL_SIZE(l);
+                u64 pk = k >= 3 ? 0 : x & ~(ks - 1);                 /* the G leaf's (aligned) SPA */
+                u64 gk = k <= 2 ? 0x4000000000ull + ((u64)(k * 2 + t) << 30)
+                       : k == 3 ? 0x10000000000ull + ((u64)t << 39) : 0x1000000000000ull + ((u64)t << 48);
+                pt_map(g, gk, pk, k, G_LEAF);
+                u64 gx = gk + (x - pk);                              /* GPA of x */
+                u64 v = l <= 2 ? (u64)(32 + (l * 5 + k) * 2 + t) << 30
+                               : (u64)(16 + k * 2 + t) << (l == 3 ? 39 : 48);
+                pt_map(vs, v, gx & ~(ls - 1), l, VS_LEAF);
+                addr[t] = v + (gx & (ls - 1));
+            }
+            hfence_gvma_all();
+            hfence_vvma_all();
+            unsigned n = (unsigned)(l * 5 + k);
+            id = 300 + 20 * (unsigned)l + 4 * (unsigned)k;
+            probe(id++, "vs-leaf-x-g-leaf", A_LD, VS_MODE, addr[0] + 8 * (200 + n), 0, expect_ok(tgt[200 + n]));
+            u64 nv = 0x4e00000000000000ull | n;
+            probe(id++, "vs-leaf-x-g-leaf", A_SD, VS_MODE, addr[0] + 8 * (300 + n), nv, expect_ok_any());
+            if (tgt[300 + n] != nv) rt_fail("store through a VS x G leaf pair missed the physical page");
+            probe(id++, "vs-leaf-x-g-leaf", A_FETCH, VS_MODE, addr[1], 0, expect_ok(0x600d));
+        }
+}
+
 int main(void)
 {
     struct pt g, vs;
@@ -36,6 +70,7 @@ int main(void)
     ld_ok("identity", VS_MODE, tpa + 8, tgt[1]);
     probe(id++, "identity", A_FETCH, VS_MODE, fpa, 0, expect_ok(0x600d));
     if (!vs.mode) return rt_done();
+    if (g.mode) leaf_matrix(&g, &vs);
 
     static const u64 base[5] = {0x100000000ull, 0x140000000ull, 0x200000000ull, 0x10000000000ull,
                                 0x1000000000000ull};
