@@ -208,14 +208,47 @@ _new = object.__new__
 
 
 def step_from_json(d: dict) -> Step:
+    if not d.keys() <= _STEP_NAMES or "i" not in d or "pc" not in d:
+        return _step_from_json_checked(d)
+    sd = _STEP_BLANK.copy()
+    sd.update(d)                       # declaration order kept: every key is already in the blank
+    trap = sd["trap"]
+    if trap is not None:
+        sd["trap"] = _fast_new(Trap, trap, *_TRAP_INFO) if trap else None
+    xs = sd["xlats"]
+    if xs:
+        xl = []
+        xdef, xnames, xreq = _XLAT_INFO
+        for x in xs:
+            keys = x.keys()
+            if "walk" in x or not (xreq <= keys <= xnames):
+                xl.append(_xlat_from_json(x))
+                continue
+            xd = xdef.copy()
+            xd.update(x)
+            o = _new(Xlat)
+            o.__dict__ = xd
+            xl.append(o)
+        sd["xlats"] = xl
+    else:
+        sd["xlats"] = []
+    st = _new(Step)
+    st.__dict__ = sd
+    return st
+
+
+def _xlat_from_json(x: dict) -> Xlat:
+    walk = x.get("walk")
+    if walk is not None:
+        x = dict(x)
+        x["walk"] = [_fast_new(WalkLevel, w, *_WALK_INFO) for w in walk]
+    return _fast_new(Xlat, x, *_XLAT_INFO)
+
+
+def _step_from_json_checked(d: dict) -> Step:
+    """The general route (unknown keys ignored, a missing i/pc a KeyError), as before."""
     trap = d.get("trap")
-    xl = []
-    for x in d.get("xlats", ()):
-        walk = x.get("walk")
-        if walk is not None:
-            x = dict(x)
-            x["walk"] = [_fast_new(WalkLevel, w, *_WALK_INFO) for w in walk]
-        xl.append(_fast_new(Xlat, x, *_XLAT_INFO))
+    xl = [_xlat_from_json(x) for x in d.get("xlats", ())]
     st = _new(Step)
     st.__dict__ = {"i": d["i"], "pc": d["pc"], "insn": d.get("insn"), "priv": d.get("priv"), "v": d.get("v"),
                    "trap": _fast_new(Trap, trap, *_TRAP_INFO) if trap else None, "xlats": xl,
@@ -224,6 +257,9 @@ def step_from_json(d: dict) -> Step:
 
 
 _STEP_KEYS = tuple(f.name for f in fields(Step))
+_STEP_NAMES = frozenset(_STEP_KEYS)
+_STEP_BLANK = {"i": None, "pc": None, "insn": None, "priv": None, "v": None, "trap": None, "xlats": None,
+               "uart": "", "regs": None, "raw": None}
 _KEYS = {c: tuple(f.name for f in fields(c)) for c in (Step, Trap, Xlat, WalkLevel, Footer, Header)}
 _XLAT_INFO, _TRAP_INFO, _WALK_INFO = _defaults(Xlat), _defaults(Trap), _defaults(WalkLevel)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
