@@ -115,6 +115,7 @@ class Hart:
         fin = mem.finisher
         new = object.__new__
         tlb = self.tlb
+        regs = self.x                   # never rebound (only its elements are written)
         n = 0
         while n < max_steps and not fin.halted:
             pc, priv, v = self.pc, self.priv, self.v
@@ -142,7 +143,7 @@ class Hart:
                     self.pc = fn(self, pc) & M64
                 except Exc as e:
                     trap = self.take_trap(e, pc, insn)
-            self.x[0] = 0
+            regs[0] = 0
             uart = mem.last_uart
             if uart:
                 mem.last_uart = ""

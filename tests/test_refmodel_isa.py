@@ -326,3 +326,15 @@ def test_shared_xlat_objects_repeat_one_access(tmp_path):
     for s in steps:
         f = s.xlats[0]
         assert f.access == "fetch" and f.va == s.pc and f.pa == s.pc and f.gpa == s.pc
+
+
+def test_bench_runs_the_same_instructions_on_model_and_qemu(tmp_path):
+    """`difftest bench` figures come from one guest both sides finish: same step count, exit 0
+    (rates are printed, never asserted)."""
+    from refmodel import bench
+    r = bench.measure(iters=300)
+    m, q, io = r["model"], r["qemu-7.2"], r["trace_io"]
+    assert r["hgatp"] == "sv39x4" and m["exit_code"] == 0 and m["rate"] > 0 and m["cpu_rate"] > 0
+    assert io["steps"] == m["steps"] and io["read_rate"] > 0
+    if q is not None:
+        assert q["exit_code"] == 0 and q["steps"] == m["steps"]
