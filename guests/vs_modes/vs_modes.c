@@ -13,6 +13,7 @@
 DIFFTEST_MODES(HGATP_ALL, VS_ALL);
 
 static volatile u64 tgt[512] __attribute__((aligned(4096), section(".data.page")));
+static volatile u64 blocked[512] __attribute__((aligned(4096), section(".data.page")));
 extern char rt_fetch_target[], rt_stub_ld[];
 static unsigned id;
 #define LEVEL_SIZE(l) (1ull << (12 + 9 * (l)))
@@ -151,5 +152,34 @@ int main(void)
         probe(id++, "implicit-access-fault", A_FETCH, VS_MODE, hole, 0, expect_trap(1, hole, 0, 1, ~0ull));
         probe(id++, "pma-control-explicit", A_LD, HS_MODE, 0xC0000000ull, 0, expect_trap(5, 0xC0000000ull, 0, 0, ~0ull));
     }
+
+    /* Explicit G-stage faults and PMP faults through both stages, in every VS mode (21.5.1: a G-stage
+     * fault is a guest-page fault of the access type, htval = GPA >> 2 or 0; 3.7.1 PMP: "Attempting to
+     * fetch an instruction from a PMP region that does not have execute permissions raises an instruction
+     * access-fault exception", loads/stores likewise; mtval2 = 0 for them, H "mtval2"). */
+    id = 120;
+    if (g.mode) {
+        u64 gv = 0xF80000000ull;                              /* GVA -> GPA 0xC0000000, not mapped by G */
+        pt_map(&vs, gv, 0xC0000000ull, 2, VS_LEAF);
+        hfence_vvma_all();
+        probe(id++, "explicit-g-fault", A_LD, VS_MODE, gv + 0x1008, 0, expect_trap(21, gv + 0x1008, (0xC0000000ull + 0x1008) >> 2, 1, rt_tinst(A_LD)));
+        probe(id++, "explicit-g-fault", A_SD, VS_MODE, gv + 0x1008, 0, expect_trap(23, gv + 0x1008, (0xC0000000ull + 0x1008) >> 2, 1, rt_tinst(A_SD)));
+        probe(id++, "explicit-g-fault", A_FETCH, VS_MODE, gv + 0x2000, 0, expect_trap(20, gv + 0x2000, (0xC0000000ull + 0x2000) >> 2, 1, 0));
+    }
+    id = 125;
+    u64 blk = (u64)blocked;
+    csr_write(pmpaddr1, ~0ull >> 10);
+    csr_write(pmpcfg0, (0x1full << 8) | 0x18);                /* entry 0: NAPOT 4 KiB, no permission */
+    csr_write(pmpaddr0, (blk >> 2) | 0x1ff);
+    __asm__ volatile("sfence.vma" ::: "memory");
+    hfence_gvma_all();
+    hfence_vvma_all();
+    probe(id++, "pmp-final", A_LD, VS_MODE, blk + 8, 0, expect_trap(5, blk + 8, 0, 1, ~0ull));
+    probe(id++, "pmp-final", A_SD, VS_MODE, blk + 8, 0, expect_trap(7, blk + 8, 0, 1, ~0ull));
+    probe(id++, "pmp-final", A_FETCH, VS_MODE, blk, 0, expect_trap(1, blk, 0, 1, 0));
+    csr_write(pmpaddr0, ~0ull >> 10);
+    csr_write(pmpcfg0, 0x1f);
+    __asm__ volatile("sfence.vma" ::: "memory");
+    hfence_gvma_all();
     return rt_done();
 }
