@@ -167,6 +167,9 @@ int main(void)
     probe(id++, "pmp-final-address", A_LD, VS_MODE, bpa + 8, 0, af);
     struct expect sa = expect_trap(7, bpa + 8, 0, 1, ~0ull);
     probe(id++, "pmp-final-address", A_SD, VS_MODE, bpa + 8, 0, sa);
+    /* 3.7.1: "Attempting to fetch an instruction from a PMP region that does not have execute permissions
+     * raises an instruction access-fault exception" */
+    probe(50, "pmp-final-address", A_FETCH, VS_MODE, bpa, 0, expect_trap(1, bpa, 0, 1, 0));
     pmp_open();
     if (!g.mode) return rt_done();
     /* block the level-0 G-stage table holding galias's PTE: the implicit read fails PMP */
