@@ -77,3 +77,14 @@ def test_model_passes_round2_guests(guest, mode, vs, tmp_path):
     assert hart.halted and hart.exit_code == 0, out
     assert_pass(0, out)
     assert n < 300_000
+
+
+@pytest.mark.parametrize("qemu", ["10.0", "7.2"])
+@pytest.mark.parametrize("mode,vs,levels", [("sv39x4", "sv57", (3, 5)), ("sv57x4", "sv48", (5, 4))])
+def test_vs_modes_leaf_matrix(mode, vs, levels, qemu, tmp_path):
+    """Every G-stage leaf level x every VS-stage leaf level, load/store/fetch: all succeed on both QEMUs."""
+    rc, out = run_guest("vs_modes", mode, qemu, tmp_path, vs=vs)
+    lines = re.findall(r"^P \d+ vs-leaf-x-g-leaf .*$", out, re.M)
+    assert len(lines) == 3 * levels[0] * levels[1], out
+    assert all(" ok " in ln for ln in lines), out
+    assert not [i for i in x_ids(out) if 300 <= i < 400], out
