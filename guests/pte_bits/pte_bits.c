@@ -36,7 +36,10 @@
  *  - probe 82: HS-level MXR does not make a VS-stage X-only page readable ("The HS-level MXR bit makes
  *    any executable page readable", table "Effect of MPRV" / 21.4 for HLV).
  *  - probes 94, 89: HLV with SPVP=1 reads a VS-stage U=1 page with vsstatus.SUM=0 (21.4 "As usual for
- *    VS-mode ... the HS-level sstatus.SUM is ignored": vsstatus.SUM governs, so a page fault). */
+ *    VS-mode ... the HS-level sstatus.SUM is ignored": vsstatus.SUM governs, so a page fault).
+ *  - probes 160 (G stage) and 185 (VS stage): an AMO on an execute-only page raises a load (guest-)page
+ *    fault (21 / 13) instead of store/AMO (23 / 15).  10.3.1: "AMOs never raise load page-fault
+ *    exceptions" (same finding as accessors 74, here with a valid leaf lacking R and W). */
 #include "difftest.h"
 
 DIFFTEST_MODES(HGATP_ALL, VS_BARE | VS_SV39);
@@ -213,6 +216,41 @@ static void vsstage(struct pt *vs, int pbmt)
     rt_vs_stubs_user(vs, 0);
 }
 
+/* R/W/X permission matrix at one stage: leaves R, RW, X, RX, RWX x load, store, AMO, fetch.  10.3.2 step 5:
+ * "Determine if the requested memory access is allowed by the pte.r, pte.w, and pte.x bits"; a load
+ * needs R (MXR off here), a store or AMO needs W ("AMOs never raise load page-fault exceptions"), a fetch
+ * needs X.  At the G stage the faults are guest-page faults (21.5.1), with U = 1 on every G leaf. */
+static void perm_matrix(struct pt *t, int gstage, u64 base, unsigned first_id)
+{
+    static const u64 perms[5] = {PTE_R, PTE_R | PTE_W, PTE_X, PTE_R | PTE_X, PTE_RWX};
+    static const char *names[5] = {"r", "rw", "x", "rx", "rwx"};
+    static const enum rt_access accs[4] = {A_LD, A_SD, A_AMOADD, A_FETCH};
+    u64 extra = PTE_V | PTE_A | PTE_D | (gstage ? PTE_U : 0);
+    for (unsigned p = 0; p < 5; p++) {
+        u64 dva = base + p * 0x2000ull, fva = dva + 0x1000;
+        pt_map(t, dva, (u64)tgt, 0, perms[p] | extra);
+        pt_map(t, fva, (u64)rt_fetch_target, 0, perms[p] | extra);
+    }
+    fence_all();
+    unsigned id_ = first_id;
+    for (unsigned p = 0; p < 5; p++)
+        for (unsigned a = 0; a < 4; a++) {
+            enum rt_access acc = accs[a];
+            u64 va = acc == A_FETCH ? base + p * 0x2000ull + 0x1000 : base + p * 0x2000ull + 8 * (64 + p);
+            int allowed = acc == A_LD ? (perms[p] & PTE_R) != 0 : acc == A_FETCH ? (perms[p] & PTE_X) != 0
+                                                                            : (perms[p] & PTE_W) != 0;
+            u64 cause = acc == A_LD ? 13 : acc == A_FETCH ? 12 : 15;
+            if (gstage) cause += 8;                      /* 21 / 20 / 23 */
+            struct expect e = !allowed ? (gstage ? gpf(cause, va, acc) : pf(cause, va, acc))
+                            : acc == A_FETCH ? expect_ok(0x600d) : expect_ok_any();
+            char w[24] = "g-perm-", *q = w + (gstage ? 7 : 0);
+            if (!gstage) { w[0] = 'v'; w[1] = 's'; w[2] = '-'; w[3] = 'p'; w[4] = 'e'; w[5] = 'r'; w[6] = 'm'; w[7] = '-'; q = w + 8; }
+            for (const char *c = names[p]; *c; c++) *q++ = *c;
+            *q = 0;
+            probe(id_++, w, acc, VS_MODE, va, 0x11, e);
+        }
+}
+
 int main(void)
 {
     struct pt g, vs;
@@ -231,6 +269,9 @@ int main(void)
     }
     if (g.mode) gstage(&g, pbmt);
     if (vs.mode) vsstage(&vs, pbmt);
+
+    if (g.mode) perm_matrix(&g, 1, GB + 0x800000, 150);
+    if (vs.mode) perm_matrix(&vs, 0, VB + 0x800000, 175);
 
     id = 120;  /* every pair: HS-level MXR/SUM on guest RAM through whatever stages are active */
     u64 t = (u64)tgt;
