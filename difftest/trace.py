@@ -167,7 +167,9 @@ def _record(o, keys):
     d = {}
     od = o.__dict__
     for k in keys:
-        v = od[k]
+        v = od.get(k, _ABSENT)
+        if v is _ABSENT:               # a field left to its class-level default (the model's lean Steps)
+            v = getattr(o, k)
         if v is None or v is False or v == "" or v == []:
             continue
         t = type(v)
@@ -263,6 +265,7 @@ _STEP_BLANK = {"i": None, "pc": None, "insn": None, "priv": None, "v": None, "tr
 _KEYS = {c: tuple(f.name for f in fields(c)) for c in (Step, Trap, Xlat, WalkLevel, Footer, Header)}
 _XLAT_INFO, _TRAP_INFO, _WALK_INFO = _defaults(Xlat), _defaults(Trap), _defaults(WalkLevel)
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_ABSENT = object()
 try:
     # JSONEncoder.encode builds a C encoder per call; build it once (same output: no indent,
     # ensure_ascii, allow_nan; no circular check -- records are trees)
@@ -302,8 +305,7 @@ class TraceWriter:
 
     def _line(self, step: Step) -> str:
         """``_ENCODE(step_to_json(step))``, faster for the usual records (same text)."""
-        d = step.__dict__
-        xl = d["xlats"]
+        xl = step.xlats
         if type(xl) is not list:
             return _ENCODE(_record(step, _STEP_KEYS))
         parts = []
@@ -320,14 +322,14 @@ class TraceWriter:
                         memo.clear()
                     m = memo[id(x)] = (x, _ENCODE(_record(x, _XLAT_KEYS)))
                 parts.append(m[1])
-        i, pc, insn, priv, v = d["i"], d["pc"], d["insn"], d["priv"], d["v"]
+        i, pc, insn, priv, v = step.i, step.pc, step.insn, step.priv, step.v
         if (type(i) is int and type(pc) is int and type(insn) is int and type(priv) is int and type(v) is int
-                and d["trap"] is None):
+                and step.trap is None):
             # ints are written as repr(int) by json; trap absent: the head as text
             head = f'{{"i":{i},"pc":{pc},"insn":{insn},"priv":{priv},"v":{v}'
         else:
             head = _ENCODE(_record(step, _BEFORE_XLATS))[:-1]
-        if d["uart"] or d["regs"] is not None or d["raw"] is not None:
+        if step.uart or step.regs is not None or step.raw is not None:
             tail = _ENCODE(_record(step, _AFTER_XLATS))[1:]
         else:
             tail = "}"

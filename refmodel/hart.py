@@ -148,8 +148,13 @@ class Hart:
             if uart:
                 mem.last_uart = ""
             st = new(Step)               # a dataclass built without its __init__: same object, cheaper
-            st.__dict__ = {"i": self.steps, "pc": pc, "insn": insn, "priv": priv, "v": v, "trap": trap,
-                           "xlats": xl, "uart": uart, "regs": None, "raw": None}
+            st.__dict__ = {"i": self.steps, "pc": pc, "insn": insn, "priv": priv, "v": v, "xlats": xl}
+            # trap/uart only when set; otherwise (and for regs, raw) the dataclass's class-level
+            # defaults answer attribute reads -- the same values, a smaller dict per step
+            if trap is not None:
+                st.trap = trap
+            if uart:
+                st.uart = uart
             self.steps += 1
             yield st
             n += 1
