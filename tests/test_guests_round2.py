@@ -91,3 +91,20 @@ def test_vs_modes_leaf_matrix(mode, vs, levels, qemu, tmp_path):
     assert len(lines) == 3 * levels[0] * levels[1], out
     assert all(" ok " in ln for ln in lines), out
     assert not [i for i in x_ids(out) if 300 <= i < 400], out
+
+
+@pytest.mark.parametrize("qemu", ["10.0", "7.2"])
+@pytest.mark.parametrize("mode", ["bare", "sv48x4"])
+def test_hs_satp(mode, qemu, tmp_path):
+    """V=0 translation through satp (every leaf level) is unaffected by an active G stage.  Finding (both
+    QEMUs): mstatus.GVA stays 1 on an HS page fault that follows a VS guest-page fault (probe 51), while
+    the same fault before any V=1 trap has GVA = 0 (probe 30)."""
+    rc, out = run_guest("hs_satp", mode, qemu, tmp_path)
+    p = probe_lines(out)
+    assert "satp mode=10" in out
+    assert len(re.findall(r"^P \d+ hs-leaf .* ok ", out, re.M)) == 15, out
+    assert "trap cause=13 " in p[30] and "gva=0" in p[30]
+    if mode == "bare":
+        assert_pass(rc, out)
+    else:
+        assert x_ids(out) == [51] and "gva=1" in p[51], out
