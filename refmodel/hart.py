@@ -116,8 +116,9 @@ class Hart:
         new = object.__new__
         tlb = self.tlb
         regs = self.x                   # never rebound (only its elements are written)
-        n = 0
-        while n < max_steps and not fin.halted:
+        for _ in range(max(int(max_steps), 0)):
+            if fin.halted:
+                break
             pc, priv, v = self.pc, self.priv, self.v
             self.acc_v = v
             trap = None
@@ -157,7 +158,6 @@ class Hart:
                 st.uart = uart
             self.steps += 1
             yield st
-            n += 1
 
     def _remember_fetch(self, pc, priv, v, insn, fn, ilen, xl):
         """Enters a fetch that went through a cached TLB entry whose page PMP allows as a whole
