@@ -1,7 +1,9 @@
 """htinst/mtinst values written on a trap (Priv. 20240411, H "Transformed Instruction or
 Pseudoinstruction for mtinst or htinst").
 
-The spec always allows zero.  When the profile's ``tinst_policy`` is "transformed":
+Zero is allowed except for one case: a guest-page fault on an implicit VS-stage page-table
+access whose GPA is written to mtval2/htval needs the pseudoinstruction under every policy.
+When the profile's ``tinst_policy`` is "transformed":
   * explicit loads/stores/AMOs (and HLV/HLVX/HSV) that take a guest-page fault write the
     *transformed instruction*: the trapping instruction with its address-offset immediate
     zeroed and rs1 (bits 19:15) replaced by the "Addr. Offset" (faulting VA minus the
@@ -81,11 +83,15 @@ PSEUDO_CAUSES = frozenset({20, 21, 23})
 def tinst_for(insn: int | None, fault, access: str, profile, *, addr_offset: int = 0, vsxlen: int = 64) -> int:
     """Value for htinst/mtinst when ``fault`` (refmodel.mmu.Fault or refmodel.trap.Exc) is taken
     into M or HS mode.  Any cause may be passed: causes outside the table get zero."""
-    if getattr(profile, "tinst_policy", "zero") != "transformed":
-        return 0
     if getattr(fault, "implicit", False):
+        # H table of allowed values, note on guest-page faults: when the fault comes from an
+        # implicit VS-stage page-table access and mtval2/htval gets a nonzero GPA (the model always
+        # writes GPA >> 2), "zero is not allowed" -- the pseudoinstruction is required, whatever the
+        # implementation's policy for explicit accesses.
         if fault.cause in PSEUDO_CAUSES:
             return pseudo(bool(getattr(fault, "implicit_write", False)), vsxlen)
+        return 0
+    if getattr(profile, "tinst_policy", "zero") != "transformed":
         return 0
     if fault.cause not in TRANSFORMED_CAUSES or access == "fetch" or insn is None:
         return 0
