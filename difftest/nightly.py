@@ -157,9 +157,11 @@ def _bar(done: int, total: int, last: str) -> None:
 
 
 def print_summary(s: dict, wall: float | None) -> None:
-    print(f"{'status':<12} cases")
+    print(f"{'status':<12} cases   (a case is a mismatch if any backend pair differs, known or not)")
     for k, v in sorted(s["counts"].items()):
         print(f"{k:<12} {v}")
+    n_known = sum(s["known_hits"].values())
+    print(f"pairs: {len(s['unexplained'])} new (unexplained), {n_known} explained by known divergences")
     for k, n in sorted(s["known_hits"].items()):
         print(f"known {k}: {n} hit(s)" + ("  -- not seen: fixed? remove the entry" if n == 0 else ""))
     for u in s["unexplained"]:
