@@ -5,7 +5,10 @@ hgatp = Sv39x4 (identity gigapages, so every fetch, load and store takes the two
 path) when the model has ``refmodel.mmu``; otherwise hgatp stays Bare and the report
 says so.  It runs a loop of ALU ops, loads and stores, then writes the finisher.
 QEMU 7.2 runs the same ELF with ``-singlestep -d exec,nochain`` (one log line per
-instruction), the model with tracing on (Step objects built for every instruction).
+instruction), the model with tracing on: its run loop builds, for every instruction, the
+compact record the model backend writes the trace from (``Hart.records``: pc, instruction
+bits, privilege and V, each translation with its walk, the trap, the UART bytes).  A second
+model figure is for ``Hart.run``, which turns each record into a ``difftest.trace.Step``.
 Rates are given by wall clock and by CPU time (the process's own, QEMU's from its rusage):
 on a shared machine the CPU-time figures are the steadier ones.  Then the model runs again
 writing its trace file as ``difftest run`` does, and the file is read back.
@@ -88,14 +91,16 @@ def build_guest(workdir: str, iters: int, mode: int) -> str:
     return elf
 
 
-def bench_model(elf: str, profile_name: str = "qemu-7.2") -> dict:
-    """Model steps/s with Step records built (the hart's run loop as ``difftest run`` drives it)."""
+def bench_model(elf: str, profile_name: str = "qemu-7.2", steps: bool = False) -> dict:
+    """Model steps/s with a trace record built per instruction: the compact records the model
+    backend writes its trace from (``Hart.records``), or with ``steps`` Step objects (``Hart.run``)."""
     from refmodel.hart import Hart
     from refmodel.profile import PROFILES
     h = Hart.from_elf(elf, PROFILES[profile_name])
+    loop = h.run if steps else h.records
     t, c = time.perf_counter(), time.process_time()
     n = 0
-    for _ in h.run(max_steps=50_000_000):
+    for _ in loop(max_steps=50_000_000):
         n += 1
     dt, dc = time.perf_counter() - t, time.process_time() - c
     return {"steps": n, "seconds": dt, "rate": n / dt, "cpu_seconds": dc, "cpu_rate": n / dc,
@@ -113,8 +118,9 @@ def bench_trace_io(elf: str, workdir: str, profile_name: str = "qemu-7.2") -> di
     w = TraceWriter(path, Header("bench", "", "sv39x4", "bare", "model", "", "default", profile_name))
     t = time.perf_counter()
     n = 0
-    for st in h.run(max_steps=50_000_000):
-        w.step(st)
+    record = w.record
+    for r in h.records(max_steps=50_000_000):
+        record(r)
         n += 1
     w.close(Footer("exit", h.exit_code, n))
     dw = time.perf_counter() - t
@@ -152,9 +158,10 @@ def measure(iters: int = 100_000, trace_io: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as d:
         elf = build_guest(d, iters, mode)
         model = bench_model(elf)
+        model_steps = bench_model(elf, steps=True)
         qemu = bench_qemu(elf)
         io = bench_trace_io(elf, d) if trace_io else None
-    out = {"hgatp": mode_name, "model": model, "qemu-7.2": qemu, "trace_io": io,
+    out = {"hgatp": mode_name, "model": model, "model_step_objects": model_steps, "qemu-7.2": qemu, "trace_io": io,
            "ratio_model_over_qemu": (model["rate"] / qemu["rate"]) if qemu else None,
            "cpu_ratio_model_over_qemu": (model["cpu_rate"] / qemu["cpu_rate"]) if qemu and qemu["cpu_rate"] else None,
            "python": sys.version.split()[0], "implementation": sys.implementation.name}
@@ -165,7 +172,11 @@ def _print(r: dict) -> None:
     m, q, io = r["model"], r["qemu-7.2"], r["trace_io"]
     print(f"bench guest: VS-mode loop, hgatp {r['hgatp']}, tracing on ({r['implementation']} {r['python']})")
     print(f"model     : {m['steps']:>10} steps in {m['seconds']:.2f} s = {m['rate']:,.0f} instr/s "
-          f"(CPU {m['cpu_rate']:,.0f} instr/s; exit {m['exit_code']})")
+          f"(CPU {m['cpu_rate']:,.0f} instr/s; exit {m['exit_code']}; compact trace records)")
+    ms = r.get("model_step_objects")
+    if ms:
+        print(f"model     : {ms['steps']:>10} steps in {ms['seconds']:.2f} s = {ms['rate']:,.0f} instr/s "
+              f"(CPU {ms['cpu_rate']:,.0f} instr/s; difftest.trace.Step objects, Hart.run)")
     if q:
         cpu = f"CPU {q['cpu_rate']:,.0f} instr/s; " if q["cpu_rate"] else ""
         print(f"qemu-7.2  : {q['steps']:>10} steps in {q['seconds']:.2f} s = {q['rate']:,.0f} instr/s "

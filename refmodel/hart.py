@@ -8,7 +8,7 @@ step count so runs are deterministic; they are not compared.
 """
 from __future__ import annotations
 
-from difftest.trace import Step, Trap, Xlat
+from difftest.trace import Trap, Xlat, step_from_record
 from refmodel import csr as C
 from refmodel import pmp as _pmp
 from refmodel import tinst as _tinst
@@ -109,14 +109,20 @@ class Hart:
         return "".join(self.mem.uart.out)
 
     # ------------------------------------------------------------------ the step loop
-    def run(self, max_steps: int):
-        """Yields one difftest.trace.Step per instruction attempt (retired or trapped)."""
+    def records(self, max_steps: int):
+        """The run loop.  Yields one compact record per instruction attempt (retired or trapped):
+        the tuple ``(i, pc, insn, priv, v, xlats, trap, uart)`` of difftest.trace.RECORD_FIELDS,
+        holding everything the step's trace line holds (the translations with their walks, the
+        trap, the UART bytes).  A tuple costs a third of a Step dataclass per instruction; the
+        model backend writes its trace straight from these (TraceWriter.record), and ``run``
+        turns them into Steps for everyone else."""
         mem = self.mem
         fin = mem.finisher
-        new = object.__new__
         tlb = self.tlb
         regs = self.x                   # never rebound (only its elements are written)
-        for _ in range(max(int(max_steps), 0)):
+        i = self.steps
+        end = i + max(int(max_steps), 0)
+        while i < end:
             if fin.halted:
                 break
             pc, priv, v = self.pc, self.priv, self.v
@@ -148,16 +154,14 @@ class Hart:
             uart = mem.last_uart
             if uart:
                 mem.last_uart = ""
-            st = new(Step)               # a dataclass built without its __init__: same object, cheaper
-            st.__dict__ = {"i": self.steps, "pc": pc, "insn": insn, "priv": priv, "v": v, "xlats": xl}
-            # trap/uart only when set; otherwise (and for regs, raw) the dataclass's class-level
-            # defaults answer attribute reads -- the same values, a smaller dict per step
-            if trap is not None:
-                st.trap = trap
-            if uart:
-                st.uart = uart
-            self.steps += 1
-            yield st
+            self.steps = i + 1
+            yield (i, pc, insn, priv, v, xl, trap, uart)
+            i += 1
+
+    def run(self, max_steps: int):
+        """Yields one difftest.trace.Step per instruction attempt (retired or trapped)."""
+        for r in self.records(max_steps):
+            yield step_from_record(r)
 
     def _remember_fetch(self, pc, priv, v, insn, fn, ilen, xl):
         """Enters a fetch that went through a cached TLB entry whose page PMP allows as a whole

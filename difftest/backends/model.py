@@ -110,8 +110,9 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
     status, message = "exit", ""
     deadline = time.monotonic() + timeout
     try:
-        for step in hart.run(max_steps=max_steps):
-            w.step(step)
+        record = w.record
+        for r in hart.records(max_steps=max_steps):     # compact records: no Step objects on this path
+            record(r)
             n += 1
             if n % CHECK_EVERY == 0 and time.monotonic() > deadline:
                 status, message = "timeout", f"the model did not finish within {timeout:g} s ({n} steps)"
@@ -135,7 +136,7 @@ def walk_at(elf_path, *, step: int, va: int, access: str, priv: int, v: int, cpu
     try:
         hart = make_hart(elf_path, profile or profile_for(cpu))
         if step > 0:
-            for _ in hart.run(max_steps=step):
+            for _ in hart.records(max_steps=step):
                 pass
         try:
             t = hart.translate(va, access, priv, v, record_walk=True)
