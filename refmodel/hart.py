@@ -8,18 +8,19 @@ step count so runs are deterministic; they are not compared.
 """
 from __future__ import annotations
 
-from difftest.trace import Trap, Xlat, step_from_record
+from difftest.trace import Xlat, step_from_record
 from refmodel import csr as C
 from refmodel import pmp as _pmp
 from refmodel import tinst as _tinst
 from refmodel.decode import expand_c
 from refmodel.devices import MROM_BASE, reset_stub
 from refmodel.execute import decode, illegal, shared_xlat
+from refmodel.fence import Fences
 from refmodel.loader import load_elf
 from refmodel.memory import _U, BusError, Memory
-from refmodel.trap import (ACCESS_OF_CAUSE, ADDRESS_CAUSES, GUEST_PAGE_CAUSES, ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED,
-                           STORE_ACCESS, STORE_MISALIGNED,
-                           VIRTUAL_INSN, Exc, trap_target)
+from refmodel.trap_entry import TrapEntry
+from refmodel.trap import (ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED, STORE_ACCESS, STORE_MISALIGNED,
+                           VIRTUAL_INSN, Exc)
 
 try:
     from refmodel import mmu as _mmu
@@ -61,7 +62,7 @@ class MMUContext:
         return self._hart.pmp_ok(pa, size, access, priv)
 
 
-class Hart:
+class Hart(Fences, TrapEntry):
     def __init__(self, profile):
         self.profile = profile
         self.mem = Memory(profile.ram_base, profile.ram_size)
@@ -450,83 +451,12 @@ class Hart:
         p = self._hlsv_check(insn)
         self.store(va, size, val, insn, p, 1)
 
-    # ------------------------------------------------------------------ fences, WFI, xRET
+    # ------------------------------------------------------------------ WFI (fences: refmodel.fence; xRET: refmodel.trap_entry)
     def flush_tlb(self):
         """Called on every CSR write, trap, xRET, fence and PMP change: also re-derives the
         effective privilege of loads/stores (MPRV/MPP/MPV) cached in ``self.ls``."""
         self.tlb.clear()
         self.ls = self.eff_ls()
-
-    def fence_i(self):
-        self.icache.clear()
-        self.code_pages.clear()
-        self.tlb.clear()          # drops the run loop's decoded-by-pc tables too
-
-    def fence_vma(self, kind, rs1, rs2, insn):
-        priv, v, c = self.priv, self.v, self.csr
-        if kind == "sfence.vma":
-            # Priv. 3.1.6.5 TVM, H 9.2.1 VTVM; U/VU mode
-            if priv == 0:
-                raise Exc(VIRTUAL_INSN, insn) if v else self._illegal(insn)
-            if v and c[0x600] & C.H_VTVM:
-                raise Exc(VIRTUAL_INSN, insn)
-            if not v and priv == 1 and c[0x300] & C.TVM:
-                raise self._illegal(insn)
-        else:
-            # H 9.3.2: HFENCE.* are virtual-instruction with V=1, illegal in U; GVMA illegal with TVM=1 in HS
-            if v:
-                raise Exc(VIRTUAL_INSN, insn)
-            if priv == 0:
-                raise self._illegal(insn)
-            if kind == "hfence.gvma" and priv == 1 and c[0x300] & C.TVM:
-                raise self._illegal(insn)
-        self._order_pte_stores(kind, rs1, rs2)
-        self.tlb.clear()
-
-    # ------------------------------------------------------------------ maybe_stale bookkeeping
-    def _note_pte_uses(self, t):
-        """Remember which translations each PTE served (stage, the leaf's page at its level, ASID,
-        VMID, G), so a fence orders exactly the PTE stores its operands scope."""
-        c = self.csr
-        asid = {"s": (c[0x180] >> 44) & 0xFFFF, "vs": (c[0x280] >> 44) & 0xFFFF, "g": None}
-        vmid = (c[0x680] >> 44) & 0x3FFF
-        uses = self.pte_uses
-        for spa, stage, addr, level, leaf, glob in t.pte_uses:
-            u = (stage, addr >> (12 + 9 * level) if leaf else None, level, leaf, glob, asid[stage],
-                 None if stage == "s" else vmid)
-            uses.setdefault(spa & ~7, set()).add(u)
-
-    def _order_pte_stores(self, kind, rs1, rs2):
-        """Which earlier stores to PTEs this fence orders before later walks (those stop being
-        maybe_stale).  Priv. 20240411 10.2.1 SFENCE.VMA: rs1!=x0 orders only stores to *leaf* PTEs
-        for that virtual address; rs2!=x0 only that ASID's, never global mappings.  H "Hypervisor
-        Memory-Management Fence Instructions": SFENCE.VMA with V=1 and HFENCE.VVMA order VS-stage
-        structures of the current VMID (hgatp.VMID); HFENCE.GVMA orders G-stage structures, rs1 =
-        guest physical address >> 2, rs2 = VMID (its address form is read like SFENCE.VMA's:
-        leaf PTEs for that address).  A PTE store is ordered once every translation the PTE
-        served is covered; one no walk has used yet is ordered by any fence."""
-        x, c = self.x, self.csr
-        vmid = (c[0x680] >> 44) & 0x3FFF
-        if kind == "hfence.gvma":
-            stage, addr = "g", (x[rs1] << 2) & ((1 << 64) - 1) if rs1 else None
-            asid, want_vmid = None, (x[rs2] & 0x3FFF) if rs2 else None
-        else:
-            stage = "vs" if (kind == "hfence.vvma" or self.v) else "s"
-            addr = x[rs1] if rs1 else None
-            asid = x[rs2] & 0xFFFF if rs2 else None
-            want_vmid = vmid if stage == "vs" else None
-
-        def covers(u):
-            ust, page, level, leaf, glob, uasid, uvmid = u
-            if ust != stage or (want_vmid is not None and uvmid != want_vmid):
-                return False
-            if asid is not None and (glob or uasid != asid):
-                return False
-            return addr is None or (leaf and addr >> (12 + 9 * level) == page)
-
-        uses = self.pte_uses
-        for pa in [pa for pa in self.dirty_ptes if all(covers(u) for u in uses.get(pa, ()))]:
-            self.dirty_ptes.discard(pa)
 
     def wfi(self, insn):
         """Priv. 3.3.3 / H 9.6.1: TW=1 -> illegal below M; U -> illegal; VTW=1 in VS and any WFI in VU
@@ -538,95 +468,6 @@ class Hart:
             raise Exc(VIRTUAL_INSN, insn)
         if priv == 0 and not v:
             raise self._illegal(insn)
-
-    def mret(self, insn):
-        """Priv. 3.3.2 MRET with H 9.5.3: V = MPV when MPP != M."""
-        if self.priv != 3:
-            raise self._illegal(insn)          # not an HS instruction either: illegal, never virtual
-        s = self.csr[0x300]
-        mpp = (s >> C.MPP_SHIFT) & 3
-        self.v = 1 if (mpp != 3 and s & C.MPV) else 0
-        self.priv = mpp
-        s = (s & ~(C.MIE | (3 << C.MPP_SHIFT) | C.MPV)) | C.MPIE | (C.MIE if s & C.MPIE else 0)
-        if mpp != 3:
-            s &= ~C.MPRV
-        self.csr[0x300] = s
-        self.flush_tlb()
-        return self.csr[0x341]
-
-    def sret(self, insn):
-        """Priv. 3.3.2 SRET / H 9.5.3: from HS uses sstatus and hstatus.SPV; from VS uses vsstatus
-        (V stays 1); TSR -> illegal, VTSR -> virtual-instruction, U -> illegal, VU -> virtual."""
-        c = self.csr
-        if self.v:
-            if self.priv == 0 or c[0x600] & C.H_VTSR:
-                raise Exc(VIRTUAL_INSN, insn)
-            s = c[0x200]
-            self.priv = 1 if s & C.SPP else 0
-            c[0x200] = (s & ~(C.SIE | C.SPP)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
-            self.flush_tlb()
-            return c[0x241]
-        if self.priv == 0 or (self.priv == 1 and c[0x300] & C.TSR):
-            raise self._illegal(insn)
-        s = c[0x300]
-        self.priv = 1 if s & C.SPP else 0
-        self.v = 1 if c[0x600] & C.H_SPV else 0
-        c[0x600] &= ~C.H_SPV
-        c[0x300] = (s & ~(C.SIE | C.SPP | C.MPRV)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
-        self.flush_tlb()
-        return c[0x141]
-
-    # ------------------------------------------------------------------ trap entry (H 9.5.2)
-    def take_trap(self, e: Exc, pc: int, insn: int | None = None) -> Trap:
-        """``insn``: the raw bits of the trapping instruction (16 or 32 bits), None if not fetched."""
-        c = self.csr
-        priv, v = self.priv, self.v
-        # GVA: "set when the trap writes a guest virtual address to xtval" (3.1.6, H 9.2.1)
-        if e.cause == VIRTUAL_INSN and self.profile.illegal_tval != "insn":
-            # H "Virtual instruction exception": xtval is written as for an illegal-instruction trap
-            e.tval = 0
-        gva = bool(e.gva) or (bool(self.acc_v) and (e.cause in ADDRESS_CAUSES or (e.cause == 3 and e.tval != 0)))
-        htval = e.htval if e.cause in GUEST_PAGE_CAUSES else 0
-        target = trap_target(e.cause, priv, v, c[0x302], c[0x602])
-        tinst = e.tinst
-        if tinst is None:
-            # H "Transformed instruction or pseudoinstruction for mtinst or htinst": on every trap into
-            # M or HS the CSR gets zero or, for the causes its table allows (misaligned, access, page
-            # and guest-page faults of loads/stores/AMOs), the transformed instruction -- per profile.
-            tinst = 0 if target == "VS" else _tinst.tinst_for(
-                insn, e, ACCESS_OF_CAUSE.get(e.cause, "fetch"), self.profile, addr_offset=e.addr_offset)
-        if target == "M":
-            s = c[0x300]
-            s = (s & ~(C.MPV | (3 << C.MPP_SHIFT) | C.MPIE | C.MIE | C.GVA)) | (priv << C.MPP_SHIFT)
-            s |= (C.MPV if v else 0) | (C.MPIE if s & C.MIE else 0) | (C.GVA if gva else 0)
-            s |= C.MPIE if c[0x300] & C.MIE else 0
-            c[0x300] = s
-            c[0x341], c[0x342], c[0x343], c[0x34B], c[0x34A] = pc, e.cause, e.tval & M64, htval, tinst
-            self.priv, self.v = 3, 0
-            vec = c[0x305]
-        elif target == "HS":
-            h = c[0x600] & ~(C.H_SPV | C.H_GVA)
-            h |= (C.H_SPV if v else 0) | (C.H_GVA if gva else 0)
-            if v:
-                h = (h & ~C.H_SPVP) | (C.H_SPVP if priv else 0)
-            c[0x600] = h
-            s = c[0x300]
-            c[0x300] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
-            c[0x141], c[0x142], c[0x143], c[0x643], c[0x64A] = pc, e.cause, e.tval & M64, htval, tinst
-            self.priv, self.v = 1, 0
-            vec = c[0x105]
-        else:
-            s = c[0x200]
-            c[0x200] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
-            c[0x241], c[0x242], c[0x243] = pc, e.cause, e.tval & M64
-            self.priv, self.v = 1, 1
-            vec = c[0x205]
-        self.pc = vec & ~3                      # exceptions go to BASE in both vectored and direct modes
-        self.reservation = None
-        self.flush_tlb()
-        return Trap(cause=e.cause, interrupt=False, epc=pc, tval=e.tval & M64,
-                    htval=htval if target != "VS" else None, tinst=tinst if target != "VS" else None,
-                    gva=gva if target != "VS" else None, target=target)
 
     # ------------------------------------------------------------------ state (bisect)
     def state_dict(self) -> dict:
@@ -641,6 +482,3 @@ class Hart:
             d[name] = C.read(self, num)
         return d
 
-
-def _stage_of(cause):
-    return {20: "g", 21: "g", 23: "g", 12: "s", 13: "s", 15: "s", 1: "pmp", 5: "pmp", 7: "pmp"}.get(cause)

@@ -1,0 +1,104 @@
+"""Trap entry and trap return: the hart's side of refmodel.trap's exception codes.
+
+Priv. 20240411 3.1.6 (mstatus), 3.3.2 "Trap-Return Instructions", and the H chapter's
+"Trap Entry" (which of M/HS/VS takes it; SPV, SPVP, MPV, GVA; htval/mtval2, htinst/mtinst)
+and "Trap Return" (MRET/SRET restoring V).  Mixed into ``refmodel.hart.Hart``.
+"""
+from __future__ import annotations
+
+from difftest.trace import Trap
+from refmodel import csr as C
+from refmodel import tinst as _tinst
+from refmodel.trap import ACCESS_OF_CAUSE, ADDRESS_CAUSES, GUEST_PAGE_CAUSES, VIRTUAL_INSN, Exc, trap_target
+
+M64 = (1 << 64) - 1
+
+
+class TrapEntry:
+    def mret(self, insn):
+        """Priv. 3.3.2 MRET with H 9.5.3: V = MPV when MPP != M."""
+        if self.priv != 3:
+            raise self._illegal(insn)          # not an HS instruction either: illegal, never virtual
+        s = self.csr[0x300]
+        mpp = (s >> C.MPP_SHIFT) & 3
+        self.v = 1 if (mpp != 3 and s & C.MPV) else 0
+        self.priv = mpp
+        s = (s & ~(C.MIE | (3 << C.MPP_SHIFT) | C.MPV)) | C.MPIE | (C.MIE if s & C.MPIE else 0)
+        if mpp != 3:
+            s &= ~C.MPRV
+        self.csr[0x300] = s
+        self.flush_tlb()
+        return self.csr[0x341]
+
+    def sret(self, insn):
+        """Priv. 3.3.2 SRET / H 9.5.3: from HS uses sstatus and hstatus.SPV; from VS uses vsstatus
+        (V stays 1); TSR -> illegal, VTSR -> virtual-instruction, U -> illegal, VU -> virtual."""
+        c = self.csr
+        if self.v:
+            if self.priv == 0 or c[0x600] & C.H_VTSR:
+                raise Exc(VIRTUAL_INSN, insn)
+            s = c[0x200]
+            self.priv = 1 if s & C.SPP else 0
+            c[0x200] = (s & ~(C.SIE | C.SPP)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
+            self.flush_tlb()
+            return c[0x241]
+        if self.priv == 0 or (self.priv == 1 and c[0x300] & C.TSR):
+            raise self._illegal(insn)
+        s = c[0x300]
+        self.priv = 1 if s & C.SPP else 0
+        self.v = 1 if c[0x600] & C.H_SPV else 0
+        c[0x600] &= ~C.H_SPV
+        c[0x300] = (s & ~(C.SIE | C.SPP | C.MPRV)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
+        self.flush_tlb()
+        return c[0x141]
+
+    def take_trap(self, e: Exc, pc: int, insn: int | None = None) -> Trap:
+        """``insn``: the raw bits of the trapping instruction (16 or 32 bits), None if not fetched."""
+        c = self.csr
+        priv, v = self.priv, self.v
+        # GVA: "set when the trap writes a guest virtual address to xtval" (3.1.6, H 9.2.1)
+        if e.cause == VIRTUAL_INSN and self.profile.illegal_tval != "insn":
+            # H "Virtual instruction exception": xtval is written as for an illegal-instruction trap
+            e.tval = 0
+        gva = bool(e.gva) or (bool(self.acc_v) and (e.cause in ADDRESS_CAUSES or (e.cause == 3 and e.tval != 0)))
+        htval = e.htval if e.cause in GUEST_PAGE_CAUSES else 0
+        target = trap_target(e.cause, priv, v, c[0x302], c[0x602])
+        tinst = e.tinst
+        if tinst is None:
+            # H "Transformed instruction or pseudoinstruction for mtinst or htinst": on every trap into
+            # M or HS the CSR gets zero or, for the causes its table allows (misaligned, access, page
+            # and guest-page faults of loads/stores/AMOs), the transformed instruction -- per profile.
+            tinst = 0 if target == "VS" else _tinst.tinst_for(
+                insn, e, ACCESS_OF_CAUSE.get(e.cause, "fetch"), self.profile, addr_offset=e.addr_offset)
+        if target == "M":
+            s = c[0x300]
+            s = (s & ~(C.MPV | (3 << C.MPP_SHIFT) | C.MPIE | C.MIE | C.GVA)) | (priv << C.MPP_SHIFT)
+            s |= (C.MPV if v else 0) | (C.MPIE if s & C.MIE else 0) | (C.GVA if gva else 0)
+            s |= C.MPIE if c[0x300] & C.MIE else 0
+            c[0x300] = s
+            c[0x341], c[0x342], c[0x343], c[0x34B], c[0x34A] = pc, e.cause, e.tval & M64, htval, tinst
+            self.priv, self.v = 3, 0
+            vec = c[0x305]
+        elif target == "HS":
+            h = c[0x600] & ~(C.H_SPV | C.H_GVA)
+            h |= (C.H_SPV if v else 0) | (C.H_GVA if gva else 0)
+            if v:
+                h = (h & ~C.H_SPVP) | (C.H_SPVP if priv else 0)
+            c[0x600] = h
+            s = c[0x300]
+            c[0x300] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
+            c[0x141], c[0x142], c[0x143], c[0x643], c[0x64A] = pc, e.cause, e.tval & M64, htval, tinst
+            self.priv, self.v = 1, 0
+            vec = c[0x105]
+        else:
+            s = c[0x200]
+            c[0x200] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
+            c[0x241], c[0x242], c[0x243] = pc, e.cause, e.tval & M64
+            self.priv, self.v = 1, 1
+            vec = c[0x205]
+        self.pc = vec & ~3                      # exceptions go to BASE in both vectored and direct modes
+        self.reservation = None
+        self.flush_tlb()
+        return Trap(cause=e.cause, interrupt=False, epc=pc, tval=e.tval & M64,
+                    htval=htval if target != "VS" else None, tinst=tinst if target != "VS" else None,
+                    gva=gva if target != "VS" else None, target=target)
