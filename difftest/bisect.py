@@ -16,7 +16,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +106,7 @@ def first_state_divergence(elf: Path, *, backend: str, cpu: str = "default", lim
     skipped = 0             # one generator for the whole run, as the model backend does
     with tempfile.TemporaryDirectory() as td:
         compared = None
+        reset_diff: dict = {}       # registers that already differ at reset (set aside, reported)
         n = 0
         for q in qemu_states(backend, elf, cpu, Path(td), timeout):
             if n >= limit or hart.halted:
@@ -122,7 +122,7 @@ def first_state_divergence(elf: Path, *, backend: str, cpu: str = "default", lim
                     m = hart.state_dict()
                 else:
                     return StateDivergence(n, q.get("pc"), {"pc": (q.get("pc"), m["pc"])}, compared or [], n,
-                                           reset_diff=reset_diff if compared is not None else {})
+                                           reset_diff=reset_diff)
             if compared is None:
                 # Priv. 20240411 3.4 Reset: most CSRs are UNSPECIFIED at reset, and QEMU's dump shows its raw
                 # fields (e.g. mideleg without the H-forced VS bits), so a register that already differs
@@ -137,7 +137,7 @@ def first_state_divergence(elf: Path, *, backend: str, cpu: str = "default", lim
             next(run, None)
             n += 1
         return StateDivergence(None, None, {}, compared or [], n, "no register or CSR differs",
-                               reset_diff=reset_diff if compared is not None else {})
+                               reset_diff=reset_diff)
 
 
 def _fmt(d: StateDivergence, backend: str) -> str:

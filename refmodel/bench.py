@@ -150,10 +150,10 @@ def bench_qemu(elf: str, binary: str = "/usr/bin/qemu-system-riscv64") -> dict |
 
 
 def measure(iters: int = 100_000, trace_io: bool = True) -> dict:
-    try:
-        from refmodel import mmu  # noqa: F401
+    import importlib.util
+    if importlib.util.find_spec("refmodel.mmu") is not None:
         mode, mode_name = 8, "sv39x4"
-    except ImportError:
+    else:
         mode, mode_name = 0, "bare (refmodel.mmu not available)"
     with tempfile.TemporaryDirectory() as d:
         elf = build_guest(d, iters, mode)

@@ -11,7 +11,7 @@ from refmodel.decode import sext
 from difftest.trace import Xlat
 from refmodel.memory import _U
 from refmodel.trap import (BREAKPOINT, ECALL_M, ECALL_S, ECALL_U, ECALL_VS, ILLEGAL, LOAD_MISALIGNED,
-                           STORE_MISALIGNED, VIRTUAL_INSN, Exc)
+                           STORE_MISALIGNED, Exc)
 
 M64 = (1 << 64) - 1
 S64 = 1 << 63

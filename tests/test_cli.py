@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from difftest.cli import main
-from difftest.trace import Footer, write_trace
+from difftest.trace import write_trace
 
 from test_compare import pair
 

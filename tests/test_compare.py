@@ -1,10 +1,6 @@
 """Comparator unit tests on hand-made traces (one per mismatch kind)."""
 from __future__ import annotations
 
-import copy
-
-import pytest
-
 from difftest.compare import compare, compare_full, odd_one_out, PairResult
 from difftest.trace import Footer, Header, Step, Trap, Xlat, write_trace
 

@@ -11,7 +11,6 @@ Under Bare the G stage is off: that load is replaced by an ecall.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path

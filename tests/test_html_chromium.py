@@ -1,6 +1,5 @@
 """The nightly report opens in headless Chromium: the guest x mode matrix is there and a mismatch
 cell links to its mismatch report (real nightly over hgatp_reserved on QEMU 7.2 + the model)."""
-import shutil
 import subprocess
 import sys
 from pathlib import Path

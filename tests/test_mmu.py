@@ -476,7 +476,7 @@ def test_svnapot_64k_only():
     assert translate(ctx, va, "load", 1, 0).fault.cause == 13    # N on a superpage: reserved
 
 
-def test_svadu_adue_per_stage():
+def test_svadu_adue_enables_hardware_update_on_base_profile():
     """Svadu: menvcfg.ADUE enables hardware A/D update for S/G stages, henvcfg.ADUE for the VS stage."""
     prof = BASE.with_(svadu=True)
     ctx, va, slot = _one(flags=V | R | W, profile=prof)
