@@ -26,34 +26,10 @@ import sys
 import tempfile
 import time
 
-GUEST = r"""
-.section .text
-.globl _start
-_start:
-  la t0, mtrap
-  csrw mtvec, t0
-  li t0, -1
-  csrw pmpaddr0, t0
-  li t0, 0x1f
-  csrw pmpcfg0, t0
-  la t0, gpt
-  li t1, 0x00000000000000df        /* GPA 0: devices, identity, U|A|D|X|W|R|V */
-  sd t1, 0(t0)
-  li t1, ((0x80000000 >> 12) << 10) | 0xdf
-  sd t1, 16(t0)
-  srli t0, t0, 12
-  li t1, MODE
-  slli t1, t1, 60
-  or t0, t0, t1
-  csrw hgatp, t0
-  hfence.gvma zero, zero
-  li t0, (1 << 11) | (1 << 39)      /* MPP = S, MPV = 1 -> VS */
-  csrs mstatus, t0
-  la t0, vs
-  csrw mepc, t0
-  mret
-vs:
-  li s0, ITERS
+def guest_source(iters: int, mode: int) -> str:
+    from difftest.asm import ENTER_VS, FINISH_PASS, GPT_DATA, M_PROLOGUE, hgatp_identity_gigapage
+    return (M_PROLOGUE + hgatp_identity_gigapage(mode, io_leaf="0xdf") + ENTER_VS + f"""vs:
+  li s0, {iters}
   la s1, buf
 1:
   ld a0, 0(s1)
@@ -65,30 +41,17 @@ vs:
   sw a2, 16(s1)
   addi s0, s0, -1
   bnez s0, 1b
-  li a0, 0x100000
-  li a1, 0x5555
-  sw a1, 0(a0)
-mtrap:
+""" + FINISH_PASS + """mtrap:
   li a0, 0x100000
   li a1, 0x13333
   sw a1, 0(a0)
 2: j 2b
-.section .data
-.balign 16384
-gpt: .fill 2048, 8, 0
-buf: .fill 8, 8, 0
-"""
+""" + GPT_DATA + "buf: .fill 8, 8, 0\n")
 
 
 def build_guest(workdir: str, iters: int, mode: int) -> str:
-    src = os.path.join(workdir, "bench.S")
-    elf = os.path.join(workdir, "bench.elf")
-    with open(src, "w") as f:
-        f.write(GUEST.replace("ITERS", str(iters)).replace("MODE", str(mode)))
-    subprocess.run(["riscv64-unknown-elf-gcc", "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei",
-                    "-mabi=lp64", "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
-                    "-o", elf, src], check=True, capture_output=True, text=True)
-    return elf
+    from difftest.asm import assemble
+    return str(assemble(guest_source(iters, mode), os.path.join(workdir, "bench.elf")))
 
 
 def bench_model(elf: str, profile_name: str = "qemu-7.2", steps: bool = False) -> dict:

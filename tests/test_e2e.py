@@ -13,33 +13,18 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("difftest.guests", reason="helper A's guest builder has not landed")
-pytest.importorskip("difftest.config_block", reason="helper A's config block has not landed")
-pytest.importorskip("refmodel.hart", reason="helper B's model has not landed")
-pytest.importorskip("difftest.backends.qemu", reason="helper D's QEMU backend has not landed")
-
-from difftest.engine import run_case  # noqa: E402
+from difftest.engine import run_case
+from helpers import explain
 
 GUEST = "smoke"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _explain(case) -> str:
-    lines = [f"{case.guest} {case.hgatp_mode}/{case.vs_mode}: {case.status}"]
-    for b, r in case.runs.items():
-        lines.append(f"  {b}: {r.status} {r.error_class or ''} {r.message}")
-    for p in case.pairs:
-        lines.append(f"  {p.a}~{p.b}: {p.summary}")
-        if p.report.get("txt"):
-            lines.append(Path(p.report["txt"]).read_text())
-    return "\n".join(lines)
 
 
 @pytest.mark.parametrize("mode", ["bare", "sv39x4", "sv48x4", "sv57x4"])
 def test_smoke_qemu72_vs_model(mode, tmp_path):
     case = run_case(GUEST, hgatp_mode=mode, backends=["qemu-7.2", "model"], out_dir=tmp_path, timeout=120,
                     max_steps=2_000_000)
-    assert case.status == "match", _explain(case)
+    assert case.status == "match", explain(case)
     p = case.pairs[0]
     assert p.steps_compared > 1000 and p.xlats_compared > 100
 
@@ -51,14 +36,14 @@ def test_smoke_qemu10_vs_model(mode, tmp_path):
     case = run_case(GUEST, hgatp_mode=mode, vs_mode="", backends=["qemu-10.0", "model"], out_dir=tmp_path,
                     timeout=120, max_steps=2_000_000)
     assert case.hgatp_mode == mode
-    assert all(r.status == "ok" for r in case.runs.values()), _explain(case)
+    assert all(r.status == "ok" for r in case.runs.values()), explain(case)
     p = case.pairs[0]
-    assert p.status in ("match", "accepted-stale"), _explain(case)
+    assert p.status in ("match", "accepted-stale"), explain(case)
     # it really compared something: every step, and translations QEMU logged in both stages
     assert p.steps_compared > 100
     assert "pc" in p.compared and "trap.cause" in p.compared
     if mode != "bare":
-        assert p.xlats_compared > 0, _explain(case)
+        assert p.xlats_compared > 0, explain(case)
     # both ran the same guest to the same end
     fq, fm = case.runs["qemu-10.0"].footer, case.runs["model"].footer
     assert fq.exit_code == fm.exit_code == 0 and fq.steps == fm.steps

@@ -11,22 +11,15 @@ Under Bare the G stage is off: that load is replaced by an ecall.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("refmodel.hart", reason="the model has not landed")
-pytest.importorskip("difftest.backends.qemu", reason="the QEMU backend has not landed")
+from difftest.asm import ENTER_VS, FINISH_PASS, GIGA_LEAF, M_PROLOGUE, assemble
+from difftest.engine import run_case
+from difftest.trace import read_trace
+from helpers import explain
 
-from difftest.engine import run_case  # noqa: E402
-from difftest.trace import read_trace  # noqa: E402
-
-GCC = shutil.which("riscv64-unknown-elf-gcc")
-pytestmark = pytest.mark.skipif(GCC is None, reason="riscv64-unknown-elf-gcc not installed")
-
-GIGA_LEAF = "((0x80000000 >> 12) << 10) | 0xdf"        # U|A|D|X|W|R|V: G-stage leaves need U=1
 IO_LEAF = "0xd7"                                        # GPA 0..1 GiB (UART, finisher) identity, U|A|D|W|R|V
 
 # per HGATP mode: hgatp.MODE, and the code that fills the tables (t0 = root)
@@ -44,17 +37,7 @@ TABLES = {
 def guest_source(mode: str) -> str:
     code, fill = TABLES[mode]
     last = "ecall" if mode == "bare" else "li a0, 0x40000010\n  ld a1, 0(a0)"
-    return f"""
-.section .text
-.globl _start
-_start:
-  la t0, mtrap
-  csrw mtvec, t0
-  li t0, -1
-  csrw pmpaddr0, t0
-  li t0, 0x1f
-  csrw pmpcfg0, t0
-  la t0, gpt
+    return M_PROLOGUE + f"""  la t0, gpt
   {fill}
   la t0, gpt
   srli t0, t0, 12
@@ -63,12 +46,7 @@ _start:
   or t0, t0, t1
   csrw hgatp, t0
   hfence.gvma zero, zero
-  li t0, (1 << 11) | (1 << 39)
-  csrs mstatus, t0
-  la t0, vs
-  csrw mepc, t0
-  mret
-vs:
+""" + ENTER_VS + f"""vs:
   li a0, 0x10000000
   li a1, 'v'
   sb a1, 0(a0)
@@ -82,10 +60,7 @@ vs:
 mtrap:
   csrr s10, mcause
   csrr s11, mtval
-  li t6, 0x100000
-  li t5, 0x5555
-  sw t5, 0(t6)
-2: j 2b
+""" + FINISH_PASS + """2: j 2b
 .section .data
 .balign 8
 data: .dword 0x1234
@@ -98,23 +73,7 @@ l2: .fill 512, 8, 0
 
 
 def build_guest(tmp_path: Path, mode: str) -> Path:
-    src, elf = tmp_path / f"g_{mode}.S", tmp_path / f"g_{mode}.elf"
-    src.write_text(guest_source(mode))
-    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
-                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
-                    "-Wl,--no-warn-rwx-segments", "-o", str(elf), str(src)], check=True, capture_output=True)
-    return elf
-
-
-def _explain(case) -> str:
-    out = [f"{case.guest}: {case.status}"]
-    for b, r in case.runs.items():
-        out.append(f"  {b}: {r.status} {r.error_class or ''} {r.message}")
-    for p in case.pairs:
-        out.append(f"  {p.a}~{p.b}: {p.summary}")
-        if p.report.get("txt"):
-            out.append(Path(p.report["txt"]).read_text())
-    return "\n".join(out)
+    return assemble(guest_source(mode), tmp_path / f"g_{mode}.elf")
 
 
 @pytest.mark.parametrize("mode", ["bare", "sv39x4", "sv48x4", "sv57x4"])
@@ -122,7 +81,7 @@ def test_two_stage_guest_all_backends_agree(mode, tmp_path):
     elf = build_guest(tmp_path, mode)
     case = run_case(elf, backends=["qemu-10.0", "qemu-7.2", "model"], out_dir=tmp_path / "out", timeout=60,
                     max_steps=10_000)
-    assert case.status == "match", _explain(case)
+    assert case.status == "match", explain(case)
     assert case.odd_one_out is None
     # two QEMUs: the model runs once per QEMU profile, each compared with its own QEMU
     assert case.backends == ["qemu-10.0", "qemu-7.2", "model@qemu-10.0", "model@qemu-7.2"]

@@ -16,9 +16,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("difftest.guests")
-pytest.importorskip("difftest.backends.qemu")
-
 from difftest.backends.binaries import KNOWN  # noqa: E402
 from difftest.engine import run_case  # noqa: E402
 from difftest.trace import read_trace  # noqa: E402

@@ -3,19 +3,19 @@ on QEMU with each CPU variant (Priv. 20240411 H "hgatp": MODE is WARL -- an unsu
 read back).  The guest writes only MODE 8/9/10 (never a reserved value: QEMU 7.2 aborts on those) and
 exits with code v4_mask | merged_mode << 3."""
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from difftest.asm import assemble, have_cc
+from difftest.backends.binaries import KNOWN
+
 from refmodel import kvm
 from refmodel.profile import PROFILES
 
-GCC = shutil.which("riscv64-unknown-elf-gcc")
-QEMU72 = "/usr/bin/qemu-system-riscv64"
-QEMU10 = "/work/main/.cache/qemu-10.0/usr/bin/qemu-system-riscv64"
-QEMU10_ENV = {"QEMU_MODULE_DIR": "/work/main/.cache/qemu-10.0/usr/lib/x86_64-linux-gnu/qemu"}
-pytestmark = pytest.mark.skipif(GCC is None, reason="riscv64-unknown-elf-gcc not installed")
+QEMU72 = str(KNOWN["qemu-7.2"][0])
+QEMU10, QEMU10_ENV = str(KNOWN["qemu-10.0"][0]), KNOWN["qemu-10.0"][1]   # the project-local unpacked backport
+pytestmark = pytest.mark.skipif(not have_cc(), reason="riscv64-unknown-elf-gcc not installed")
 
 PROBE = """
 .option norvc
@@ -76,19 +76,12 @@ CASES = [  # (binary, cpu option, model profile)
 @pytest.fixture(scope="module")
 def elf(tmp_path_factory):
     d = tmp_path_factory.mktemp("probe")
-    src, out = d / "p.S", d / "p.elf"
-    src.write_text(PROBE)
-    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
-                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N", "-o", str(out),
-                    str(src)], check=True, capture_output=True)
-    return out
+    return assemble(PROBE, d / "p.elf")
 
 
 @pytest.mark.parametrize("binary,cpuopt,profile", CASES, ids=[c[2] for c in CASES])
 def test_probe_prediction_matches_qemu(elf, binary, cpuopt, profile):
     path, env = (QEMU10, QEMU10_ENV) if binary == "qemu-10.0" else (QEMU72, {})
-    if not os.path.exists(path):
-        pytest.skip(f"{binary} not available")
     cpu = ",".join(x for x in ("rv64,h=true,mmu=on,pmp=on", cpuopt) if x)
     extra = ["-display", "none", "-audio", "none"] if binary == "qemu-10.0" else []
     p = subprocess.run([path, "-M", "virt", "-bios", "none", "-nographic", "-monitor", "none", *extra,

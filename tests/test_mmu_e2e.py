@@ -7,19 +7,21 @@ The G-stage tables are computed here in Python (the same walk layout the spec de
 fixed addresses by the linker; the guest runs in VS-mode with vsatp = Bare, so GVA = GPA.
 """
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from difftest.asm import ENTER_VS, GPT_DATA, M_PROLOGUE, assemble, have_cc, hgatp_identity_gigapage
+from difftest.backends.binaries import KNOWN
+
 from refmodel.hart import Hart
 from refmodel.profile import PROFILES
 
-GCC = shutil.which("riscv64-unknown-elf-gcc")
-QEMU72 = "/usr/bin/qemu-system-riscv64"
-pytestmark = pytest.mark.skipif(GCC is None, reason="riscv64-unknown-elf-gcc not installed")
+QEMU72 = str(KNOWN["qemu-7.2"][0])
+pytestmark = pytest.mark.skipif(not have_cc(), reason="riscv64-unknown-elf-gcc not installed")
 
 PT_BASE, DATA_PAGE = 0x8010_0000, 0x8020_0000
+SECTIONS = (f"-Wl,--section-start=.pt={PT_BASE:#x}", f"-Wl,--section-start=.dpage={DATA_PAGE:#x}")
 LEVELS = {8: 3, 9: 4, 10: 5}
 VALUE = 0x1122_3344_5566_7788
 
@@ -67,27 +69,11 @@ def guest_source(mode, probes=None):
             nfault += 1
             body += [f"  li s2, {addr:#x}", f"  li s3, {addr >> 2:#x}", f"  li s5, {cause}", f"  {op} a1, 0(a0)"]
     pt = "\n".join(f"  .org {spa - PT_BASE:#x}\n  .quad {v:#x}" for spa, v in sorted(mem.items()))
-    return f"""
-.option norvc
-.section .text
-.globl _start
-_start:
-  la t0, mtrap
-  csrw mtvec, t0
-  li t0, -1
-  csrw pmpaddr0, t0
-  li t0, 0x1f
-  csrw pmpcfg0, t0
-  li t0, ({mode} << 60) | ({PT_BASE} >> 12)
+    return ".option norvc\n" + M_PROLOGUE + f"""  li t0, ({mode} << 60) | ({PT_BASE} >> 12)
   csrw hgatp, t0
   hfence.gvma zero, zero
   li s4, 0
-  li t0, (1 << 11) | (1 << 39)
-  csrs mstatus, t0
-  la t0, vs
-  csrw mepc, t0
-  mret
-vs:
+""" + ENTER_VS + f"""vs:
 {chr(10).join(body)}
   li a7, 0x55
   ecall
@@ -135,19 +121,12 @@ fail:
 """
 
 
-QEMU10 = "/work/main/.cache/qemu-10.0/usr/bin/qemu-system-riscv64"
-QEMU10_ENV = {"QEMU_MODULE_DIR": "/work/main/.cache/qemu-10.0/usr/lib/x86_64-linux-gnu/qemu"}
+QEMU10, QEMU10_ENV = str(KNOWN["qemu-10.0"][0]), KNOWN["qemu-10.0"][1]   # the project-local unpacked backport
 MODES = pytest.mark.parametrize("mode", [8, 9, 10], ids=["sv39x4", "sv48x4", "sv57x4"])
 
 
 def build(tmp_path, mode, probes=None):
-    src, elf = tmp_path / "g.S", tmp_path / "g.elf"
-    src.write_text(guest_source(mode, probes))
-    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
-                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
-                    f"-Wl,--section-start=.pt={PT_BASE:#x}", f"-Wl,--section-start=.dpage={DATA_PAGE:#x}",
-                    "-o", str(elf), str(src)], check=True, capture_output=True)
-    return elf
+    return assemble(guest_source(mode, probes), tmp_path / "g.elf", *SECTIONS)
 
 
 def qemu(binary, elf, log, extra=(), env=None):
@@ -167,8 +146,6 @@ def test_gpa_boundaries_model_and_qemu10(tmp_path, mode):
     traps = [(s.trap.cause, s.trap.tval, s.trap.htval) for s in trace if s.trap]
     assert h.exit_code == 0, traps                       # the guest's own checks passed on the model
     assert len(traps) == 7                               # 6 guest-page faults and the final ecall
-    if not os.path.exists(QEMU10):
-        pytest.skip("QEMU 10.0 not unpacked: model half only")
     rc, pcs, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none",
                                                              "-accel", "tcg,one-insn-per-tb=on"), QEMU10_ENV)
     assert rc == 0, ints
@@ -179,7 +156,6 @@ def test_gpa_boundaries_model_and_qemu10(tmp_path, mode):
 
 
 @MODES
-@pytest.mark.skipif(not os.path.exists(QEMU72), reason="QEMU 7.2 not installed")
 def test_qemu72_rejects_upper_half_of_gpa_space(tmp_path, mode):
     """FINDING (QEMU 7.2): the G-stage GPA check treats the GPA like a canonical VA (bits above the
     width must equal the top in-width bit) instead of "must be zero", so every GPA in
@@ -193,7 +169,6 @@ def test_qemu72_rejects_upper_half_of_gpa_space(tmp_path, mode):
 
 
 @MODES
-@pytest.mark.skipif(not os.path.exists(QEMU72), reason="QEMU 7.2 not installed")
 def test_qemu72_aliases_sign_extended_gpa(tmp_path, mode):
     """FINDING (QEMU 7.2), the other face of the same check: a GPA whose bits above the width are all
     ONES passes it and the walk uses the low bits, so GPA 0xffff_ffff_ffff_fff8 reads the last page of
@@ -206,38 +181,16 @@ def test_qemu72_aliases_sign_extended_gpa(tmp_path, mode):
     assert rc == 2 and "cause:000000000000000a" in ints[0]        # no fault: straight to the final ecall
 
 
-IMPLICIT = """
-.option norvc
-.section .text
-.globl _start
-_start:
-  la t0, mtrap
-  csrw mtvec, t0
-  li t0, -1
-  csrw pmpaddr0, t0
-  li t0, 0x1f
-  csrw pmpcfg0, t0
-  la t0, gpt
-  li t1, ((0x80000000 >> 12) << 10) | 0xdf      /* G-stage: only the RAM gigapage (index 2) is mapped */
-  sd t1, 16(t0)
-  srli t0, t0, 12
-  li t1, 8 << 60
-  or t0, t0, t1
-  csrw hgatp, t0
-  li t0, (8 << 60) | (0x40000000 >> 12)         /* VS root at GPA 0x40000000: not mapped at the G-stage */
+# G-stage: only the RAM gigapage (index 2) is mapped; the VS root at GPA 0x40000000 is not
+IMPLICIT = ".option norvc\n" + M_PROLOGUE + hgatp_identity_gigapage(8) + """\
+  li t0, (8 << 60) | (0x40000000 >> 12)
   csrw vsatp, t0
-  hfence.gvma zero, zero
   li s4, 0
   li s6, -1
   la s2, vs                   /* the first VS fetch needs the VS root PTE: its implicit read faults */
   li s3, (0x40000000 + ((0x80000000 >> 30) & 511) * 8) >> 2
   li s5, 20                   /* ... reported as an instruction guest-page fault (original type) */
-  li t0, (1 << 11) | (1 << 39)
-  csrs mstatus, t0
-  la t0, vs
-  csrw mepc, t0
-  mret
-vs:
+""" + ENTER_VS + """vs:
   li a7, 0x55
   ecall
 .balign 4
@@ -280,10 +233,7 @@ fail:
   li t5, 0x23333
   sw t5, 0(t6)
 3: j 3b
-.section .data
-.balign 16384
-gpt: .fill 2048, 8, 0
-"""
+""" + GPT_DATA
 
 
 def test_implicit_vs_pte_guest_page_fault_end_to_end(tmp_path):
@@ -292,28 +242,21 @@ def test_implicit_vs_pte_guest_page_fault_end_to_end(tmp_path):
     mtinst must be the 0x3000 pseudoinstruction under every tinst policy: with a nonzero mtval2 for an
     implicit VS-stage access "zero is not allowed" (H "Transformed Instruction or Pseudoinstruction").
     Exit code: 0 = checks passed and mtinst 0, 3 = passed and mtinst 0x3000, 2 = a check failed."""
-    src, elf = tmp_path / "i.S", tmp_path / "i.elf"
-    src.write_text(IMPLICIT)
-    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
-                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
-                    "-o", str(elf), str(src)], check=True, capture_output=True)
+    elf = assemble(IMPLICIT, tmp_path / "i.elf")
     for policy, code in (("zero", 3), ("transformed", 3)):
         h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"].with_(tinst_policy=policy))
         list(h.run(20_000))
         assert h.exit_code == code, policy
-    if os.path.exists(QEMU10):
-        # QEMU 10.0 passes every check and writes the 0x3000 pseudoinstruction to mtinst: the model
-        # matches it with tinst_policy="transformed" (the qemu-10.0 profile's choice must say so).
-        rc, _, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none"), QEMU10_ENV)
-        assert rc == 3, ints
-    if os.path.exists(QEMU72):
-        # FINDING (QEMU 7.2): the G-stage fault on the implicit VS-PTE read made for an instruction
-        # fetch is reported as a LOAD guest-page fault (21), not an instruction guest-page fault (20).
-        rc, _, ints = qemu(QEMU72, elf, tmp_path / "q72.log")
-        assert rc == 2 and "cause:0000000000000015" in ints[0] and "desc=guest_load_page_fault" in ints[0]
+    # QEMU 10.0 passes every check and writes the 0x3000 pseudoinstruction to mtinst: the model
+    # matches it with tinst_policy="transformed" (the qemu-10.0 profile's choice must say so).
+    rc, _, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none"), QEMU10_ENV)
+    assert rc == 3, ints
+    # FINDING (QEMU 7.2): the G-stage fault on the implicit VS-PTE read made for an instruction
+    # fetch is reported as a LOAD guest-page fault (21), not an instruction guest-page fault (20).
+    rc, _, ints = qemu(QEMU72, elf, tmp_path / "q72.log")
+    assert rc == 2 and "cause:0000000000000015" in ints[0] and "desc=guest_load_page_fault" in ints[0]
 
 
-@pytest.mark.skipif(not os.path.exists(QEMU10), reason="QEMU 10.0 not unpacked")
 def test_qemu10_writes_transformed_store_to_mtinst(tmp_path):
     """H "Transformed Instruction or Pseudoinstruction": on the explicit `sd a1, 0(a0)` guest-page
     fault QEMU 10.0 writes the transformed instruction 0x00b03023 (rs1 and offset zeroed) to mtinst,
@@ -324,12 +267,7 @@ def test_qemu10_writes_transformed_store_to_mtinst(tmp_path):
     src = src.replace("  li t6, 0x100000\n  li t5, 0x5555\n",
                       "  li t6, 0x100000\n  li t5, 0x5555\n  beqz s7, 8f\n  li t5, 0x53333\n  li t1, 0x00b03023\n"
                       "  beq s7, t1, 8f\n  li t5, 0x63333\n8:\n", 1)
-    s, elf = tmp_path / "t.S", tmp_path / "t.elf"
-    s.write_text(src)
-    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
-                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N",
-                    f"-Wl,--section-start=.pt={PT_BASE:#x}", f"-Wl,--section-start=.dpage={DATA_PAGE:#x}",
-                    "-o", str(elf), str(s)], check=True, capture_output=True)
+    elf = assemble(src, tmp_path / "t.elf", *SECTIONS)
     for policy, code in (("zero", 0), ("transformed", 5)):
         h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"].with_(tinst_policy=policy))
         list(h.run(20_000))

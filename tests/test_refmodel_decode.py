@@ -7,6 +7,7 @@ Unprivileged spec 20240411 (RV64I, M, A, C, Zicsr, Zifencei); Priv. 20240411 cha
 import re
 
 import pytest
+import capstone
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from refmodel.decode import expand_c
@@ -14,7 +15,6 @@ from refmodel.disasm import REG_NAMES, disasm
 from refmodel.hart import Hart
 from refmodel.profile import PROFILES
 
-capstone = pytest.importorskip("capstone")
 MD = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
 PROF = PROFILES["qemu-10.0"]
 

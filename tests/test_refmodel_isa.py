@@ -1,19 +1,18 @@
 """Small hand-assembled programs on the model (Unprivileged spec 20240411: RV64I, M, A, C;
 Priv. 20240411 3.7 PMP, H 9.5 trap entry) plus the same ELF on QEMU 7.2 where the
 step count and the console must agree."""
-import os
-import shutil
 import subprocess
 
 import pytest
 
+from difftest.asm import ENTER_VS, GPT_DATA, PMP_OPEN, assemble, have_cc, hgatp_identity_gigapage
+from difftest.backends.binaries import KNOWN
 from refmodel.hart import Hart
 from refmodel.profile import PROFILES
 
 PROF = PROFILES["qemu-7.2"]
-GCC = shutil.which("riscv64-unknown-elf-gcc")
-QEMU72 = "/usr/bin/qemu-system-riscv64"
-pytestmark = pytest.mark.skipif(GCC is None, reason="riscv64-unknown-elf-gcc not installed")
+QEMU72 = str(KNOWN["qemu-7.2"][0])
+pytestmark = pytest.mark.skipif(not have_cc(), reason="riscv64-unknown-elf-gcc not installed")
 
 PRE = """
 .section .text
@@ -40,14 +39,8 @@ buf: .dword 0x8000000000000005, 7, 0, 0
 """
 
 
-def build(tmp_path, body, name="t"):
-    src = tmp_path / f"{name}.S"
-    elf = tmp_path / f"{name}.elf"
-    src.write_text(PRE + body + POST)
-    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
-                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N", "-o", str(elf),
-                    str(src)], check=True, capture_output=True)
-    return str(elf)
+def build(tmp_path, body, name="t", tail=""):
+    return str(assemble(PRE + body + POST + tail, tmp_path / f"{name}.elf"))
 
 
 def run(elf, steps=10_000):
@@ -150,19 +143,8 @@ s_mode:
     assert any(s.trap and s.trap.cause == 1 for s in trace)
 
 
-@pytest.mark.skipif(not os.path.exists(QEMU72), reason="QEMU 7.2 not installed")
 def test_same_steps_and_console_as_qemu_72(tmp_path):
-    elf = build(tmp_path, """
-  li t0, -1
-  csrw pmpaddr0, t0
-  li t0, 0x1f
-  csrw pmpcfg0, t0
-  li t0, (1 << 11) | (1 << 39)
-  csrs mstatus, t0
-  la t0, vs
-  csrw mepc, t0
-  mret
-vs:
+    elf = build(tmp_path, PMP_OPEN + ENTER_VS + """vs:
   li a0, 0x10000000
   li a1, 'o'
   sb a1, 0(a0)
@@ -186,46 +168,17 @@ vs:
     assert h.exit_code == p.returncode == 2 and reg(h, "s10") == 10     # ecall from VS, then fail exit
 
 
-GSTAGE = """
-  li t0, -1
-  csrw pmpaddr0, t0
-  li t0, 0x1f
-  csrw pmpcfg0, t0
-  la t0, gpt
-  li t1, ((0x80000000 >> 12) << 10) | 0xdf      /* only the RAM gigapage is mapped (U|A|D|X|W|R|V) */
-  sd t1, 16(t0)
-  srli t0, t0, 12
-  li t1, 8
-  slli t1, t1, 60
-  or t0, t0, t1
-  csrw hgatp, t0
-  hfence.gvma zero, zero
-  li t0, (1 << 11) | (1 << 39)
-  csrs mstatus, t0
-  la t0, vs
-  csrw mepc, t0
-  mret
-vs:
+# only the RAM gigapage is mapped at the G stage (U|A|D|X|W|R|V)
+GSTAGE = PMP_OPEN + hgatp_identity_gigapage(8) + ENTER_VS + """vs:
   li a0, 0x40000010
   ld a1, 0(a0)
-"""
-GPT = """
-.section .data
-.balign 16384
-gpt: .fill 2048, 8, 0
 """
 
 
 def test_guest_page_fault_to_m_writes_mtval2_gva_mpv(tmp_path):
     # H "Guest-Page Faults" / "Trap entry": mtval = GVA, mtval2 = GPA >> 2, mstatus.GVA = 1, MPV = 1
-    src_body = GSTAGE
-    elf = tmp_path / "g.elf"
-    src = tmp_path / "g.S"
-    src.write_text(PRE + src_body + POST + GPT)
-    subprocess.run([GCC, "-nostdlib", "-static", "-march=rv64imac_zicsr_zifencei", "-mabi=lp64",
-                    "-Wa,-march=rv64imach_zicsr_zifencei", "-Wl,-Ttext=0x80000000", "-Wl,-N", "-o", str(elf),
-                    str(src)], check=True, capture_output=True)
-    h, trace = run(str(elf))
+    elf = build(tmp_path, GSTAGE, "g", tail=GPT_DATA)
+    h, trace = run(elf)
     traps = [s for s in trace if s.trap]
     t = traps[0].trap
     assert (t.cause, t.target, t.tval, t.htval, t.gva) == (21, "M", 0x40000010, 0x40000010 >> 2, True)
@@ -237,16 +190,15 @@ def test_guest_page_fault_to_m_writes_mtval2_gva_mpv(tmp_path):
     # every VS-mode fetch went through the G-stage (Sv39x4 gigapage: leaf level 2)
     fx = [x for s in trace if s.v for x in s.xlats if x.access == "fetch"]
     assert fx and all(x.g_leaf_level == 2 and x.pa == x.va for x in fx)
-    if os.path.exists(QEMU72):
-        log = tmp_path / "q.log"
-        subprocess.run([QEMU72, "-M", "virt", "-bios", "none", "-kernel", str(elf), "-nographic", "-monitor",
-                        "none", "-singlestep", "-d", "exec,nochain,int", "-D", str(log)], capture_output=True,
-                       timeout=60)
-        lines = log.read_text().splitlines()
-        pcs = [int(line.split("/")[1], 16) for line in lines if line.startswith("Trace ")]
-        assert pcs == [s.pc for s in trace]
-        ints = [line for line in lines if "do_interrupt" in line]
-        assert "cause:0000000000000015" in ints[0] and "tval:0x0000000040000010" in ints[0]
+    log = tmp_path / "q.log"
+    subprocess.run([QEMU72, "-M", "virt", "-bios", "none", "-kernel", str(elf), "-nographic", "-monitor",
+                    "none", "-singlestep", "-d", "exec,nochain,int", "-D", str(log)], capture_output=True,
+                   timeout=60)
+    lines = log.read_text().splitlines()
+    pcs = [int(line.split("/")[1], 16) for line in lines if line.startswith("Trace ")]
+    assert pcs == [s.pc for s in trace]
+    ints = [line for line in lines if "do_interrupt" in line]
+    assert "cause:0000000000000015" in ints[0] and "tval:0x0000000040000010" in ints[0]
 
 
 # ---------------------------------------------------------------------------------------------
