@@ -19,18 +19,10 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from difftest.backends.result import RunResult
+from difftest.backends.result import RunResult, sha256_file
 from difftest.trace import Footer, TraceError, TraceReader
 
 CACHE_DIR = Path(os.environ.get("DIFFTEST_TRACE_CACHE", Path(__file__).resolve().parents[1] / ".cache" / "traces"))
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _backend_code() -> str:
@@ -43,7 +35,7 @@ def _backend_code() -> str:
 
 
 def key(binary, elf, cpu: str, max_steps: int, hgatp_mode: str, vs_mode: str, cmd: list[str]) -> str:
-    ident = {"qemu": binary.identity(), "env": binary.env, "elf": _sha256(elf), "cpu": cpu, "code": _backend_code(),
+    ident = {"qemu": binary.identity(), "env": binary.env, "elf": sha256_file(elf), "cpu": cpu, "code": _backend_code(),
              "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "v": 1}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:40]
 

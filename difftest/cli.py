@@ -86,10 +86,7 @@ class Progress:
 
 
 def _guests():
-    try:
-        from difftest import guests
-    except ImportError as e:
-        raise UserError(f"the guest builder is not available ({e})", EXIT_CANNOT_RUN)
+    from difftest import guests
     return guests
 
 
@@ -101,17 +98,7 @@ def _guest_names() -> list[str]:
 
 def declared_modes(elf) -> tuple[list[str], list[str]] | None:
     """The HGATP and VS modes an ELF's config block declares, lowest first; None without a block."""
-    from difftest.trace import HGATP_MODE_NAMES, SATP_MODE_NAMES
-    try:
-        from difftest import config_block as CB
-    except ImportError:
-        return None
-    blk = CB.read(elf)
-    if blk is None:
-        return None
-    hg = [HGATP_MODE_NAMES[m] for m in sorted(HGATP_MODE_NAMES) if blk.hgatp_modes >> m & 1]
-    vs = [SATP_MODE_NAMES[m] for m in sorted(SATP_MODE_NAMES) if blk.vs_modes >> m & 1]
-    return hg, vs
+    return _guests().declared_modes(elf)
 
 
 # ---------------------------------------------------------------------------

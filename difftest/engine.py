@@ -53,35 +53,21 @@ def resolve_guest(guest: str | Path) -> tuple[str, Path]:
         if not p.is_file():
             raise EngineError(f"{p}: no such ELF file")
         return p.name.split(".")[0], p
-    try:
-        from difftest import guests as G
-    except ImportError as e:
-        raise EngineError(f"cannot build guests: {e}", 125)
-    try:
-        names = list(G.list_guests()) if hasattr(G, "list_guests") else None
-    except Exception:
-        names = None
-    if names is not None:
-        names = [getattr(n, "name", n) for n in names]
-        if guest not in names:
-            raise EngineError(f"unknown guest {guest!r}; `difftest list` shows the guests "
-                              f"({', '.join(sorted(names))})")
+    from difftest import guests as G
+    names = G.list_guests()
+    if guest not in names:
+        raise EngineError(f"unknown guest {guest!r}; `difftest list` shows the guests ({', '.join(names)})")
     try:
         elf = G.build(guest)
-    except Exception as e:      # A's build reports compiler errors in its message
+    except Exception as e:      # BuildError carries the compiler's message
         raise EngineError(f"cannot build guest {guest!r}: {e}", 125) from None
-    return guest, Path(getattr(elf, "elf", elf))
+    return guest, Path(elf)
 
 
 def patch_modes(elf: Path, hgatp_mode: str, vs_mode: str, out_dir: Path) -> tuple[Path, str, str]:
     """Write the modes into a copy of the ELF (ARCHITECTURE section 2); an ELF without
     the config block runs as is with mode ''.  Returns (elf, hgatp_mode, vs_mode)."""
-    try:
-        from difftest import config_block as CB
-    except ImportError:
-        if hgatp_mode or vs_mode:
-            raise EngineError("cannot set modes: the config-block patcher (difftest.config_block) is missing", 125)
-        return elf, "", ""            # run as is
+    from difftest import config_block as CB
     try:
         r = CB.patch_copy(elf, out_dir, hgatp_mode=hgatp_mode or None, vs_mode=vs_mode or None)
     except CB.ConfigBlockError as e:

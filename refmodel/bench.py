@@ -1,9 +1,8 @@
 """``difftest bench``: the model's speed, measured next to QEMU 7.2 on the same guest.
 
-The bench guest (assembled here with riscv64-unknown-elf-gcc) enters VS-mode with
-hgatp = Sv39x4 (identity gigapages, so every fetch, load and store takes the two-stage
-path) when the model has ``refmodel.mmu``; otherwise hgatp stays Bare and the report
-says so.  It runs a loop of ALU ops, loads and stores, then writes the finisher.
+The bench guest (assembled here with riscv64-unknown-elf-gcc, difftest.asm) enters VS-mode
+with hgatp = Sv39x4 (identity gigapages, so every fetch, load and store takes the two-stage
+path).  It runs a loop of ALU ops, loads and stores, then writes the finisher.
 QEMU 7.2 runs the same ELF with ``-singlestep -d exec,nochain`` (one log line per
 instruction), the model with tracing on: its run loop builds, for every instruction, the
 compact record the model backend writes the trace from (``Hart.records``: pc, instruction
@@ -113,11 +112,7 @@ def bench_qemu(elf: str, binary: str = "/usr/bin/qemu-system-riscv64") -> dict |
 
 
 def measure(iters: int = 100_000, trace_io: bool = True) -> dict:
-    import importlib.util
-    if importlib.util.find_spec("refmodel.mmu") is not None:
-        mode, mode_name = 8, "sv39x4"
-    else:
-        mode, mode_name = 0, "bare (refmodel.mmu not available)"
+    mode, mode_name = 8, "sv39x4"
     with tempfile.TemporaryDirectory() as d:
         elf = build_guest(d, iters, mode)
         model = bench_model(elf)

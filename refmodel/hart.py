@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from difftest.trace import Xlat, step_from_record
 from refmodel import csr as C
+from refmodel import mmu as _mmu
 from refmodel import pmp as _pmp
 from refmodel import tinst as _tinst
 from refmodel.decode import expand_c
@@ -22,10 +23,6 @@ from refmodel.trap_entry import TrapEntry
 from refmodel.trap import (ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED, STORE_ACCESS, STORE_MISALIGNED,
                            VIRTUAL_INSN, Exc)
 
-try:
-    from refmodel import mmu as _mmu
-except ImportError:                 # helper C's part not landed yet: Bare translation only
-    _mmu = None
 
 M64 = (1 << 64) - 1
 _MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: M64}
@@ -47,7 +44,7 @@ class MMUContext:
         try:
             return self._hart.mem.read(pa, 8)
         except BusError:
-            raise getattr(_mmu, "AccessFault", BusError)(pa) from None
+            raise _mmu.AccessFault(pa) from None
 
     def write_pte(self, pa, old, new):
         if not self._commit:
@@ -281,16 +278,8 @@ class Hart(Fences, TrapEntry):
         return e
 
     def _translate(self, va, access, priv, v, *, commit, hlvx=False, record_walk=None):
-        if _mmu is None:
-            raise RuntimeError("refmodel.mmu is not available: only Bare translation can run")
-        ctx = MMUContext(self, commit)
         rw = self.record_walk if record_walk is None else record_walk
-        if hlvx:
-            try:
-                return _mmu.translate(ctx, va, access, priv, v, record_walk=rw, hlvx=True)
-            except TypeError:
-                ctx.hlvx = True
-        return _mmu.translate(ctx, va, access, priv, v, record_walk=rw)
+        return _mmu.translate(MMUContext(self, commit), va, access, priv, v, record_walk=rw, hlvx=hlvx)
 
     def _tinst(self, fault, insn, access):
         """htinst/mtinst per profile.tinst_policy (H "Transformed instruction or pseudoinstruction")."""

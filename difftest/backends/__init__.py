@@ -1,7 +1,7 @@
 """Backends: ``run(elf, backend=...)`` dispatches to QEMU or the model (ARCHITECTURE section 5)."""
 from __future__ import annotations
 
-from difftest.backends.result import MISSING_BACKEND, RunResult
+from difftest.backends.result import RunResult
 
 
 def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
@@ -11,10 +11,7 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
                 max_steps=max_steps, out_path=out_path, **kw)
     if backend == "model" or backend.startswith("model@"):
         # "model@qemu-7.2": the model with that QEMU's spec-allowed choices (ARCHITECTURE section 7)
-        try:
-            from difftest.backends import model
-        except ImportError as e:
-            return RunResult("error", None, None, None, f"the model backend is not available: {e}", MISSING_BACKEND)
+        from difftest.backends import model
         if "profile" not in args:
             try:
                 args["profile"] = model.profile_for(cpu, like=backend.partition("@")[2] or None)

@@ -8,25 +8,13 @@ translation rule with monkeypatch and watch the comparator find it.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter
 
-try:                                     # the shared result type (helper D's difftest/backends/result.py)
-    from difftest.backends.result import RunResult
-except ImportError:                        # pragma: no cover - only while D's part has not landed
-    @dataclass
-    class RunResult:                     # type: ignore[no-redef]
-        status: str
-        trace_path: str | None
-        header: Header | None
-        footer: Footer | None
-        message: str = ""
-        error_class: str | None = None
+from difftest.backends.result import RunResult, sha256_file
 
 MODEL_VERSION = "refmodel 0.1"
 EXPOSES = {k: k != "regs" for k in EXPOSABLE}
@@ -61,14 +49,6 @@ def profile_for(cpu: str = "default", like: str | None = None):
                                          f"(known: default, {', '.join(sorted(PROFILES))})")
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def make_hart(elf_path, profile):
     from refmodel.hart import Hart
     try:
@@ -95,8 +75,6 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
         hart = make_hart(elf_path, prof)
     except ModelError as e:
         return _result("error", None, None, None, str(e), e.error_class)
-    except ImportError as e:
-        return _result("error", None, None, None, f"the model is not available: {e}", "missing-backend")
     header = Header(guest=guest or elf_path.name.split(".")[0], elf_sha256=sha256_file(elf_path),
                     hgatp_mode=hgatp_mode, vs_mode=vs_mode, backend=backend or "model",
                     backend_version=MODEL_VERSION,

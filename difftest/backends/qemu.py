@@ -7,7 +7,6 @@ exact command line and environment that reproduce the run.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 from difftest.backends import qemu_log
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, CRASH, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG, BackendError,
-                                      RunResult, error_result)
+                                      RunResult, error_result, sha256_file)
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter
 
 # Pinned CPU: H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2).
@@ -36,14 +35,6 @@ MACHINE = ["-M", "virt", "-smp", "1", "-m", "128M", "-bios", "none", "-nic", "no
 # (only decoded where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no per-step UART.
 EXPOSES = {k: False for k in EXPOSABLE}
 EXPOSES.update({"trap.tval": True, "xlat.gpa": True})
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_elf(path: Path) -> None:

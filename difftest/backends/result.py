@@ -5,6 +5,7 @@ A run never raises for a user-level problem: it returns a ``RunResult`` whose
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from difftest.trace import Footer, Header
@@ -41,3 +42,13 @@ class BackendError(Exception):
 def error_result(e: BackendError) -> RunResult:
     return RunResult(status="error", trace_path=None, header=None, footer=None, message=str(e),
                      error_class=e.error_class)
+
+
+def sha256_file(path) -> str:
+    """The SHA-256 of a file's bytes: the ELF identity a trace header records (Header.elf_sha256)
+    and the trace cache keys on."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
