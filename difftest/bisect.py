@@ -181,13 +181,8 @@ def add_subcommand(sub) -> None:
     f = bs.add_parser("first-divergence", help="earliest step where any register or CSR differs (QEMU vs model)",
                       formatter_class=F,
                       epilog="example:\n  difftest bisect first-divergence hgatp_reserved --backend qemu-7.2")
-    f.add_argument("guest")
-    f.add_argument("--mode", default="")
-    f.add_argument("--vs-mode", default="")
-    f.add_argument("--backend", default="qemu-7.2")
-    f.add_argument("--cpu", default="default")
-    f.add_argument("--timeout", type=float, default=120)
-    f.add_argument("--json", action="store_true")
+    from difftest.cli import add_case_arguments
+    add_case_arguments(f, "qemu-7.2")
     f.set_defaults(func=run_first)
     add_minimise(bs)
     add_qemu(bs)

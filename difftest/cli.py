@@ -2,8 +2,7 @@
 
 This module owns ``build``, ``list``, ``run``, ``diff``, ``show`` and
 ``new-guest``; every other subcommand lives in its own module with
-``add_subcommand(subparsers)`` and is loaded lazily (a part that has not
-landed is simply absent from ``--help``).
+``add_subcommand(subparsers)``, imported when the parser is built.
 
 Exit codes (ARCHITECTURE section 6): 0 match, 1 mismatch, 2 usage or input
 error, 125 cannot build or run -- so ``git bisect run difftest run ...`` works.
@@ -20,7 +19,7 @@ from pathlib import Path
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 125
 
-LAZY_SUBCOMMANDS = ("difftest.modes", "difftest.kvmcli", "difftest.nightly", "difftest.bisect",
+SUBCOMMAND_MODULES = ("difftest.modes", "difftest.kvmcli", "difftest.nightly", "difftest.bisect",
                     "difftest.coverage", "refmodel.bench")
 
 DEFAULT_BACKENDS = "qemu-10.0,model"
@@ -469,17 +468,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.set_defaults(func=cmd_new_guest)
 
-    for mod in LAZY_SUBCOMMANDS:
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name and (mod == e.name or mod.startswith(e.name + ".")):
-                continue         # that part has not landed yet
-            raise
-        add = getattr(m, "add_subcommand", None)
-        if add is not None:
-            add(sub)
+    for mod in SUBCOMMAND_MODULES:
+        importlib.import_module(mod).add_subcommand(sub)
     return p
+
+
+def add_case_arguments(p: argparse.ArgumentParser, backend: str) -> None:
+    """The arguments naming one case, for subcommands that work on one (bisect, minimise)."""
+    p.add_argument("guest", help="a guest name (see `difftest list`)")
+    p.add_argument("--mode", default="", help="HGATP mode (default: the lowest the guest declares)")
+    p.add_argument("--vs-mode", default="", help="vsatp mode (default: the lowest the guest declares)")
+    p.add_argument("--backend", default=backend, help=f"default {backend}")
+    p.add_argument("--cpu", default="default", help="CPU variant, e.g. default, sv39, sv48")
+    p.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")
+    p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
 
 def main(argv=None) -> int:

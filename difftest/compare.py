@@ -122,7 +122,8 @@ def _exposes(h: Header, key: str) -> bool:
     return bool(h.exposes.get(key))
 
 
-def _hex(v) -> str:
+def show(v) -> str:
+    """A trace value as reports print it: hex for ints, 0/1 for flags, - for not shown."""
     if v is None:
         return "-"
     if isinstance(v, bool):
@@ -231,7 +232,7 @@ def _cmp_xlat(ctx: _Ctx, xm: Xlat, xq: Xlat, m_is_a: bool) -> None:
         prob = (kind, "xlat.fault", f"{xm.fault_stage}-stage cause {xm.fault_cause}" if fault_m else "ok",
                 f"{xq.fault_stage}-stage cause {xq.fault_cause}" if fault_q else "ok",
                 f"{'the model' if fault_m else 'the model did not fault, but the other side'} "
-                f"faulted translating {xq.access} va={_hex(xq.va)}")
+                f"faulted translating {xq.access} va={show(xq.va)}")
     elif fault_m and fault_q:
         if xm.fault_cause is not None and xq.fault_cause is not None and xm.fault_cause != xq.fault_cause:
             prob = (_stage_kind(xm.fault_stage, xm.fault_cause) or "first-stage", "xlat.fault_cause",
@@ -242,11 +243,11 @@ def _cmp_xlat(ctx: _Ctx, xm: Xlat, xq: Xlat, m_is_a: bool) -> None:
     else:
         if "xlat.gpa" in ctx.both and xm.gpa is not None and xq.gpa is not None and xm.gpa + off != xq.gpa:
             prob = ("first-stage", "xlat.gpa", xm.gpa + off, xq.gpa,
-                    f"VS-stage result (GPA) for {xq.access} va={_hex(xq.va)} differs")
+                    f"VS-stage result (GPA) for {xq.access} va={show(xq.va)} differs")
         elif xm.pa is not None and xq.pa is not None and xm.pa + off != xq.pa:
             kind = "second-stage" if xq.v else "first-stage"
             prob = (kind, "xlat.pa", xm.pa + off, xq.pa,
-                    f"final physical address for {xq.access} va={_hex(xq.va)} differs")
+                    f"final physical address for {xq.access} va={show(xq.va)} differs")
     if prob is None:
         return
     if xm.maybe_stale and _same_as_old(_answer(xq), ctx.history.get(_key(xm))):
@@ -346,7 +347,7 @@ def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
 def _trap_str(t: Trap | None) -> str:
     if t is None:
         return "no trap"
-    return f"{'interrupt' if t.interrupt else 'cause'} {t.cause}" + (f" tval={_hex(t.tval)}" if t.tval is not None else "")
+    return f"{'interrupt' if t.interrupt else 'cause'} {t.cause}" + (f" tval={show(t.tval)}" if t.tval is not None else "")
 
 
 def _cmp_step(ctx: _Ctx, sa: Step, sb: Step) -> None:
@@ -479,8 +480,8 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
         pc = div.step_b.pc
     elif div.window:
         pc = (div.window[-1][0] or div.window[-1][1]).pc
-    summary = (f"{div.kind} mismatch at step {div.step}" + (f" pc={_hex(pc)}" if pc is not None else "")
-               + f": {div.explanation}: {div.field} {_name(ha)}={_hex(div.value_a)} {_name(hb)}={_hex(div.value_b)}")
+    summary = (f"{div.kind} mismatch at step {div.step}" + (f" pc={show(pc)}" if pc is not None else "")
+               + f": {div.explanation}: {div.field} {_name(ha)}={show(div.value_a)} {_name(hb)}={show(div.value_b)}")
     res = PairResult(_name(ha), _name(hb), "mismatch", div.kind, div.step, pc, summary, compared, not_compared)
     res.fingerprint = fingerprint(guest or ha.guest, ha.hgatp_mode, ha.vs_mode, _name(ha), _name(hb), div.kind, pc)
     return _finish(res, ctx, n), div
@@ -503,7 +504,7 @@ def compare(trace_a, trace_b, *, guest: str | None = None) -> PairResult:
 
 def fingerprint(guest, hgatp, vs, a, b, kind, pc) -> str:
     """Stable identity of a finding: no step number, so it survives guest edits before it."""
-    return f"{guest}|{hgatp}|{vs}|{a}~{b}|{kind}|{_hex(pc)}"
+    return f"{guest}|{hgatp}|{vs}|{a}~{b}|{kind}|{show(pc)}"
 
 
 # ---------------------------------------------------------------------------

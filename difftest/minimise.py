@@ -171,15 +171,10 @@ def add_minimise(bs) -> None:
     m = bs.add_parser("minimise", help="ddmin over a failing guest's probes; write the smallest reproducer guest",
                       formatter_class=F,
                       epilog="example:\n  difftest bisect minimise hgatp_reserved --backend qemu-7.2,model --write")
-    m.add_argument("guest")
-    m.add_argument("--mode", default="")
-    m.add_argument("--vs-mode", default="")
-    m.add_argument("--backend", default="qemu-7.2,model")
-    m.add_argument("--cpu", default="default")
-    m.add_argument("--timeout", type=float, default=120)
+    from difftest.cli import add_case_arguments
+    add_case_arguments(m, "qemu-7.2,model")
     m.add_argument("--write", action="store_true", help="write guests/<guest>_min_<n>/")
     m.add_argument("--guests-dir", help="where to write the new guest (default guests/)")
-    m.add_argument("--json", action="store_true")
     m.set_defaults(func=run_minimise)
 
 

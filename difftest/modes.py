@@ -48,17 +48,12 @@ def predict(backend: str, cpu: str) -> str | None:
 
 
 def parse_summary(text: str) -> dict | None:
+    """The first ``HGATP ...`` line of a guest's console (refmodel.kvm.parse_summary reads it)."""
+    from refmodel.kvm import parse_summary as parse_line
     for line in text.splitlines():
-        if line.startswith("HGATP "):
-            out = {}
-            for tok in line.split()[1:]:
-                k, _, v = tok.partition("=")
-                try:
-                    out[k] = int(v, 0)
-                except ValueError:
-                    return None
-            if set(FIELDS) <= out.keys():
-                return out
+        out = parse_line(line)
+        if out is not None:
+            return out
     return None
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from difftest.compare import Divergence, PairResult
+from difftest.compare import show as _h
 from difftest.disasm import disasm
 from difftest.trace import PRIV_NAMES, Step, Trap, WalkLevel, Xlat
 
@@ -26,16 +27,6 @@ class Section:
     table: list[list[str]] | None = None       # first row = column heads
     pre: str | None = None                      # verbatim text (log lines, UART)
     mark_last_row: bool = False                 # highlight the divergent step
-
-
-def _h(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(int(v))
-    if isinstance(v, int):
-        return hex(v)
-    return str(v)
 
 
 def _priv(s: Step) -> str:
