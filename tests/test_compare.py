@@ -190,33 +190,29 @@ def test_unreadable_trace_is_error(tmp_path):
     assert r.status == "error" and "not a difftest trace" in r.summary
 
 
-def test_stale_translation_accepted():
-    """The model re-mapped a page (PTE written, no fence yet): QEMU still uses the old mapping."""
+def _stale_pair(qemu_pa):
+    """Step 5 loads GVA 0x2010: the model's translation (now GPA 0x301010 -> 0x80301010) used a PTE
+    written since the last fence (maybe_stale); QEMU answered ``qemu_pa``."""
     def mm(m):
         m.insert(5, Step(i=5, pc=0x80000100, priv=1, v=1,
                          xlats=[Xlat("load", 0x2010, 1, 1, gpa=0x301010, pa=0x80301010, maybe_stale=True)]))
         m[6].i = 6
 
     def mq(q):
-        q.insert(5, Step(i=5, pc=0x80000100, priv=1, v=1,
-                         xlats=[Xlat("load", 0x2010, 1, 1, pa=0x80201010)]))   # the old answer
+        q.insert(5, Step(i=5, pc=0x80000100, priv=1, v=1, xlats=[Xlat("load", 0x2010, 1, 1, pa=qemu_pa)]))
         q[6].i = 6
-    r = compare(*pair(mq, mm))
+    return pair(mq, mm)
+
+
+def test_stale_translation_accepted():
+    """The model re-mapped a page (PTE written, no fence yet): QEMU still uses the old mapping."""
+    r = compare(*_stale_pair(0x80201010))      # the old answer
     assert r.status == "accepted-stale" and r.accepted_stale == 1
     assert "stale" in r.summary
 
 
 def test_stale_flag_does_not_excuse_a_new_wrong_answer():
-    def mm(m):
-        m.insert(5, Step(i=5, pc=0x80000100, priv=1, v=1,
-                         xlats=[Xlat("load", 0x2010, 1, 1, gpa=0x301010, pa=0x80301010, maybe_stale=True)]))
-        m[6].i = 6
-
-    def mq(q):
-        q.insert(5, Step(i=5, pc=0x80000100, priv=1, v=1,
-                         xlats=[Xlat("load", 0x2010, 1, 1, pa=0x80999010)]))   # neither old nor new
-        q[6].i = 6
-    r = compare(*pair(mq, mm))
+    r = compare(*_stale_pair(0x80999010))      # neither the old nor the new answer
     assert (r.status, r.kind, r.step) == ("mismatch", "second-stage", 5)
 
 

@@ -48,6 +48,26 @@ def g_tables(mode):
     return mem, bits
 
 
+# M-mode trap handler head: an ecall (cause 10) ends the run at `done`; any other trap must be the
+# expected one -- mcause = s5, mtval = s2 (the GVA), mtval2 = s3 (GPA >> 2), mstatus.GVA = 1 --
+# or the run ends at `fail`.
+MTRAP_CHECK = """.balign 4
+mtrap:
+  csrr t0, mcause
+  li t1, 10
+  beq t0, t1, done
+  bne t0, s5, fail
+  csrr t0, mtval
+  bne t0, s2, fail
+  csrr t0, 0x34b          /* mtval2 */
+  bne t0, s3, fail
+  csrr t0, mstatus
+  srli t0, t0, 38         /* GVA */
+  andi t0, t0, 1
+  beqz t0, fail
+"""
+
+
 def guest_source(mode, probes=None):
     mem, bits = g_tables(mode)
     probes = probes or [  # (address, access, expected cause or None)
@@ -80,21 +100,7 @@ def guest_source(mode, probes=None):
 bad:
   li a7, 1
   ecall
-.balign 4
-mtrap:
-  csrr t0, mcause
-  li t1, 10
-  beq t0, t1, done
-  bne t0, s5, fail
-  csrr t0, mtval
-  bne t0, s2, fail
-  csrr t0, 0x34b          /* mtval2 */
-  bne t0, s3, fail
-  csrr t0, mstatus
-  srli t0, t0, 38         /* GVA */
-  andi t0, t0, 1
-  beqz t0, fail
-  addi s4, s4, 1
+""" + MTRAP_CHECK + f"""  addi s4, s4, 1
   csrr t0, mepc
   addi t0, t0, 4
   csrw mepc, t0
@@ -193,21 +199,7 @@ IMPLICIT = ".option norvc\n" + M_PROLOGUE + hgatp_identity_gigapage(8) + """\
 """ + ENTER_VS + """vs:
   li a7, 0x55
   ecall
-.balign 4
-mtrap:
-  csrr t0, mcause
-  li t1, 10
-  beq t0, t1, done
-  bne t0, s5, fail
-  csrr t0, mtval
-  bne t0, s2, fail
-  csrr t0, 0x34b
-  bne t0, s3, fail
-  csrr t0, mstatus
-  srli t0, t0, 38
-  andi t0, t0, 1
-  beqz t0, fail
-  csrr t0, 0x34a              /* mtinst: keep the first one */
+""" + MTRAP_CHECK + """  csrr t0, 0x34a              /* mtinst: keep the first one */
   li t1, -1
   bne s6, t1, 1f
   mv s6, t0
