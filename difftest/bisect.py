@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from difftest.backends.qemu_cpu import parse_cpu_log, unswap
 from difftest.minimise import add_minimise, add_qemu
 
-LINE = re.compile(r"\s*(x\d+/)?([a-z0-9]+)\s+(?:=\s+)?([0-9a-fA-F]+)")
 NOT_COMPARED = {"mip"}
-QEMU_ALIASES = {"v": "v"}
 
 
 @dataclass
@@ -36,51 +34,6 @@ class StateDivergence:
     steps_compared: int = 0
     message: str = ""
     reset_diff: dict = field(default_factory=dict)   # differ before step 0: not compared
-
-
-def parse_cpu_log(lines):
-    """Yield one dict per ``-d cpu`` dump (one per instruction with one-insn-per-tb)."""
-    cur = None
-    for ln in lines:
-        if ln.startswith(" V "):
-            if cur is not None:
-                yield cur
-            cur = {"v": int(ln.split("=")[1].strip(), 16)}
-            continue
-        if cur is None or not ln.startswith(" "):
-            continue
-        toks = ln.split()
-        i = 0
-        while i + 1 < len(toks):
-            name, val = toks[i], toks[i + 1]
-            if "/" in name:
-                name = name.split("/")[1]
-            try:
-                cur[name] = int(val, 16)
-            except ValueError:
-                break
-            i += 2
-    if cur is not None:
-        yield cur
-
-
-SWAPPED = ("stvec", "sscratch", "sepc", "scause", "stval", "satp")
-
-
-def unswap(q: dict) -> dict:
-    """QEMU keeps the VS copies of the supervisor CSRs in its HS fields while V=1
-    (riscv_cpu_swap_hypervisor_regs), and its -d cpu dump prints the raw fields: so when V=1 the dumped
-    stvec/sepc/... are the guest's vstvec/vsepc/... and the HS values are not shown at all; mstatus
-    then carries vsstatus's fields.  Map them back and drop what the dump cannot show."""
-    if not q.get("v"):
-        return q
-    q = dict(q)
-    for k in SWAPPED:
-        if k in q:
-            q["vs" + k[1:]] = q.pop(k)
-    q.pop("mstatus", None)
-    q.pop("vsstatus", None)
-    return q
 
 
 def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float):

@@ -26,17 +26,18 @@ CACHE_DIR = Path(os.environ.get("DIFFTEST_TRACE_CACHE", Path(__file__).resolve()
 
 
 def _backend_code() -> str:
-    """The QEMU backend's own source: a parser change must not serve traces parsed the old way."""
+    """The QEMU backend's own source: a parser change must not serve traces parsed the old way.
+    (A change of the trace file format itself bumps the "v" of ``key``.)"""
     here = Path(__file__).resolve().parent / "backends"
     h = hashlib.sha256()
-    for name in ("qemu.py", "qemu_log.py"):
+    for name in ("qemu.py", "qemu_log.py", "qemu_cpu.py", "trap_detail.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()
 
 
 def key(binary, elf, cpu: str, max_steps: int, hgatp_mode: str, vs_mode: str, cmd: list[str]) -> str:
     ident = {"qemu": binary.identity(), "env": binary.env, "elf": sha256_file(elf), "cpu": cpu, "code": _backend_code(),
-             "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "v": 1}
+             "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "v": 2}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:40]
 
 

@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from difftest import trap_csr
 from difftest.trace import (EXPOSABLE, Footer, Header, Step, TraceError, TraceReader, Trap, Xlat)
 
 WINDOW = 8          # preceding steps kept for the report
@@ -63,6 +64,7 @@ class PairResult:
     accepted_stale: int = 0          # translations accepted as permitted-stale
     xlats_compared: int = 0          # translation pairs checked
     xlats_unmatched: int = 0         # logged translations with no counterpart at that step
+    trap_csr: list[dict] = field(default_factory=list)   # trap-entry CSR differences (difftest.trap_csr)
 
 
 @dataclass
@@ -167,6 +169,9 @@ class _Ctx:
     xl_cmp: int = 0
     xl_unmatched: int = 0
     last_trap: tuple | None = None   # (step, cause) of the last trap both took
+    guest: str = ""
+    trap_csr: trap_csr.Collector = field(default_factory=trap_csr.Collector)
+    window: object = None            # the comparison window (for the first trap-CSR difference's report)
 
 
 def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
@@ -337,6 +342,11 @@ def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
             continue
         if attr == "gva":
             va, vb = bool(va), bool(vb)
+        if va != vb and attr in trap_csr.SOFT_FIELDS:
+            # invisible to the guest until it reads the CSR: recorded, the comparison goes on
+            ctx.trap_csr.add(sa.i, sa.pc, ta.cause, ta.target, attr, va, vb,
+                             list(ctx.window) + [(sa, sb)] if ctx.trap_csr.first is None else None)
+            continue
         if va != vb:
             kind = "trap"
             if attr == "htval" and ta.cause in SECOND_STAGE_CAUSES:
@@ -386,6 +396,7 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
     both = {k for k in EXPOSABLE if _exposes(ha, k) and _exposes(hb, k)}
     ctx = _Ctx(ha, hb, both)
     window: collections.deque = collections.deque(maxlen=WINDOW)
+    ctx.window, ctx.guest = window, guest or ha.guest
     uart_steps = {"a": [], "b": []}          # (offset, step) where per-step uart begins
     uart_len = {"a": 0, "b": 0}
     n = 0
@@ -461,6 +472,13 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
             div = Divergence("output", st, "uart", fa.uart[max(0, off - 40):off + 40],
                              fb.uart[max(0, off - 40):off + 40],
                              f"UART output differs at byte {off}", [], None, None)
+    if div is None and ctx.trap_csr.first is not None:
+        # every step agreed except values trap entry wrote: a mismatch at the first of them
+        step, pc, fld, va, vb, win = ctx.trap_csr.first
+        sa_, sb_ = win[-1]
+        div = Divergence("trap-csr", step, f"trap.{fld}", va, vb,
+                         f"trap {sa_.trap.cause}: {fld} differs (the runs agree on every other value; "
+                         f"compared to the end: {n} steps)", win[:-1], sa_, sb_)
     if div is None:
         status = "accepted-stale" if ctx.stale else "match"
         if status == "match":
@@ -483,11 +501,18 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
     summary = (f"{div.kind} mismatch at step {div.step}" + (f" pc={show(pc)}" if pc is not None else "")
                + f": {div.explanation}: {div.field} {_name(ha)}={show(div.value_a)} {_name(hb)}={show(div.value_b)}")
     res = PairResult(_name(ha), _name(hb), "mismatch", div.kind, div.step, pc, summary, compared, not_compared)
-    res.fingerprint = fingerprint(guest or ha.guest, ha.hgatp_mode, ha.vs_mode, _name(ha), _name(hb), div.kind, pc)
-    return _finish(res, ctx, n), div
+    res = _finish(res, ctx, n)
+    if div.kind == "trap-csr":
+        res.fingerprint = res.trap_csr[0]["fingerprint"]
+    else:
+        res.fingerprint = fingerprint(ctx.guest, ha.hgatp_mode, ha.vs_mode, _name(ha), _name(hb), div.kind, pc)
+    if res.trap_csr:
+        res.summary += "; trap-entry CSRs differ: " + trap_csr.describe(res.trap_csr, res.a, res.b, show)
+    return res, div
 
 
 def _finish(res: PairResult, ctx: _Ctx, n: int) -> PairResult:
+    res.trap_csr = ctx.trap_csr.finish(ctx.guest, ctx.ha.hgatp_mode, ctx.ha.vs_mode, res.a, res.b)
     res.steps_compared = n
     res.accepted_stale = ctx.stale
     res.xlats_compared = ctx.xl_cmp

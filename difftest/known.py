@@ -61,4 +61,7 @@ def load(path: Path | str | None = None) -> list[Known]:
 
 
 def classify(fingerprint: str | None, a: str, b: str, known: list[Known]) -> Known | None:
-    return next((k for k in known if k.matches(fingerprint, a, b)), None)
+    """The matching entry that says the most: the most literal characters in its pattern (so
+    "accessors|*|*|qemu-7.2~model*|trap.gva|cause=2[013]|0~1" wins over "accessors|*|*|qemu-7.2~*|*|*")."""
+    hits = [k for k in known if k.matches(fingerprint, a, b)]
+    return max(hits, key=lambda k: len(k.fingerprint.replace("*", "")), default=None)

@@ -117,8 +117,17 @@ def tag_known(cases: list[dict], known: list[K.Known]) -> None:
         for p in pairs:
             kid = None
             if p.get("status") in ("mismatch", "error"):
-                k = K.classify(p.get("fingerprint"), p["a"], p["b"], known)
-                kid = k.id if k else None
+                # every finding of the pair must be reviewed: its first divergence (unless that is
+                # itself a trap-entry CSR group) and each trap-entry CSR group (difftest.trap_csr)
+                groups = p.get("trap_csr") or []
+                for g in groups:
+                    k = K.classify(g["fingerprint"], p["a"], p["b"], known)
+                    g["known"] = k.id if k else None
+                ids = [g["known"] for g in groups]
+                if p.get("kind") != "trap-csr":
+                    k = K.classify(p.get("fingerprint"), p["a"], p["b"], known)
+                    ids.insert(0, k.id if k else None)
+                kid = ids[0] if ids and all(ids) else None
                 if kid is None and p["status"] == "mismatch" and c.get("note") and _is_qemu_pair(p):
                     kid = ALLOWED_CHOICE
             p["known"] = kid

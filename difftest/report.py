@@ -134,6 +134,15 @@ def build(pair: PairResult, div: Divergence | None, *, command: list[str] | None
                     f"{a}: {fa.status}, exit {fa.exit_code}, {fa.steps} steps {fa.message}".rstrip(),
                     f"{b}: {fb.status}, exit {fb.exit_code}, {fb.steps} steps {fb.message}".rstrip()],
                     pre=f"--- {a} UART\n{fa.uart[-2000:]}\n--- {b} UART\n{fb.uart[-2000:]}"))
+    if pair.trap_csr:
+        rows = [["field", "cause", "target", "traps", "first step", "pc", a, b, "fingerprint"]]
+        for g in pair.trap_csr:
+            rows.append([f"trap.{g['field']}", str(g["cause"]), g["target"] or "-", str(g["count"]),
+                         str(g["first_step"]), _h(g["pc"]), _h(g["a"]), _h(g["b"]), g["fingerprint"]])
+        secs.append(Section("Trap-entry CSR differences", [
+            "Values trap entry wrote (htval/mtval2, htinst/mtinst, GVA) that differ. They change nothing the "
+            "guest runs until it reads the CSR, so each is recorded at every trap and the comparison goes on "
+            "(difftest/trap_csr.py); one row per field, cause and value class."], rows))
     secs.append(Section("Compared", [", ".join(pair.compared) or "-"]))
     secs.append(Section("Not compared", [", ".join(pair.not_compared) or "nothing"]))
     if command:

@@ -39,8 +39,13 @@ def load_cases(dirs) -> list[dict]:
 
 
 def failing_fingerprints(cases) -> set[str]:
-    return {p["fingerprint"] for c in cases for p in c.get("pairs", [])
-            if p.get("status") in ("mismatch", "error") and p.get("fingerprint")}
+    out = set()
+    for c in cases:
+        for p in c.get("pairs", []):
+            if p.get("status") in ("mismatch", "error"):
+                out |= {p["fingerprint"]} if p.get("fingerprint") else set()
+                out |= {g["fingerprint"] for g in p.get("trap_csr") or []}
+    return out
 
 
 def summarise(cases: list[dict], known_ids: list[str], previous: dict | None) -> dict:
@@ -53,9 +58,14 @@ def summarise(cases: list[dict], known_ids: list[str], previous: dict | None) ->
         for p in c.get("pairs", []):
             if p.get("known"):
                 hits[p["known"]] = hits.get(p["known"], 0) + 1
+                for g in p.get("trap_csr") or []:      # each reviewed trap-entry CSR group counts too
+                    if g.get("known") and g["known"] != p["known"]:
+                        hits[g["known"]] = hits.get(g["known"], 0) + 1
             elif p.get("status") in ("mismatch", "error"):
+                unexplained = [g for g in p.get("trap_csr") or [] if not g.get("known")]
                 new.append({"case": c["id"], "pair": f"{p['a']}~{p['b']}", "fingerprint": p.get("fingerprint"),
-                            "summary": p.get("summary", "")})
+                            "summary": p.get("summary", ""),
+                            "trap_csr_unexplained": [g["fingerprint"] for g in unexplained]})
     seconds: dict[str, float] = {}
     for c in cases:
         for b, s in c.get("seconds", {}).items():

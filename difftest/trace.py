@@ -133,22 +133,24 @@ class Footer:
     uart: str = ""                  # the whole console output
     message: str = ""               # human-readable reason for non-"exit" statuses
     truncated: bool = False         # the backend's log ended early (e.g. QEMU abort)
+    extra: dict = field(default_factory=dict)   # backend notes known only at the end (e.g. trap_detail counts)
 
 
 # ---------------------------------------------------------------------------
 # (de)serialisation
 
 def _drop_none(d):
+    """The reference rule, on ``asdict`` output: a value that says nothing is not stored -- None,
+    "", [] and False, except False in a field whose default is None (``Trap.gva``: False there
+    means "GVA written 0", which must not read back as "not shown").  Dict keys in ``KEEP_FALSE``
+    name those fields; the fast path below (``_record``) applies the same rule per class."""
     if isinstance(d, dict):
-        return {k: _drop_none(v) for k, v in d.items() if v is not None and v != [] and v is not False and v != ""}
+        return {k: _drop_none(v) for k, v in d.items()
+                if v is not None and v != [] and v != "" and (v is not False or k in _KEEP_FALSE_NAMES)}
     if isinstance(d, list):
         return [_drop_none(x) for x in d]
     return d
 
-
-# The fast path below stores exactly what ``_drop_none(asdict(step))`` stores (same keys, same
-# order, same values) without asdict's deep copy: writing a trace was dominated by it.
-# ``tests/test_trace_io.py`` checks the two agree on real traces of every backend.
 
 def _value(v):
     t = type(v)
@@ -166,11 +168,12 @@ def _value(v):
 def _record(o, keys):
     d = {}
     od = o.__dict__
+    keep = _KEEP_FALSE.get(type(o), ())
     for k in keys:
         v = od.get(k, _ABSENT)
         if v is _ABSENT:               # a field left to its class-level default (the model's lean Steps)
             v = getattr(o, k)
-        if v is None or v is False or v == "" or v == []:
+        if v is None or (v is False and k not in keep) or v == "" or v == []:
             continue
         t = type(v)
         d[k] = v if (t is int or t is str or t is bool) else _value(v)
@@ -281,6 +284,10 @@ _STEP_BLANK = {"i": None, "pc": None, "insn": None, "priv": None, "v": None, "tr
                "uart": "", "regs": None, "raw": None}
 _KEYS = {c: tuple(f.name for f in fields(c)) for c in (Step, Trap, Xlat, WalkLevel, Footer, Header)}
 _XLAT_INFO, _TRAP_INFO, _WALK_INFO = _defaults(Xlat), _defaults(Trap), _defaults(WalkLevel)
+# bool fields whose default is None: there False is a value ("written 0"), not "not shown"
+_KEEP_FALSE = {c: frozenset(f.name for f in fields(c) if f.default is None and "bool" in str(f.type))
+               for c in (Step, Trap, Xlat, WalkLevel)}
+_KEEP_FALSE_NAMES = frozenset().union(*_KEEP_FALSE.values())
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _ABSENT = object()
 try:

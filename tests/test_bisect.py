@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from difftest.bisect import parse_cpu_log
+from difftest.backends.qemu_cpu import parse_cpu_log
 from difftest.minimise import ddmin
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,9 @@ Real guest (gstage_basic, Sv39x4), real QEMU 7.2 and 10.0, real model.  On this 
   Priv. 20240411, 9.6.3 "Transformed instruction or pseudoinstruction for mtinst or htinst"); the
   guest reads them, so qemu-7.2 ~ qemu-10.0 part later, at a *control-flow* step -- the report must
   say, right there, which trap fields of the earlier trap were not compared;
-* QEMU 7.2 takes a guest-page fault at the top of the x4 GPA space (a known finding), so it is the
-  odd one out against its own-profile model while QEMU 10.0 matches its own.
+* QEMU 7.2 takes a guest-page fault at the top of the x4 GPA space (a known finding) against its
+  own-profile model, while QEMU 10.0 agrees with its own on every step and differs only in the GVA
+  that trap entry writes (recorded without stopping, difftest/trap_csr.py).
 """
 from __future__ import annotations
 
@@ -46,13 +47,17 @@ def test_model_runs_once_per_qemu_profile(case):
 
 def test_each_qemu_judged_by_its_own_profile(case):
     q10 = _pair(case, "qemu-10.0", "model@qemu-10.0")
-    assert q10.status in ("match", "accepted-stale"), q10.summary
+    # every step agrees to the end; what differs is only GVA on ecalls after a guest-page fault (QEMU
+    # never clears mstatus.GVA: known divergence qemu10-gva-stale, difftest/trap_csr.py)
+    assert q10.kind == "trap-csr", q10.summary
+    assert {(g["field"], g["cause"], g["a"], g["b"]) for g in q10.trap_csr} == {("gva", 10, True, False)}
     assert q10.steps_compared > 50_000 and q10.xlats_compared > 100
     q7 = _pair(case, "qemu-7.2", "model@qemu-7.2")
     # the QEMU 7.2 finding, not a tinst-policy difference (that is what the own profile removes)
     assert (q7.status, q7.kind) == ("mismatch", "second-stage"), q7.summary
     assert q7.fingerprint.startswith("gstage_basic|sv39x4|bare|qemu-7.2~model@qemu-7.2|second-stage|")
-    assert case.odd_one_out == "qemu-7.2"
+    # QEMU 10.0 differs from the spec too (the GVA groups above), so nobody is the odd one out
+    assert case.odd_one_out is None
     txt = Path(q7.report["txt"]).read_text()
     assert "difftest run gstage_basic --mode sv39x4 --vs-mode bare --backend qemu-7.2,model@qemu-7.2" in txt
 
@@ -60,7 +65,7 @@ def test_each_qemu_judged_by_its_own_profile(case):
 def test_later_control_flow_names_the_trap_fields_not_compared(case):
     qq = _pair(case, "qemu-7.2", "qemu-10.0")
     assert (qq.status, qq.kind) == ("mismatch", "control-flow"), qq.summary
-    note = "wrote htval/tinst/gva, which were not compared"
+    note = "wrote tinst, which were not compared"      # htval and GVA are, through the trap-detail pass
     assert note in qq.summary
     txt = Path(qq.report["txt"]).read_text()
     # said right at the divergent step, not only in the Not compared list at the end

@@ -44,3 +44,29 @@ def test_every_reviewed_entry_names_its_rule_and_evidence():
     assert len(entries) >= 10
     for e in entries:
         assert e.rule and e.evidence and e.backend in ("qemu-7.2", "qemu-10.0")
+
+
+def test_every_trap_csr_group_must_be_reviewed():
+    """A pair's trap-entry CSR groups (difftest/trap_csr.py) are findings of their own: the pair is
+    explained only when its first divergence and every group match reviewed entries."""
+    gva = "g|sv39x4|bare|qemu-10.0~model@qemu-10.0|trap.gva|cause=10|1~0"
+    htval = "g|sv39x4|bare|qemu-10.0~model@qemu-10.0|trap.htval|cause=9|nz~0"
+    known = [K.Known(id="gva", backend="qemu-10.0", versions="", fingerprint="*|qemu-10.0~model*|trap.gva|*|1~0",
+                     rule="r", evidence="e")]
+
+    def case():
+        c = _case(("match", None), ("mismatch", gva))
+        c["pairs"][2].update(kind="trap-csr", trap_csr=[{"fingerprint": gva}, {"fingerprint": htval}])
+        return c
+    c = case()
+    nightly.tag_known([c], known)
+    p = c["pairs"][2]
+    assert p["known"] is None and [g["known"] for g in p["trap_csr"]] == ["gva", None]
+    known.append(K.Known(id="htval", backend="qemu-10.0", versions="", fingerprint="*|trap.htval|*|nz~0",
+                         rule="r", evidence="e"))
+    c = case()
+    nightly.tag_known([c], known)
+    assert c["pairs"][2]["known"] == "gva"
+    from difftest import results as R
+    s = R.summarise([dict(c, id="c", status="mismatch")], ["gva", "htval"], None)
+    assert s["known_hits"] == {"gva": 1, "htval": 1, nightly.EXPLAINED: 1} and not s["unexplained"]

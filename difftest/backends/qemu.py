@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import qemu_log
+from difftest.backends import qemu_log, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, CRASH, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG, BackendError,
                                       RunResult, error_result, sha256_file)
@@ -31,10 +31,13 @@ VARIANT_MIN_VERSION = {"sv39": (8, 0), "sv48": (8, 0), "sv57": (8, 0)}
 MACHINE = ["-M", "virt", "-smp", "1", "-m", "128M", "-bios", "none", "-nic", "none", "-monitor", "none",
            "-display", "none"]
 # What the log shows (trace.EXPOSABLE): traps' cause/epc/tval and TLB fills with the GPA
-# between the stages; not htval/htinst/GVA (-d int does not print them), not priv/V
-# (only decoded where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no per-step UART.
+# between the stages; not htinst (neither -d int nor -d cpu prints it), not priv/V (only decoded
+# where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no
+# per-step UART.  htval/mtval2, GVA and the trap's target mode come from the trap-detail pass
+# (trap_detail.py) when the main run exited normally: TRAP_DETAIL is then exposed too.
 EXPOSES = {k: False for k in EXPOSABLE}
 EXPOSES.update({"trap.tval": True, "xlat.gpa": True})
+TRAP_DETAIL = ("trap.htval", "trap.gva", "trap.target")
 
 
 def check_elf(path: Path) -> None:
@@ -72,9 +75,14 @@ def cpu_config(binary: QemuBinary, cpu: str) -> str:
 
 
 def command(binary: QemuBinary, elf: Path, cpu: str, log: Path, uart: Path) -> list[str]:
+    return base_command(binary, elf, cpu) + ["-serial", f"file:{uart}", "-d", "exec,int,mmu,nochain", "-D", str(log)]
+
+
+def base_command(binary: QemuBinary, elf: Path, cpu: str) -> list[str]:
+    """The pinned machine running ``elf``, one instruction per TB, without console or logging."""
     extra = ["-audio", "none"] if binary.version_tuple >= (8, 0) else []
     return ([str(binary.path)] + MACHINE + extra + ["-cpu", cpu_config(binary, cpu)] + binary.one_insn_per_tb
-            + ["-serial", f"file:{uart}", "-d", "exec,int,mmu,nochain", "-D", str(log), "-kernel", str(elf)])
+            + ["-kernel", str(elf)])
 
 
 def printable_command(binary: QemuBinary, cmd: list[str]) -> list[str]:
@@ -220,12 +228,19 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
             else:
                 exit_code = _exit_code(rc)
         stats: dict = {}
+        detail = None
+        if status == "exit" and log.exists():
+            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env,
+                                         trap_detail.handler_pcs(log), tmp, timeout)
+            header.exposes.update({k: True for k in TRAP_DETAIL})
         w = TraceWriter(out_path, header)
         try:
             if log.exists():
                 steps = qemu_log.parse_file(log, max_steps=max_steps, stats=stats,
                                             layout=qemu_log.flags_layout(binary.version))
                 for s in until_finisher(steps, stats):
+                    if s.trap is not None and detail is not None:
+                        detail.fill(s.trap)
                     w.step(s)
         except BaseException:
             w.abort()
@@ -238,7 +253,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
             status, message = "error", "QEMU's log ends inside a record (truncated log)"
         nsteps = stats["finisher_step"] + 1 if "finisher_step" in stats else stats.get("steps", 0)
         footer = Footer(status=status, exit_code=exit_code, steps=nsteps, uart=uart_text,
-                        message=message, truncated=truncated)
+                        message=message, truncated=truncated,
+                        extra={"trap_detail": detail.summary()} if detail is not None else {})
         w.close(footer)
     if status == "exit":
         return RunResult("ok", str(out_path), header, footer, "", None)

@@ -1,0 +1,55 @@
+"""QEMU's ``-d cpu`` register dump: parsed into one dict per dump.
+
+QEMU prints the dump before it executes a translation block: `` V      =   0``, then
+`` pc``, the machine/hypervisor/supervisor CSRs it shows (mstatus, hstatus, vsstatus, mip,
+mie, mideleg, hideleg, medeleg, hedeleg, mtvec, stvec, vstvec, mepc, sepc, vsepc, mcause,
+scause, vscause, mtval, stval, htval, mtval2, mscratch, sscratch, satp) and x0..x31.  It does
+not show mtinst/htinst.  Used by ``difftest bisect first-divergence`` (a dump per instruction)
+and by the trap-detail pass of the QEMU backend (a dump at each trap handler's entry).
+"""
+from __future__ import annotations
+
+
+def parse_cpu_log(lines):
+    """Yield one dict per ``-d cpu`` dump (one per instruction with one-insn-per-tb)."""
+    cur = None
+    for ln in lines:
+        if ln.startswith(" V "):
+            if cur is not None:
+                yield cur
+            cur = {"v": int(ln.split("=")[1].strip(), 16)}
+            continue
+        if cur is None or not ln.startswith(" "):
+            continue
+        toks = ln.split()
+        i = 0
+        while i + 1 < len(toks):
+            name, val = toks[i], toks[i + 1]
+            if "/" in name:
+                name = name.split("/")[1]
+            try:
+                cur[name] = int(val, 16)
+            except ValueError:
+                break
+            i += 2
+    if cur is not None:
+        yield cur
+
+
+SWAPPED = ("stvec", "sscratch", "sepc", "scause", "stval", "satp")
+
+
+def unswap(q: dict) -> dict:
+    """QEMU keeps the VS copies of the supervisor CSRs in its HS fields while V=1
+    (riscv_cpu_swap_hypervisor_regs), and its -d cpu dump prints the raw fields: so when V=1 the dumped
+    stvec/sepc/... are the guest's vstvec/vsepc/... and the HS values are not shown at all; mstatus
+    then carries vsstatus's fields.  Map them back and drop what the dump cannot show."""
+    if not q.get("v"):
+        return q
+    q = dict(q)
+    for k in SWAPPED:
+        if k in q:
+            q["vs" + k[1:]] = q.pop(k)
+    q.pop("mstatus", None)
+    q.pop("vsstatus", None)
+    return q

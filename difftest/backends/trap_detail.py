@@ -1,0 +1,115 @@
+"""The trap-detail pass of the QEMU backend: what trap entry wrote, for every trap.
+
+QEMU's ``-d int`` line gives a trap's cause, epc and tval, nothing else; htval/mtval2, GVA and
+which mode took the trap (H "Trap Entry": M, HS or VS) are not printed.  So after the main run,
+QEMU runs the guest a second time, same machine, CPU and one instruction per TB, logging only
+``-d cpu`` filtered (``-dfilter``) to the trap handlers' entry addresses, which the main log
+shows (the pc of the step after each trap).  The dump there is the state trap entry left:
+
+* V=1 at the handler: the trap went to VS (VS-mode has no htval/GVA: left None, as the model
+  does); QEMU's dump then shows the VS copies in the supervisor fields (qemu_cpu.unswap).
+* V=0: the handler is mtvec's (M) or stvec's (HS) -- the one whose cause and epc registers hold
+  this trap's cause and epc.  M: htval = mtval2, GVA = mstatus.GVA (bit 38); HS: htval = htval,
+  GVA = hstatus.GVA (bit 6).
+
+Dumps and traps are matched in order, each dump checked against its trap (cause and epc in the
+target's registers); a trap with no checked dump keeps None (not compared) and is counted in the
+header (``extra["trap_detail"]``).  mtinst/htinst are not in QEMU's dump: still not compared.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from difftest.backends.qemu_cpu import parse_cpu_log, unswap
+from difftest.trace import Trap
+
+_EXEC_PC = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
+_INT = rb"riscv_cpu_do_interrupt:"
+MSTATUS_GVA, HSTATUS_GVA = 1 << 38, 1 << 6
+MAX_SKIP = 64          # dumps at a handler address that are not trap entries, skipped before giving up
+
+
+def handler_pcs(log: Path) -> set[int]:
+    """The pc of the first step after each trap in a ``-d exec,int`` log: the trap handlers' entries."""
+    out: set[int] = set()
+    pending = False
+    with open(log, "rb") as f:
+        for line in f:
+            if line.startswith(_INT):
+                pending = True
+            elif pending and line.startswith(b"Trace "):
+                m = _EXEC_PC.match(line)
+                if m:
+                    out.add(int(m.group(1), 16))
+                    pending = False
+    return out
+
+
+@dataclass
+class TrapDetail:
+    dumps: list[dict]
+    traps: int = 0
+    matched: int = 0
+    skipped_dumps: int = 0
+    message: str = ""
+    _next: int = field(default=0, repr=False)
+
+    def fill(self, trap: Trap) -> None:
+        """Sets trap.target (and htval/gva for M and HS) from the next dump that is this trap's entry."""
+        self.traps += 1
+        if trap.interrupt:
+            return
+        for k in range(self._next, min(len(self.dumps), self._next + MAX_SKIP)):
+            got = _entry(self.dumps[k], trap)
+            if got is not None:
+                self.skipped_dumps += k - self._next
+                self._next = k + 1
+                trap.target, trap.htval, trap.gva = got
+                self.matched += 1
+                return
+
+    def summary(self) -> dict:
+        return {"traps": self.traps, "matched": self.matched, "skipped_dumps": self.skipped_dumps,
+                "message": self.message}
+
+
+def _entry(d: dict, trap: Trap):
+    """(target, htval, gva) if dump ``d`` is the handler entry of ``trap``, else None."""
+    pc = d.get("pc")
+    if d.get("v"):
+        u = unswap(d)
+        if u.get("vscause") == trap.cause and u.get("vsepc") == trap.epc and pc == u.get("vstvec", -1) & ~3:
+            return "VS", None, None
+        return None
+    m = (d.get("mcause") == trap.cause and d.get("mepc") == trap.epc and pc == d.get("mtvec", -1) & ~3)
+    s = (d.get("scause") == trap.cause and d.get("sepc") == trap.epc and pc == d.get("stvec", -1) & ~3)
+    if m and not s:
+        return "M", d.get("mtval2"), bool(d.get("mstatus", 0) & MSTATUS_GVA)
+    if s and not m:
+        return "HS", d.get("htval"), bool(d.get("hstatus", 0) & HSTATUS_GVA)
+    return None                  # neither, or both (same handler, same cause and epc): cannot tell
+
+
+def collect(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path, timeout: float) -> TrapDetail:
+    """Runs QEMU (``cmd_without_log``: the main run's command without its -d/-D/-serial options)
+    with ``-d cpu,nochain`` filtered to ``handlers``; the dumps, in order."""
+    if not handlers:
+        return TrapDetail([])
+    log = work / "trap-detail.log"
+    ranges = ",".join(f"{h:#x}+4" for h in sorted(handlers))
+    cmd = cmd_without_log + ["-serial", "null", "-d", "cpu,nochain", "-dfilter", ranges, "-D", str(log)]
+    try:
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, **env}, timeout=timeout, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        pass                      # the dumps written so far still serve the traps before them
+    except OSError as e:
+        return TrapDetail([], message=f"trap-detail run failed: {e}")
+    if not log.exists():
+        return TrapDetail([], message="trap-detail run wrote no log")
+    with open(log, errors="replace") as f:
+        return TrapDetail(list(parse_cpu_log(f)))
