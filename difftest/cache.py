@@ -30,7 +30,7 @@ def _backend_code() -> str:
     (A change of the trace file format itself bumps the "v" of ``key``.)"""
     here = Path(__file__).resolve().parent / "backends"
     h = hashlib.sha256()
-    for name in ("qemu.py", "qemu_log.py", "qemu_cpu.py", "trap_detail.py"):
+    for name in ("qemu.py", "qemu_log.py", "qemu_cpu.py", "trap_detail.py", "gdbstub.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()
 

@@ -81,8 +81,17 @@ def test_two_stage_guest_all_backends_agree(mode, tmp_path):
     elf = build_guest(tmp_path, mode)
     case = run_case(elf, backends=["qemu-10.0", "qemu-7.2", "model"], out_dir=tmp_path / "out", timeout=60,
                     max_steps=10_000)
-    assert case.status == "match", explain(case)
+    qq, q10, q72 = case.pairs
+    assert (q10.status, q72.status) == ("match", "match"), explain(case)
     assert case.odd_one_out is None
+    if mode != "bare":
+        # the guest-page fault: QEMU 10.0 writes the transformed load to mtinst, QEMU 7.2 writes 0 --
+        # both allowed (H "Transformed Instruction or Pseudoinstruction"), and each matches the model
+        # making its own choice, which the case note says; nothing else differs
+        assert qq.kind == "trap-csr" and [g["field"] for g in qq.trap_csr] == ["tinst"], explain(case)
+        assert "each matches the model under its own profile" in case.note
+    else:
+        assert qq.status == "match", explain(case)
     # two QEMUs: the model runs once per QEMU profile, each compared with its own QEMU
     assert case.backends == ["qemu-10.0", "qemu-7.2", "model@qemu-10.0", "model@qemu-7.2"]
     assert [(p.a, p.b) for p in case.pairs] == [("qemu-10.0", "qemu-7.2"), ("qemu-10.0", "model@qemu-10.0"),

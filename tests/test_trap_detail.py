@@ -2,6 +2,7 @@
 target mode of every trap, read from QEMU's own register dump at the trap handler's entry.
 
 Unit tests on hand-made dumps for the matching rules, then real QEMU 7.2 and 10.0 on a real guest
+(htinst/mtinst read through QEMU's gdbstub, difftest/backends/gdbstub.py)
 (`faults`, Sv39x4 x Sv39: guest-page faults to M and HS, page faults to VS, ecalls) where every trap
 must be matched, and the finding this pass exists for: QEMU 10.0 leaves mtval2 and mstatus.GVA of an
 earlier guest-page fault in place on a later ecall into M (Priv. 20240411, H "Machine Trap Value
@@ -67,6 +68,13 @@ def test_every_trap_of_a_real_guest_is_matched_on_both_qemus(tmp_path):
         # a guest-page fault into M or HS carries the faulting GPA >> 2 (H "Trap Entry")
         gpf = [t for t in traps if t.cause in (20, 21, 23) and t.target != "VS"]
         assert gpf and all(t.htval for t in gpf)
+        # htinst/mtinst through the gdbstub run: every trap into M or HS has it, VS has none
+        assert header.exposes["trap.tinst"] and td["tinst"] == sum(1 for t in traps if t.target != "VS")
+        assert all((t.tinst is None) == (t.target == "VS") for t in traps)
+        # QEMU 10.0 writes transformed instructions (e.g. 0x3583 for `ld a1, 0(a0)`), QEMU 7.2 zero:
+        # both allowed (H "Transformed Instruction or Pseudoinstruction"), each its profile's choice
+        loads = {t.tinst for t in gpf if t.cause == 21}
+        assert loads == {0} if backend == "qemu-7.2" else 0 not in loads
 
 
 def test_qemu10_keeps_stale_mtval2_and_gva_on_a_later_ecall(tmp_path):

@@ -14,7 +14,9 @@ shows (the pc of the step after each trap).  The dump there is the state trap en
 
 Dumps and traps are matched in order, each dump checked against its trap (cause and epc in the
 target's registers); a trap with no checked dump keeps None (not compared) and is counted in the
-header (``extra["trap_detail"]``).  mtinst/htinst are not in QEMU's dump: still not compared.
+footer (``extra["trap_detail"]``).  mtinst/htinst are not in QEMU's dump: a third run reads them
+through QEMU's gdbstub with a breakpoint on each handler entry (``gdbstub.read_at``), the k-th stop
+being the k-th dump's entry (same pc, and the target's cause/epc registers checked again).
 """
 from __future__ import annotations
 
@@ -52,7 +54,9 @@ def handler_pcs(log: Path) -> set[int]:
 @dataclass
 class TrapDetail:
     dumps: list[dict]
+    stops: list[dict] = field(default_factory=list)   # gdbstub reads at the same entries, same order
     traps: int = 0
+    tinst: int = 0
     matched: int = 0
     skipped_dumps: int = 0
     message: str = ""
@@ -70,11 +74,14 @@ class TrapDetail:
                 self._next = k + 1
                 trap.target, trap.htval, trap.gva = got
                 self.matched += 1
+                if k < len(self.stops):
+                    trap.tinst = _tinst(self.stops[k], self.dumps[k], trap)
+                    self.tinst += trap.tinst is not None
                 return
 
     def summary(self) -> dict:
-        return {"traps": self.traps, "matched": self.matched, "skipped_dumps": self.skipped_dumps,
-                "message": self.message}
+        return {"traps": self.traps, "matched": self.matched, "tinst": self.tinst,
+                "skipped_dumps": self.skipped_dumps, "message": self.message}
 
 
 def _entry(d: dict, trap: Trap):
@@ -92,6 +99,20 @@ def _entry(d: dict, trap: Trap):
     if s and not m:
         return "HS", d.get("htval"), bool(d.get("hstatus", 0) & HSTATUS_GVA)
     return None                  # neither, or both (same handler, same cause and epc): cannot tell
+
+
+def _tinst(stop: dict, dump: dict, trap: Trap):
+    """mtinst (target M) or htinst (HS) from the gdbstub stop that is this dump's handler entry --
+    checked by pc and by the target's own cause and epc registers; VS has neither (None)."""
+    if stop.get("pc") != dump.get("pc") or trap.target == "VS":
+        return None
+    c, e, t = ("mcause", "mepc", "mtinst") if trap.target == "M" else ("scause", "sepc", "htinst")
+    if stop.get(c) == trap.cause and stop.get(e) == trap.epc:
+        return stop.get(t)
+    return None
+
+
+TINST_REGS = ("mcause", "mepc", "mtinst", "scause", "sepc", "htinst")
 
 
 def collect(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path, timeout: float) -> TrapDetail:
