@@ -234,7 +234,9 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
             base, handlers = base_command(binary, elf.resolve(), cpu), trap_detail.handler_pcs(log)
             detail = trap_detail.collect(base, binary.env, handlers, tmp, timeout)
             header.exposes.update({k: True for k in TRAP_DETAIL})
-            if detail.dumps:
+            if not handlers:
+                header.exposes["trap.tinst"] = True          # no trap: nothing left unshown
+            elif detail.dumps:
                 try:
                     detail.stops = gdbstub.read_at(base, binary.env, handlers, trap_detail.TINST_REGS, tmp, timeout)
                     header.exposes["trap.tinst"] = True
