@@ -237,6 +237,14 @@ class Hart(Fences, TrapEntry):
         if not self._xlate_active(priv, v):
             pa, tmpl, gpa = page, None, None
             stale = False
+            if v or priv < 3:
+                # Bare below M: VA = (GPA =) PA, recorded like any other translation, so the
+                # comparator checks QEMU's fills of these pages and coverage sees the Bare situations
+                # (M-mode without MPRV is not translated at all: no record, Priv. 3.1.6.3)
+                gpa = page if v else None
+                tmpl = {"access": access, "va": va, "priv": priv, "v": v, "gpa": None, "pa": None,
+                        "fault_stage": None, "fault_cause": None, "implicit": False, "vs_leaf_level": None,
+                        "g_leaf_level": None, "maybe_stale": False, "walk": None, "raw": None}
         else:
             t = self._translate(va, access, priv, v, commit=True, hlvx=hlvx)
             f = t.fault
