@@ -163,8 +163,10 @@ def html_report(cases: list[dict], summary: dict, out: Path) -> str:
             for c in cs:
                 for p in c.get("pairs", []):
                     if p["status"] in ("mismatch", "error"):
+                        also = sorted({g["known"] or "NEW" for g in p.get("trap_csr") or []} - {p.get("known")})
                         lab = e(f"vs={c['vs_mode'] or '-'} cpu={c['cpu']} {p['a']}~{p['b']}: {p['kind']}"
-                                + (f" [known {p['known']}]" if p.get("known") else ""))
+                                + (f" [known {p['known']}]" if p.get("known") else "")
+                                + (f" + trap-entry CSRs [{', '.join(also)}]" if also else ""))
                         link = (p.get("report") or {}).get("html")
                         if link:
                             rel = os.path.relpath(link, out) if os.path.isabs(link) else link  # stored relative
@@ -178,7 +180,9 @@ def html_report(cases: list[dict], summary: dict, out: Path) -> str:
         f"<li>{e(k)}: {n} hit(s){' -- <b>fixed? not seen this run</b>' if n == 0 else ''}</li>"
         for k, n in sorted(summary["known_hits"].items())) + "</ul>")
     h.append("<h2>Unexplained mismatches and errors</h2><ul>" + "".join(
-        f"<li>{e(u['case'])} {e(u['pair'])}: {e(u['summary'])}</li>" for u in summary["unexplained"]) + "</ul>")
+        f"<li>{e(u['case'])} {e(u['pair'])}: {e(u['summary'])}"
+        + "".join(f"<br>unreviewed trap-entry CSR group <code>{e(f)}</code>" for f in u.get("trap_csr_unexplained") or [])
+        + "</li>" for u in summary["unexplained"]) + "</ul>")
     t = summary.get("trend")
     h.append("<h2 id='trend'>Trend</h2>")
     if t is None:
