@@ -438,6 +438,7 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
         rest_a = sum(1 for _ in it_a) + (sa is not None)
         rest_b = sum(1 for _ in it_b) + (sb is not None)
     fa, fb = A.footer, B.footer
+    not_compared = not_compared + _trap_detail_gaps(ha, fa) + _trap_detail_gaps(hb, fb)
     # a backend error explains any divergence that follows from it only when
     # the traces agreed up to its end
     # A run that stopped early (crash, timeout, truncated log, step limit) is an
@@ -509,6 +510,21 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
     if res.trap_csr:
         res.summary += "; trap-entry CSRs differ: " + trap_csr.describe(res.trap_csr, res.a, res.b, show)
     return res, div
+
+
+def _trap_detail_gaps(h: Header, f: Footer) -> list[str]:
+    """What a QEMU trace's trap-detail pass could not show (backends/trap_detail.py): traps whose
+    handler-entry dump or gdbstub read did not match, which keep None and are skipped."""
+    td = (f.extra or {}).get("trap_detail") if f is not None else None
+    if not td:
+        return []
+    out = []
+    if td.get("matched", 0) < td.get("traps", 0):
+        out.append(f"htval/GVA/target of {td['traps'] - td['matched']} of {td['traps']} {_name(h)} traps "
+                   f"(no handler-entry dump matched)")
+    if td.get("message"):
+        out.append(f"{_name(h)}: {td['message']}")
+    return out
 
 
 def _finish(res: PairResult, ctx: _Ctx, n: int) -> PairResult:

@@ -59,6 +59,16 @@ def test_match_and_compared_lists():
     assert any("TLB hits" in s for s in r.not_compared)
 
 
+def test_traps_the_trap_detail_pass_could_not_match_are_listed_as_not_compared():
+    fq = Footer("exit", 0, 6, uart="P 1 ok\nDONE\n",
+                extra={"trap_detail": {"traps": 3, "matched": 2, "tinst": 2, "skipped_dumps": 0,
+                                       "message": "htinst/mtinst not read (gdbstub: timeout); not compared"}})
+    r = compare(*pair(fq=fq))
+    assert r.status == "match"
+    assert "htval/GVA/target of 1 of 3 qemu-10.0 traps (no handler-entry dump matched)" in r.not_compared
+    assert any("gdbstub: timeout" in s for s in r.not_compared)
+
+
 def test_match_from_files(tmp_path):
     (ha, sa, fa), (hb, sb, fb) = pair()
     write_trace(tmp_path / "a.trace.jsonl.gz", ha, sa, fa)
