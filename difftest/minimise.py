@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import shutil
 import tempfile
@@ -85,6 +86,19 @@ def build_at(gdir: Path, out: Path) -> Path:
     return out
 
 
+def _has(case, finding: str | None, kind: str) -> bool:
+    """Does the case still show the finding being minimised (a fingerprint pattern, or a kind)?"""
+    pairs = [p for p in case.pairs if p.status == "mismatch"]
+    if finding:
+        return any(fnmatch.fnmatchcase(f, finding) for p in pairs for f in _findings(p))
+    return any(p.kind == kind for p in pairs)
+
+
+def _findings(p) -> list[str]:
+    """A pair's fingerprints: its first divergence and each trap-entry CSR group (difftest.trap_csr)."""
+    return ([p.fingerprint] if p.fingerprint and p.kind != "trap-csr" else []) + [g["fingerprint"] for g in p.trap_csr]
+
+
 def run_minimise(args) -> int:
     from difftest import engine
     from difftest.cli import UserError
@@ -103,7 +117,9 @@ def run_minimise(args) -> int:
             p = patch_copy(elf, work, hgatp_mode=args.mode or None, vs_mode=args.vs_mode or None, probes=ids)
         except ConfigBlockError as e:
             raise UserError(str(e))
-        c = engine.run_case(p.path, hgatp_mode="", vs_mode="", backends=backends, cpu=args.cpu,
+        # the modes again: run_case patches them itself ("" would mean the lowest declared ones);
+        # re-patching the same modes keeps the probe selection written above
+        c = engine.run_case(p.path, hgatp_mode=p.hgatp_mode, vs_mode=p.vs_mode, backends=backends, cpu=args.cpu,
                             out_dir=work / f"r{runs[0]}", timeout=args.timeout)
         return c
 
@@ -112,12 +128,22 @@ def run_minimise(args) -> int:
     if not bad:
         raise UserError(f"{name} does not mismatch on {','.join(backends)}; nothing to minimise", 2)
     kind = bad[0].kind
+    finding = getattr(args, "finding", None)
+    if finding:
+        if not any(fnmatch.fnmatchcase(f, finding) for p in bad for f in _findings(p)):
+            raise UserError(f"no finding of {name} matches {finding!r}; its findings: "
+                            + ", ".join(f for p in bad for f in _findings(p)), 2)
+        kind = finding
+    elif kind == "trap-csr":
+        # keep the same trap-entry CSR group (field, cause, value classes), not just any of them
+        finding = "*|" + "|".join(bad[0].trap_csr[0]["fingerprint"].split("|")[-3:])
+        kind = finding
     ids = probe_ids(full.runs[backends[-1]].trace_path) if full.runs[backends[-1]].trace_path else []
     if not ids:
         raise UserError(f"{name}: no probe lines (P/X) in the output; cannot minimise", 2)
 
     def fails(sub):
-        return any(p.status == "mismatch" and p.kind == kind for p in outcome(sub).pairs)
+        return _has(outcome(sub), finding, kind)
 
     small = ddmin(ids, fails)
     res = {"guest": name, "probes": ids, "minimal": small, "kind": kind, "runs": runs[0]}
@@ -132,7 +158,7 @@ def run_minimise(args) -> int:
         # check that the written guest reproduces on its own (selection fixed at build time)
         c = engine.run_case(build_at(gdir, work / f"{new}.elf"), hgatp_mode=args.mode, vs_mode=args.vs_mode,
                             backends=backends, cpu=args.cpu, out_dir=work / "check", timeout=args.timeout)
-        res["reproduces"] = any(p.status == "mismatch" and p.kind == kind for p in c.pairs)
+        res["reproduces"] = _has(c, finding, kind)
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(res, indent=1))
@@ -173,6 +199,10 @@ def add_minimise(bs) -> None:
                       epilog="example:\n  difftest bisect minimise hgatp_reserved --backend qemu-7.2,model --write")
     from difftest.cli import add_case_arguments
     add_case_arguments(m, "qemu-7.2,model")
+    m.add_argument("--finding", metavar="PATTERN",
+                   help="fnmatch pattern over the mismatching pairs' fingerprints (first divergence and "
+                        "trap-entry CSR groups) naming the finding to keep, e.g. '*|trap.htval|cause=9|*'; "
+                        "default: the first divergence's kind")
     m.add_argument("--write", action="store_true", help="write guests/<guest>_min_<n>/")
     m.add_argument("--guests-dir", help="where to write the new guest (default guests/)")
     m.set_defaults(func=run_minimise)

@@ -59,3 +59,18 @@ def test_bisect_qemu_names_the_first_binary_that_changes():
     b = _difftest("bisect", "qemu", "hgatp_reserved", "--good", "qemu-10.0", "--bad", "qemu-7.2")
     assert b.returncode == 0, b.stderr
     assert "first change: qemu-7.2 (match -> mismatch)" in b.stdout
+
+
+def test_minimise_keeps_a_chosen_trap_entry_csr_finding(tmp_path):
+    """`--finding` names one finding among a pair's fingerprints -- here QEMU 10.0's stale mtval2 on an
+    ecall into M (known divergence qemu10-mtval2-stale), a trap-entry CSR group that does not stop the
+    comparison -- and the minimiser keeps that one, in the modes asked for (not the lowest declared)."""
+    b = _difftest("bisect", "minimise", "faults", "--mode", "sv39x4", "--vs-mode", "sv39", "--backend",
+                  "qemu-10.0,model", "--finding", "*|trap.htval|cause=9|nz~0", "--write", "--guests-dir",
+                  str(tmp_path), "--json")
+    assert b.returncode == 0, b.stderr
+    d = json.loads(b.stdout)
+    # a guest-page fault taken into HS (probes 6/7 of faults), then the runtime's ecall into M
+    assert 0 < len(d["minimal"]) <= 2 < len(d["probes"]) and d["reproduces"] is True
+    bad = _difftest("bisect", "minimise", "faults", "--backend", "qemu-10.0,model", "--finding", "*|nothing|*")
+    assert bad.returncode == 2 and "its findings:" in bad.stderr
