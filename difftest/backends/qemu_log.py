@@ -112,6 +112,15 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
     fill: _Fill | None = None
     n = 0
 
+    def counted() -> bool:
+        """Counts the step just yielded; True once ``max_steps`` are out (stats say so)."""
+        nonlocal n
+        n += 1
+        if max_steps is not None and n >= max_steps:
+            stats.update(steps=n, step_limit=True)
+            return True
+        return False
+
     def close_fill():
         nonlocal fill
         if fill is None:
@@ -131,9 +140,7 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
             close_fill()
             if cur is not None:
                 yield cur
-                n += 1
-                if max_steps is not None and n >= max_steps:
-                    stats.update(steps=n, step_limit=True)
+                if counted():
                     return
             cur = Step(i=n, pc=int(m.group(2), 16), xlats=pending_fetch, raw=line)
             if layout is not None:
@@ -175,9 +182,7 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
                 # pc), or an interrupt taken before the instruction at epc ran (its own step)
                 if cur is not None:
                     yield cur
-                    n += 1
-                    if max_steps is not None and n >= max_steps:
-                        stats.update(steps=n, step_limit=True)
+                    if counted():
                         return
                 cur = Step(i=n, pc=epc, xlats=pending_fetch, trap=trap, raw=line)
                 if layout is not None and pending_fetch:
