@@ -228,6 +228,16 @@ fail:
 """ + GPT_DATA
 
 
+def _model_exit_by_tinst_policy(elf) -> dict[str, int]:
+    """The guest's exit code on the model under each htinst/mtinst policy (refmodel/profile.py)."""
+    out = {}
+    for policy in ("zero", "transformed"):
+        h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"].with_(tinst_policy=policy))
+        list(h.records(20_000))
+        out[policy] = h.exit_code
+    return out
+
+
 def test_implicit_vs_pte_guest_page_fault_end_to_end(tmp_path):
     """H "Guest-Page Faults": a G-stage fault on the implicit read of a VS-stage PTE is reported as the
     ORIGINAL access type (here the first VS fetch -> 20), tval = GVA, mtval2 = the PTE's GPA >> 2, GVA = 1;
@@ -235,10 +245,7 @@ def test_implicit_vs_pte_guest_page_fault_end_to_end(tmp_path):
     implicit VS-stage access "zero is not allowed" (H "Transformed Instruction or Pseudoinstruction").
     Exit code: 0 = checks passed and mtinst 0, 3 = passed and mtinst 0x3000, 2 = a check failed."""
     elf = assemble(IMPLICIT, tmp_path / "i.elf")
-    for policy, code in (("zero", 3), ("transformed", 3)):
-        h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"].with_(tinst_policy=policy))
-        list(h.run(20_000))
-        assert h.exit_code == code, policy
+    assert _model_exit_by_tinst_policy(elf) == {"zero": 3, "transformed": 3}
     # QEMU 10.0 passes every check and writes the 0x3000 pseudoinstruction to mtinst: the model
     # matches it with tinst_policy="transformed" (the qemu-10.0 profile's choice must say so).
     rc, _, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none"), QEMU10_ENV)
@@ -260,9 +267,6 @@ def test_qemu10_writes_transformed_store_to_mtinst(tmp_path):
                       "  li t6, 0x100000\n  li t5, 0x5555\n  beqz s7, 8f\n  li t5, 0x53333\n  li t1, 0x00b03023\n"
                       "  beq s7, t1, 8f\n  li t5, 0x63333\n8:\n", 1)
     elf = assemble(src, tmp_path / "t.elf", *SECTIONS)
-    for policy, code in (("zero", 0), ("transformed", 5)):
-        h = Hart.from_elf(str(elf), PROFILES["qemu-10.0"].with_(tinst_policy=policy))
-        list(h.run(20_000))
-        assert h.exit_code == code, policy
+    assert _model_exit_by_tinst_policy(elf) == {"zero": 0, "transformed": 5}
     rc, _, ints = qemu(QEMU10, elf, tmp_path / "q10.log", ("-display", "none", "-audio", "none"), QEMU10_ENV)
     assert rc == 5, ints
