@@ -81,3 +81,20 @@ def test_qemu10_keeps_stale_mtval2_and_gva_on_a_later_ecall(tmp_path):
     _, steps, _ = _qemu_trace("qemu-10.0", tmp_path)
     ecalls = [s.trap for s in steps if s.trap and s.trap.cause == 9 and s.trap.target == "M"]
     assert any(t.htval and t.gva for t in ecalls)          # FINDING: should be htval=0, gva=False
+
+
+def test_gdbstub_failure_is_a_classified_error_not_a_hang(tmp_path):
+    """A QEMU that cannot start (here: an unknown option) gives GdbError at once; the backend then
+    records the message and lists htinst/mtinst as not compared (tests/test_compare.py)."""
+    import time
+
+    import pytest
+
+    from difftest.backends import binaries, gdbstub
+    from difftest.backends import qemu as Q
+    b = binaries.locate("qemu-10.0")
+    cmd = Q.base_command(b, build("smoke"), "default") + ["-no-such-option"]
+    t = time.monotonic()
+    with pytest.raises(gdbstub.GdbError, match="did not open its gdbstub socket"):
+        gdbstub.read_at(cmd, b.env, {0x80000000}, ("mcause",), tmp_path, 20)
+    assert time.monotonic() - t < 10

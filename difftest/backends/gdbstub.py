@@ -114,9 +114,13 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
             if rsp.cmd(f"Z0,{pc:x},4") != "OK":
                 raise GdbError(f"cannot set a breakpoint at {pc:#x}")
         stops = []
-        while time.monotonic() < deadline:
+        while True:
+            if time.monotonic() > deadline:
+                raise GdbError(f"gave up after {timeout:g} s ({len(stops)} stops)")
             try:
                 r = rsp.cmd("c")
+            except socket.timeout:
+                raise GdbError(f"no stop within {timeout:g} s ({len(stops)} stops)") from None
             except (EOFError, OSError):
                 break                        # QEMU exited (the finisher) and closed the socket
             if not r.startswith("T"):
