@@ -78,5 +78,37 @@ int main(void)
     probe_either(id++, "fetch-sets-a", A_FETCH, VS_MODE, GVA + 0x2000, 0, pf, gpf, 2);
     if (l0[0] & PTE_A || l0[1] & PTE_D || l0[2] & PTE_A || l0[4] & PTE_D)
         rt_fail("a VS PTE's A/D bit was written through a read-only G-stage mapping");
+
+    /* The G-stage A/D bits of the page holding a VS page table: the walk's implicit read needs G-stage
+     * A, the VS A/D update (an implicit store) needs G-stage D -- set by hardware (Svadu) or a guest-page
+     * fault of the original type (Svade) with mtinst 0x3000 (read) / 0x3020 (write). */
+    id = 20;
+    tgt[1] = 0x77;                       /* independent of what the probes above did to it */
+    volatile u64 *l0b = rt_page_alloc(1, 1);
+    u64 zb = (u64)l0b;
+    const u64 GB = 0x200000000ull;                       /* GPA alias of l0b, remapped per probe */
+    volatile u64 *gslot = pt_slot(&g, GB, 0);
+    l1[1] = PTR(GB);                                     /* GVA 0x40200000.. -> L0 at GPA GB */
+    l0b[0] = ((tpa >> 12) << 10) | PTE_V | PTE_R | PTE_W | PTE_A | PTE_D;  /* nothing to update */
+    l0b[1] = ((tpa >> 12) << 10) | PTE_V | PTE_R | PTE_W;                  /* A = 0 */
+    /* (a) G-stage A = 0 on the table page, VS leaf needs nothing: the implicit read must set G A */
+    *gslot = ((zb >> 12) << 10) | PTE_V | PTE_R | PTE_W | PTE_U;
+    hfence_gvma_all();
+    hfence_vvma_all();
+    gpf = expect_trap(21, 0x40200008, GB >> 2, 1, 0x3000);
+    gpf.implicit = 1;
+    if (probe_either(id++, "g-a-clear-on-vs-table", A_LD, VS_MODE, 0x40200008, 0, gpf, expect_ok(0x77), 2) == 2
+        && !(*gslot & PTE_A))
+        rt_fail("the VS walk read a table through a G-stage leaf with A clear and did not set A");
+    /* (b) G-stage A = 1, D = 0 on the table page, VS leaf A = 0: the VS A update must set G D */
+    *gslot = ((zb >> 12) << 10) | PTE_V | PTE_R | PTE_W | PTE_U | PTE_A;
+    hfence_gvma_all();
+    hfence_vvma_all();
+    /* Svade: the VS page fault for A = 0 comes first, nothing is written; hardware update (both
+     * ADUE set above): success, with VS A and G-stage D set */
+    pf = expect_trap(13, 0x40201008, 0, 1, rt_tinst(A_LD));
+    probe_either(id++, "g-d-clear-on-vs-table", A_LD, VS_MODE, 0x40201008, 0, pf, expect_ok(0x77), 2);
+    if (l0b[1] & PTE_A && !(*gslot & PTE_D))
+        rt_fail("a VS PTE's A bit was set in a page whose G-stage leaf stayed clean (D = 0)");
     return rt_done();
 }
