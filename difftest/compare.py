@@ -342,6 +342,13 @@ def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
             continue
         if attr == "gva":
             va, vb = bool(va), bool(vb)
+        if attr == "tval" and va != vb and ta.cause in INSN_TVAL_CAUSES and not ta.interrupt:
+            # Priv. 20240411 3.1.16: on an illegal-instruction trap mtval is zero or the faulting
+            # instruction's bits (H: a virtual-instruction trap writes it "as for an illegal-instruction
+            # exception") -- the implementation's choice, QEMU's even from one instruction to another
+            bits = {x for x in (sa.insn, sb.insn) if x is not None}
+            if {va, vb} <= {0} | bits:
+                continue
         if va != vb and attr in trap_csr.SOFT_FIELDS:
             # invisible to the guest until it reads the CSR: recorded, the comparison goes on
             ctx.trap_csr.add(sa.i, sa.pc, ta.cause, ta.target, attr, va, vb,
@@ -352,6 +359,9 @@ def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
             if attr == "htval" and ta.cause in SECOND_STAGE_CAUSES:
                 kind = "second-stage"       # htval = faulting GPA >> 2 (Priv. 9.4.9)
             raise _Mismatch(kind, f"trap.{attr}", va, vb, f"trap {ta.cause}: {attr} differs")
+
+
+INSN_TVAL_CAUSES = frozenset({2, 22})     # illegal / virtual instruction: mtval 0 or the instruction bits
 
 
 def _trap_str(t: Trap | None) -> str:

@@ -114,7 +114,9 @@ void rt_vs_stubs_user(struct pt *vs, int user);
 enum rt_mode { M_MODE, HS_MODE, U_MODE, VS_MODE, VU_MODE };
 enum rt_access { A_LD, A_LW, A_LBU, A_SD, A_SW, A_AMOADD, A_LR, A_SC, A_FETCH, A_HLVD, A_HLVXWU, A_HSVD,
                  A_MPRV_LD, A_MPRV_SD, /* M-mode only: access with rt_probe_mstatus_extra set (MPRV|MPV|MPP) */
-                 A_SFENCE, A_HFENCE_VVMA, A_HFENCE_GVMA /* the fence itself: addr = rs1, val = rs2; ok: val */ };
+                 A_SFENCE, A_HFENCE_VVMA, A_HFENCE_GVMA, /* the fence itself: addr = rs1, val = rs2; ok: val */
+                 A_WFI, A_SRET, A_CSRR_CYCLE, A_CSRR_SATP /* the instruction itself (WFI/SRET: only where
+                                                             they trap -- a WFI that waits would hang) */ };
 struct outcome {
     int trapped;
     u64 val;                         /* loaded value (ok) */
@@ -135,6 +137,8 @@ struct expect {
     int to;                          /* expected trap target: TO_M (default), TO_HS, TO_VS */
     int implicit;                    /* guest-page fault of an implicit VS-stage access: with htval != 0 the
                                         pseudoinstruction tinst_alt is required, zero is not allowed */
+    int gva_unchecked;               /* GVA not part of this self-check (the harness still compares it at
+                                        every trap: difftest/trap_csr.py) */
 };
 static inline struct expect expect_ok(u64 val) { struct expect e = {0}; e.val = val; return e; }
 static inline struct expect expect_ok_any(void) { struct expect e = {0}; e.any_val = 1; return e; }

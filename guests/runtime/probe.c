@@ -12,7 +12,8 @@ int rt_probe_go(u64 addr, u64 val, u64 stub, u64 mstatus_bits);
 
 extern char rt_stub_ld[], rt_stub_lw[], rt_stub_lbu[], rt_stub_sd[], rt_stub_sw[], rt_stub_amoadd[],
     rt_stub_lr[], rt_stub_sc[], rt_stub_hlvd[], rt_stub_hlvxwu[], rt_stub_hsvd[], rt_stub_fetch[],
-    rt_stub_mprv_ld[], rt_stub_mprv_sd[], rt_stub_sfence[], rt_stub_hfence_vvma[], rt_stub_hfence_gvma[];
+    rt_stub_mprv_ld[], rt_stub_mprv_sd[], rt_stub_sfence[], rt_stub_hfence_vvma[], rt_stub_hfence_gvma[],
+    rt_stub_wfi[], rt_stub_sret[], rt_stub_csrr_cycle[], rt_stub_csrr_satp[];
 
 static u64 stub_of(enum rt_access a)
 {
@@ -34,6 +35,10 @@ static u64 stub_of(enum rt_access a)
     case A_SFENCE: return (u64)rt_stub_sfence;
     case A_HFENCE_VVMA: return (u64)rt_stub_hfence_vvma;
     case A_HFENCE_GVMA: return (u64)rt_stub_hfence_gvma;
+    case A_WFI: return (u64)rt_stub_wfi;
+    case A_SRET: return (u64)rt_stub_sret;
+    case A_CSRR_CYCLE: return (u64)rt_stub_csrr_cycle;
+    case A_CSRR_SATP: return (u64)rt_stub_csrr_satp;
     }
     return 0;
 }
@@ -57,7 +62,8 @@ static const char *acc_name(enum rt_access a)
 {
     static const char *n[] = {"ld", "lw", "lbu", "sd", "sw", "amoadd.d", "lr.d", "sc.d", "fetch",
                               "hlv.d", "hlvx.wu", "hsv.d", "mprv-ld", "mprv-sd",
-                              "sfence.vma", "hfence.vvma", "hfence.gvma"};
+                              "sfence.vma", "hfence.vvma", "hfence.gvma", "wfi", "sret", "csrr-cycle",
+                              "csrr-satp"};
     return n[a];
 }
 
@@ -126,7 +132,7 @@ static int matches(const struct outcome *o, const struct expect *e)
     int gpf = e->cause == 20 || e->cause == 21 || e->cause == 23;
     return o->trapped && o->cause == e->cause && (e->any_tval || o->tval == e->tval) &&
            (e->any_tval2 || o->tval2 == e->tval2 || (gpf && o->tval2 == 0)) && o->to == e->to &&
-           o->gva == e->gva && (o->tinst == 0 || e->tinst_alt == ~0ull || o->tinst == e->tinst_alt) &&
+           (e->gva_unchecked || o->gva == e->gva) && (o->tinst == 0 || e->tinst_alt == ~0ull || o->tinst == e->tinst_alt) &&
            /* H "Transformed Instruction or Pseudoinstruction": for a guest-page fault of an implicit access
             * for VS-stage translation with a nonzero mtval2/htval, "the value written to mtinst or htinst
             * must be taken from [the pseudoinstruction table]; zero is not allowed." */
@@ -140,7 +146,7 @@ static void print_expect(const struct expect *e)
     if (e->cause == 20 || e->cause == 21 || e->cause == 23) { rt_puts(" htval=0|"); rt_hex(e->tval2); }
     else kv("htval", e->tval2);
     rt_puts(e->implicit ? " tinst=(0 only if htval=0)|" : " tinst=0|"); rt_hex(e->tinst_alt);
-    rt_puts(" gva="); rt_dec((u64)e->gva);
+    if (e->gva_unchecked) rt_puts(" gva=any"); else { rt_puts(" gva="); rt_dec((u64)e->gva); }
     rt_puts(e->to == TO_HS ? " to=HS" : e->to == TO_VS ? " to=VS" : " to=M");
 }
 

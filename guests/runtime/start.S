@@ -163,6 +163,11 @@ rt_stubs_start:
     /* M-mode with MPRV: the stub sets MPRV/MPV/MPP itself (mret just cleared MPP to U) */
     STUB(rt_stub_mprv_ld, csrs mstatus, t5; ld a1, 0(a0))
     STUB(rt_stub_mprv_sd, csrs mstatus, t5; sd a1, 0(a0))
+    /* privileged instructions probed for where they trap (illegal / virtual instruction) */
+    STUB(rt_stub_wfi, wfi)
+    STUB(rt_stub_sret, sret)
+    STUB(rt_stub_csrr_cycle, csrr a1, cycle)
+    STUB(rt_stub_csrr_satp, csrr a1, satp)
     /* fetch: jump to a0; the target page holds rt_fetch_target (li a1, 0x600d; li t6, 0x600d; ecall) */
     .globl rt_stub_fetch
     .align 2
