@@ -115,8 +115,9 @@ enum rt_mode { M_MODE, HS_MODE, U_MODE, VS_MODE, VU_MODE };
 enum rt_access { A_LD, A_LW, A_LBU, A_SD, A_SW, A_AMOADD, A_LR, A_SC, A_FETCH, A_HLVD, A_HLVXWU, A_HSVD,
                  A_MPRV_LD, A_MPRV_SD, /* M-mode only: access with rt_probe_mstatus_extra set (MPRV|MPV|MPP) */
                  A_SFENCE, A_HFENCE_VVMA, A_HFENCE_GVMA, /* the fence itself: addr = rs1, val = rs2; ok: val */
-                 A_WFI, A_SRET, A_CSRR_CYCLE, A_CSRR_SATP /* the instruction itself (WFI/SRET: only where
-                                                             they trap -- a WFI that waits would hang) */ };
+                 A_WFI, A_SRET, A_CSRR_CYCLE, A_CSRR_SATP, /* the instruction itself (WFI/SRET: only where
+                                                             they trap -- a WFI that waits would hang) */
+                 A_CSRR_HGATP, A_CSRR_VSSTATUS, A_CSRR_MSTATUS };
 struct outcome {
     int trapped;
     u64 val;                         /* loaded value (ok) */

@@ -13,7 +13,8 @@ int rt_probe_go(u64 addr, u64 val, u64 stub, u64 mstatus_bits);
 extern char rt_stub_ld[], rt_stub_lw[], rt_stub_lbu[], rt_stub_sd[], rt_stub_sw[], rt_stub_amoadd[],
     rt_stub_lr[], rt_stub_sc[], rt_stub_hlvd[], rt_stub_hlvxwu[], rt_stub_hsvd[], rt_stub_fetch[],
     rt_stub_mprv_ld[], rt_stub_mprv_sd[], rt_stub_sfence[], rt_stub_hfence_vvma[], rt_stub_hfence_gvma[],
-    rt_stub_wfi[], rt_stub_sret[], rt_stub_csrr_cycle[], rt_stub_csrr_satp[];
+    rt_stub_wfi[], rt_stub_sret[], rt_stub_csrr_cycle[], rt_stub_csrr_satp[], rt_stub_csrr_hgatp[],
+    rt_stub_csrr_vsstatus[], rt_stub_csrr_mstatus[];
 
 static u64 stub_of(enum rt_access a)
 {
@@ -39,6 +40,9 @@ static u64 stub_of(enum rt_access a)
     case A_SRET: return (u64)rt_stub_sret;
     case A_CSRR_CYCLE: return (u64)rt_stub_csrr_cycle;
     case A_CSRR_SATP: return (u64)rt_stub_csrr_satp;
+    case A_CSRR_HGATP: return (u64)rt_stub_csrr_hgatp;
+    case A_CSRR_VSSTATUS: return (u64)rt_stub_csrr_vsstatus;
+    case A_CSRR_MSTATUS: return (u64)rt_stub_csrr_mstatus;
     }
     return 0;
 }
@@ -63,7 +67,7 @@ static const char *acc_name(enum rt_access a)
     static const char *n[] = {"ld", "lw", "lbu", "sd", "sw", "amoadd.d", "lr.d", "sc.d", "fetch",
                               "hlv.d", "hlvx.wu", "hsv.d", "mprv-ld", "mprv-sd",
                               "sfence.vma", "hfence.vvma", "hfence.gvma", "wfi", "sret", "csrr-cycle",
-                              "csrr-satp"};
+                              "csrr-satp", "csrr-hgatp", "csrr-vsstatus", "csrr-mstatus"};
     return n[a];
 }
 

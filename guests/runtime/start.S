@@ -168,6 +168,9 @@ rt_stubs_start:
     STUB(rt_stub_sret, sret)
     STUB(rt_stub_csrr_cycle, csrr a1, cycle)
     STUB(rt_stub_csrr_satp, csrr a1, satp)
+    STUB(rt_stub_csrr_hgatp, csrr a1, hgatp)
+    STUB(rt_stub_csrr_vsstatus, csrr a1, vsstatus)
+    STUB(rt_stub_csrr_mstatus, csrr a1, mstatus)
     /* fetch: jump to a0; the target page holds rt_fetch_target (li a1, 0x600d; li t6, 0x600d; ecall) */
     .globl rt_stub_fetch
     .align 2

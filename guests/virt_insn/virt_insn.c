@@ -17,6 +17,10 @@
  *    implemented non-high-half counter CSR when the corresponding bit is set in both mcounteren and
  *    hcounteren but clear in scounteren"; a counter whose mcounteren bit is clear is illegal below M.
  *  - H "hstatus": "The TSR and TVM fields of mstatus affect execution only in HS-mode, not in VS-mode."
+ *  - H "Virtual-Instruction Exceptions": "in VS-mode or VU-mode, attempts to access an implemented
+ *    hypervisor CSR or VS CSR when the same access (read/write) would be allowed in HS-mode, assuming
+ *    mstatus.TVM=0"; an M-level CSR stays illegal (the rule covers hypervisor, VS and supervisor CSRs);
+ *    H "hgatp": with mstatus.TVM=1 an HS-mode access to hgatp is illegal.
  * mtval of these traps is 0 or the instruction bits (the implementation's choice); GVA is 0.
  * Only configurations where WFI and SRET trap are probed: a WFI that waits would hang, an SRET that
  * executes would leave the probe. */
@@ -109,5 +113,21 @@ int main(void)
     csr_clear(mstatus, TVM);
     p("satp", A_CSRR_SATP, VU_MODE, trap(22));                /* satp from VU: supervisor CSR */
     p("satp", A_CSRR_SATP, U_MODE, trap(2));
+
+    id = 50;                                  /* hypervisor, VS and machine CSRs */
+    p("hgatp", A_CSRR_HGATP, HS_MODE, expect_ok_any());
+    p("hgatp", A_CSRR_HGATP, VS_MODE, trap(22));
+    p("hgatp", A_CSRR_HGATP, VU_MODE, trap(22));
+    p("hgatp", A_CSRR_HGATP, U_MODE, trap(2));
+    csr_set(mstatus, TVM);
+    p("hgatp-tvm", A_CSRR_HGATP, HS_MODE, trap(2));    /* 3.1.6.5 / H: TVM traps hgatp in HS */
+    csr_clear(mstatus, TVM);
+    p("vsstatus", A_CSRR_VSSTATUS, HS_MODE, expect_ok_any());
+    p("vsstatus", A_CSRR_VSSTATUS, VS_MODE, trap(22));
+    p("vsstatus", A_CSRR_VSSTATUS, VU_MODE, trap(22));
+    p("vsstatus", A_CSRR_VSSTATUS, U_MODE, trap(2));
+    p("mstatus", A_CSRR_MSTATUS, HS_MODE, trap(2));   /* an M-level CSR: illegal everywhere below M */
+    p("mstatus", A_CSRR_MSTATUS, VS_MODE, trap(2));
+    p("mstatus", A_CSRR_MSTATUS, VU_MODE, trap(2));
     return rt_done();
 }
