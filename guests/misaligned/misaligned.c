@@ -100,6 +100,21 @@ int main(void)
     probe(id++, "ld-rw-into-ro", A_LD, VS_MODE, P + 0x4ffc, 0, expect_ok(bytes_at(0xffc, 4) | bytes_at(0, 4) << 32));
     probe(id++, "sd-rw-into-ro", A_SD, VS_MODE, P + 0x4ffc, 0x99, gpf_portion(23, A_SD, P + 0x4ffc, P + 0x5000));
 
+    /* a 32-bit instruction whose second half lies in an unmapped page: the fault is on that portion --
+     * 3.1.16: "mtval will contain the virtual address of the portion of the instruction that caused the
+     * fault, while mepc will point to the beginning of the instruction"; H: "For instruction guest-page
+     * faults on systems with variable-length instructions, a nonzero htval corresponds to the faulting
+     * portion of the instruction as indicated by the virtual address in stval."  mtinst is 0 for an
+     * explicit fetch. */
+    id = 25;
+    volatile unsigned short *code = rt_page_alloc(1, 1);
+    code[0x7ff] = 0x0013;                                  /* low half of `addi x0, x0, 0` at offset 0xffe */
+    __asm__ volatile("fence.i" ::: "memory");
+    pt_map(&g, P + 0x6000, (u64)code, 0, G_LEAF);          /* P+0x7000 stays unmapped */
+    hfence_gvma_all();
+    probe(id++, "fetch-cross-unmapped", A_FETCH, VS_MODE, P + 0x6ffe, 0,
+          expect_trap(20, P + 0x7000, (P + 0x7000) >> 2, 1, 0));
+
     /* HLV/HSV from HS: the same rules for the hypervisor's own guest accesses (H "Virtual-Machine Load
      * and Store Instructions": as though V=1) */
     id = 30;
