@@ -317,7 +317,12 @@ def _print_case(c) -> None:
             print(f"      report: {p.report.get('txt')}  (also .md, .html)")
         if p.status != "match" and p.not_compared:
             print(f"      not compared: {'; '.join(p.not_compared)}")
-    if c.odd_one_out:
+    if c.odd_one_out == "model":
+        # the model is the spec: QEMUs agreeing with each other against it is a shared QEMU finding
+        # (or a model bug) -- never a vote the QEMUs win
+        print("    the QEMUs agree with each other, against the model (the spec): a finding common to both "
+              "QEMUs, or a model bug -- see the reports and known-divergences.toml")
+    elif c.odd_one_out:
         print(f"    odd one out: {c.odd_one_out} (the others agree)")
     if getattr(c, "note", ""):
         print(f"    note: {c.note}")
