@@ -29,3 +29,18 @@ def test_vs_ad_update_through_readonly_gstage_page(mode, qemu, tmp_path):
     p = probe_lines(out)
     assert " ok " in p[1] and " ok " in p[2]            # reading the VS tables there is fine
     assert all(" ok val=" in p[i] for i in (10, 11, 12, 13))
+
+
+def test_cli_says_a_shared_finding_is_not_a_vote_against_the_model(tmp_path):
+    """Both QEMUs agree with each other and differ from the model: the summary must not present the
+    model (the spec) as the odd one out."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "difftest", "run", "vs_ad_implicit", "--mode", "sv39x4", "--vs-mode",
+                        "sv39", "--backend", "qemu-7.2,qemu-10.0,model", "--out", str(tmp_path)],
+                       capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert "the QEMUs agree with each other, against the model (the spec)" in r.stdout
+    assert "odd one out: model" not in r.stdout
