@@ -434,10 +434,11 @@ class Hart(Fences, TrapEntry):
     def _hlsv_check(self, insn):
         """H 9.3 "Hypervisor virtual-machine load and store instructions": virtual-instruction
         when V=1, illegal in U-mode unless hstatus.HU=1."""
+        tval = insn if self.profile.hlsv_trap_tval == "insn" else 0
         if self.v:
-            raise Exc(VIRTUAL_INSN, insn)
+            raise Exc(VIRTUAL_INSN, tval)
         if self.priv == 0 and not self.csr[0x600] & C.H_HU:
-            raise self._illegal(insn)
+            raise Exc(ILLEGAL, tval if self.profile.illegal_tval == "insn" else 0)
         return (1 if self.csr[0x600] & C.H_SPVP else 0) if self.priv else 0
 
     def hlv(self, va, size, hlvx, insn):
