@@ -1,4 +1,5 @@
-/* implicit_width: the GPA-width rule on the implicit accesses of the VS-stage walk.
+/* implicit_width: the GPA-width rule on the implicit accesses of the VS-stage walk, and on the final
+ * GPA a VS leaf names (an explicit access: mtval2 = that GPA >> 2, mtinst 0 or transformed).
  *
  * A VS-stage non-leaf PTE holds a guest physical address; reading the next-level table there is an
  * implicit access translated by the G stage like any other GPA.  Here the VS root points to a level-1
@@ -54,6 +55,23 @@ int main(void)
     unsigned id = 1;
     probe(id++, "l1-at-top-in-width", A_LD, VS_MODE, 0x40000018, 0, expect_ok(0xfeedf00d));
     probe(id++, "l1-at-top-in-width", A_SD, VS_MODE, 0x40000018, 0x55, expect_ok(0x55));
+    /* the final GPA of a VS leaf: top in-width bit (mapped at G) works, above the width faults as an
+     * explicit access (mtval2 = that GPA >> 2, mtinst 0 or the transformed instruction) */
+    id = 5;
+    const u64 leaf_hi = (1ull << (width - 1 < 55 ? width - 1 : 55)) | 0x9000;
+    pt_map(&g, leaf_hi, tpa, 0, G_LEAF);
+    l0[1] = ((leaf_hi >> 12) << 10) | VS_LEAF;             /* GVA x0000_1000 -> GPA leaf_hi */
+    const u64 leaf_above = (1ull << width) | tpa;
+    if (width < 56) l0[2] = ((leaf_above >> 12) << 10) | VS_LEAF;   /* GVA x0000_2000 -> above the width */
+    hfence_gvma_all();
+    hfence_vvma_all();
+    probe(id++, "leaf-gpa-top-in-width", A_LD, VS_MODE, 0x40001018, 0, expect_ok(tgt[3]));
+    if (width < 56) {
+        probe(id++, "leaf-gpa-above-width", A_LD, VS_MODE, 0x40002018, 0,
+              expect_trap(21, 0x40002018, (leaf_above + 0x18) >> 2, 1, rt_tinst(A_LD)));
+        probe(id++, "leaf-gpa-above-width", A_SD, VS_MODE, 0x40002018, 0x66,
+              expect_trap(23, 0x40002018, (leaf_above + 0x18) >> 2, 1, rt_tinst(A_SD)));
+    }
     if (width < 56) {
         id = 10;
         probe(id++, "l1-above-width", A_LD, VS_MODE, 0xc0000018, 0, implicit_gpf(21, 0xc0000018, above));
