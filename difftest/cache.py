@@ -30,8 +30,8 @@ def _backend_code() -> str:
     (A change of the trace file format itself bumps the "v" of ``key``.)"""
     here = Path(__file__).resolve().parent / "backends"
     h = hashlib.sha256()
-    for name in ("qemu.py", "qemu_log.py", "qemu_cpu.py", "trap_detail.py", "gdbstub.py"):
-        h.update((here / name).read_bytes())
+    for f in sorted(here.glob("*.py")):     # every backend module: a new one cannot be forgotten here
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 

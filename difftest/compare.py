@@ -404,9 +404,8 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairRes
     ha, hb = A.header, B.header
     compared, not_compared = what_is_compared(ha, hb)
     both = {k for k in EXPOSABLE if _exposes(ha, k) and _exposes(hb, k)}
-    ctx = _Ctx(ha, hb, both)
     window: collections.deque = collections.deque(maxlen=WINDOW)
-    ctx.window, ctx.guest = window, guest or ha.guest
+    ctx = _Ctx(ha, hb, both, window=window, guest=guest or ha.guest)
     uart_steps = {"a": [], "b": []}          # (offset, step) where per-step uart begins
     uart_len = {"a": 0, "b": 0}
     n = 0

@@ -335,23 +335,11 @@ class TraceWriter:
             line = self._line(step_from_record(r))
         else:
             head = f'{{"i":{i},"pc":{pc},"insn":{insn},"priv":{priv},"v":{v}'
-            if xl:
-                memo = self._memo
-                parts = []
-                for x in xl:
-                    m = memo.get(id(x))
-                    if m is None or m[0] is not x:
-                        if type(x) is not Xlat:
-                            parts = None
-                            break
-                        if len(memo) >= _MEMO_MAX:
-                            memo.clear()
-                        m = memo[id(x)] = (x, _ENCODE(_record(x, _XLAT_KEYS)))
-                    parts.append(m[1])
-                if parts is None:
-                    line = self._line(step_from_record(r))
-                else:
-                    line = head + ',"xlats":[' + ",".join(parts) + "]}"
+            parts = self._xlat_json(xl)
+            if parts is None:
+                line = self._line(step_from_record(r))
+            elif parts:
+                line = head + ',"xlats":[' + ",".join(parts) + "]}"
             else:
                 line = head + "}"
         buf = self._buf
@@ -359,25 +347,30 @@ class TraceWriter:
         if len(buf) >= _BATCH:
             self._flush()
 
+    def _xlat_json(self, xl: list) -> list[str] | None:
+        """The JSON text of each Xlat, memoised by object: the model yields one shared (immutable) Xlat
+        for repeated accesses (ARCHITECTURE section 4).  None if an entry is not an Xlat (general route)."""
+        parts = []
+        memo = self._memo
+        for x in xl:
+            m = memo.get(id(x))
+            if m is None or m[0] is not x:
+                if type(x) is not Xlat:
+                    return None
+                if len(memo) >= _MEMO_MAX:
+                    memo.clear()
+                m = memo[id(x)] = (x, _ENCODE(_record(x, _XLAT_KEYS)))
+            parts.append(m[1])
+        return parts
+
     def _line(self, step: Step) -> str:
         """``_ENCODE(step_to_json(step))``, faster for the usual records (same text)."""
         xl = step.xlats
         if type(xl) is not list:
             return _ENCODE(_record(step, _STEP_KEYS))
-        parts = []
-        if xl:
-            # each Xlat's JSON memoised by object: the model yields one shared (immutable) Xlat
-            # for repeated accesses (ARCHITECTURE section 4)
-            memo = self._memo
-            for x in xl:
-                m = memo.get(id(x))
-                if m is None or m[0] is not x:
-                    if type(x) is not Xlat:
-                        return _ENCODE(_record(step, _STEP_KEYS))
-                    if len(memo) >= _MEMO_MAX:
-                        memo.clear()
-                    m = memo[id(x)] = (x, _ENCODE(_record(x, _XLAT_KEYS)))
-                parts.append(m[1])
+        parts = self._xlat_json(xl)
+        if parts is None:
+            return _ENCODE(_record(step, _STEP_KEYS))
         i, pc, insn, priv, v = step.i, step.pc, step.insn, step.priv, step.v
         if (type(i) is int and type(pc) is int and type(insn) is int and type(priv) is int and type(v) is int
                 and step.trap is None):

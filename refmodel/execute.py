@@ -49,40 +49,32 @@ def illegal(insn):
     return f
 
 
-def _div(a, b):
+def _div(a, b, most_negative=-(1 << 63)):
+    """Unpriv. "M": division by zero gives -1, the overflowing most-negative / -1 gives the dividend."""
     if b == 0:
         return -1
-    if a == -(1 << 63) and b == -1:
+    if a == most_negative and b == -1:
         return a
     q = abs(a) // abs(b)
     return -q if (a < 0) != (b < 0) else q
 
 
-def _rem(a, b):
+def _rem(a, b, most_negative=-(1 << 63)):
+    """Remainder by zero gives the dividend, of the overflowing division 0; the sign follows the dividend."""
     if b == 0:
         return a
-    if a == -(1 << 63) and b == -1:
+    if a == most_negative and b == -1:
         return 0
     r = abs(a) % abs(b)
     return -r if a < 0 else r
 
 
 def _div32(a, b):
-    if b == 0:
-        return -1
-    if a == -(1 << 31) and b == -1:
-        return a
-    q = abs(a) // abs(b)
-    return -q if (a < 0) != (b < 0) else q
+    return _div(a, b, -(1 << 31))
 
 
 def _rem32(a, b):
-    if b == 0:
-        return a
-    if a == -(1 << 31) and b == -1:
-        return 0
-    r = abs(a) % abs(b)
-    return -r if a < 0 else r
+    return _rem(a, b, -(1 << 31))
 
 
 def _s32(v):

@@ -29,6 +29,14 @@ _MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: M64}
 ACCESS_FAULT = {"fetch": INSN_ACCESS, "load": LOAD_ACCESS, "store": STORE_ACCESS}
 
 
+def _xlat_template(access, va, priv, v, vs_leaf_level, g_leaf_level, maybe_stale, walk) -> dict:
+    """The fields of a successful translation's Xlat that a soft-TLB entry shares between the accesses
+    through it (execute.shared_xlat fills in va, pa and gpa per access)."""
+    return {"access": access, "va": va, "priv": priv, "v": v, "gpa": None, "pa": None, "fault_stage": None,
+            "fault_cause": None, "implicit": False, "vs_leaf_level": vs_leaf_level, "g_leaf_level": g_leaf_level,
+            "maybe_stale": maybe_stale, "walk": walk, "raw": None}
+
+
 class MMUContext:
     """What the walk may see and do (ARCHITECTURE section 4)."""
 
@@ -242,9 +250,7 @@ class Hart(Fences, TrapEntry):
                 # comparator checks QEMU's fills of these pages and coverage sees the Bare situations
                 # (M-mode without MPRV is not translated at all: no record, Priv. 3.1.6.3)
                 gpa = page if v else None
-                tmpl = {"access": access, "va": va, "priv": priv, "v": v, "gpa": None, "pa": None,
-                        "fault_stage": None, "fault_cause": None, "implicit": False, "vs_leaf_level": None,
-                        "g_leaf_level": None, "maybe_stale": False, "walk": None, "raw": None}
+                tmpl = _xlat_template(access, va, priv, v, None, None, False, None)
         else:
             t = self._translate(va, access, priv, v, commit=True, hlvx=hlvx)
             f = t.fault
@@ -262,10 +268,8 @@ class Hart(Fences, TrapEntry):
             off = va & 0xFFF
             pa = t.pa - off
             gpa = None if t.gpa is None else t.gpa - off
-            tmpl = {"access": access, "va": va, "priv": priv, "v": v, "gpa": None, "pa": None,
-                    "fault_stage": None, "fault_cause": None, "implicit": False,
-                    "vs_leaf_level": t.vs_leaf_level, "g_leaf_level": t.g_leaf_level, "maybe_stale": stale,
-                    "walk": list(t.walk) or None, "raw": None}
+            tmpl = _xlat_template(access, va, priv, v, t.vs_leaf_level, t.g_leaf_level, stale,
+                                  list(t.walk) or None)
         # PMP decided once for the whole page when the page lies inside one region (or none):
         # then every access within it gets the same answer (Priv. 3.7.1 priority rule).
         page_ok = self.pmp_ok(pa, 0x1000, access, priv)

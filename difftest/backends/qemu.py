@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import gdbstub, qemu_log, trap_detail
+from difftest.backends import qemu_log, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, CRASH, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG, BackendError,
                                       RunResult, error_result, sha256_file)
@@ -34,12 +34,10 @@ MACHINE = ["-M", "virt", "-smp", "1", "-m", "128M", "-bios", "none", "-nic", "no
 # between the stages; not htinst (neither -d int nor -d cpu prints it), not priv/V (only decoded
 # where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no
 # per-step UART.  htval/mtval2, GVA and the trap's target mode come from the trap-detail pass
-# (trap_detail.py) when the main run exited normally: TRAP_DETAIL is then exposed too, and
-# trap.tinst when the gdbstub run that reads htinst/mtinst worked (gdbstub.py).
+# (trap_detail.py) when the main run exited normally, and trap.tinst when its gdbstub run
+# that reads htinst/mtinst worked (TrapDetail.exposes).
 EXPOSES = {k: False for k in EXPOSABLE}
 EXPOSES.update({"trap.tval": True, "xlat.gpa": True})
-TRAP_DETAIL = ("trap.htval", "trap.gva", "trap.target")
-GDB_BUDGET = 30.0        # seconds for the gdbstub run (about 0.2 s for a guest with 50 traps here)
 
 
 def check_elf(path: Path) -> None:
@@ -232,18 +230,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
         stats: dict = {}
         detail = None
         if status == "exit" and log.exists():
-            base, handlers = base_command(binary, elf.resolve(), cpu), trap_detail.handler_pcs(log)
-            detail = trap_detail.collect(base, binary.env, handlers, tmp, timeout)
-            header.exposes.update({k: True for k in TRAP_DETAIL})
-            if not handlers:
-                header.exposes["trap.tinst"] = True          # no trap: nothing left unshown
-            elif detail.dumps:
-                try:
-                    detail.stops = gdbstub.read_at(base, binary.env, handlers, trap_detail.TINST_REGS, tmp,
-                                                   min(timeout, GDB_BUDGET))
-                    header.exposes["trap.tinst"] = True
-                except gdbstub.GdbError as e:
-                    detail.message = f"htinst/mtinst not read (gdbstub: {e}); not compared"
+            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env, log, tmp, timeout)
+            header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
         try:
             if log.exists():

@@ -26,6 +26,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from difftest.backends import gdbstub
 from difftest.backends.qemu_cpu import parse_cpu_log, unswap
 from difftest.trace import Trap
 
@@ -55,6 +56,7 @@ def handler_pcs(log: Path) -> set[int]:
 class TrapDetail:
     dumps: list[dict]
     stops: list[dict] = field(default_factory=list)   # gdbstub reads at the same entries, same order
+    tinst_read: bool = False                           # the gdbstub run worked (or there was no trap)
     traps: int = 0
     tinst: int = 0
     matched: int = 0
@@ -78,6 +80,10 @@ class TrapDetail:
                     trap.tinst = _tinst(self.stops[k], self.dumps[k], trap)
                     self.tinst += trap.tinst is not None
                 return
+
+    def exposes(self) -> dict[str, bool]:
+        """What the pass lets the trace show (trace.EXPOSABLE keys)."""
+        return {"trap.htval": True, "trap.gva": True, "trap.target": True, "trap.tinst": self.tinst_read}
 
     def summary(self) -> dict:
         return {"traps": self.traps, "matched": self.matched, "tinst": self.tinst,
@@ -115,11 +121,28 @@ def _tinst(stop: dict, dump: dict, trap: Trap):
 TINST_REGS = ("mcause", "mepc", "mtinst", "scause", "sepc", "htinst")
 
 
-def collect(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path, timeout: float) -> TrapDetail:
-    """Runs QEMU (``cmd_without_log``: the main run's command without its -d/-D/-serial options)
-    with ``-d cpu,nochain`` filtered to ``handlers``; the dumps, in order."""
+GDB_BUDGET = 30.0        # seconds for the gdbstub run (about 0.2 s for a guest with 50 traps here)
+
+
+def collect(cmd_without_log: list[str], env: dict, main_log: Path, work: Path, timeout: float) -> TrapDetail:
+    """The whole pass for one finished main run: handler entries from ``main_log``, the ``-d cpu``
+    dumps there, then htinst/mtinst through the gdbstub.  ``cmd_without_log`` is the main run's
+    command without its -d/-D/-serial options."""
+    handlers = handler_pcs(main_log)
     if not handlers:
-        return TrapDetail([])
+        return TrapDetail([], tinst_read=True)          # no trap: nothing left unshown
+    d = _dumps(cmd_without_log, env, handlers, work, timeout)
+    if d.dumps:
+        try:
+            d.stops = gdbstub.read_at(cmd_without_log, env, handlers, TINST_REGS, work, min(timeout, GDB_BUDGET))
+            d.tinst_read = True
+        except gdbstub.GdbError as e:
+            d.message = f"htinst/mtinst not read (gdbstub: {e}); not compared"
+    return d
+
+
+def _dumps(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path, timeout: float) -> TrapDetail:
+    """QEMU with ``-d cpu,nochain`` filtered to ``handlers``; the dumps, in order."""
     log = work / "trap-detail.log"
     ranges = ",".join(f"{h:#x}+4" for h in sorted(handlers))
     cmd = cmd_without_log + ["-serial", "null", "-d", "cpu,nochain", "-dfilter", ranges, "-D", str(log)]

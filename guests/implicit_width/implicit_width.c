@@ -18,14 +18,6 @@
 DIFFTEST_MODES(HGATP_SV39X4 | HGATP_SV48X4 | HGATP_SV57X4, VS_SV39);
 
 static volatile u64 tgt[512] __attribute__((aligned(4096), section(".data.page")));
-#define PTR(gpa) ((((gpa) >> 12) << 10) | PTE_V)
-
-static struct expect implicit_gpf(u64 cause, u64 va, u64 pte_gpa)
-{
-    struct expect e = expect_trap(cause, va, pte_gpa >> 2, 1, 0x3000);
-    e.implicit = 1;
-    return e;
-}
 
 int main(void)
 {
@@ -37,17 +29,17 @@ int main(void)
     volatile u64 *root = rt_page_alloc(1, 1), *l1 = rt_page_alloc(1, 1), *l0 = rt_page_alloc(1, 1);
     const u64 tpa = (u64)tgt;
     root[2] = ((0x80000000ull >> 12) << 10) | VS_LEAF;     /* code, data, stack: 1 GiB identity */
-    l1[0] = PTR((u64)l0);
+    l1[0] = PTE_PTR((u64)l0);
     l0[0] = ((tpa >> 12) << 10) | VS_LEAF;                 /* GVA x0000_0000 -> tgt */
     tgt[3] = 0xfeedf00d;
 
     /* the level-1 table at a GPA with the top in-width bit set (bit 55 for Sv57x4: the PTE's limit) */
     const u64 hi = (1ull << (width - 1 < 55 ? width - 1 : 55)) | 0x5000;
     pt_map(&g, hi, (u64)l1, 0, G_LEAF);
-    root[1] = PTR(hi);                                     /* GVA 0x40000000.. */
+    root[1] = PTE_PTR(hi);                                 /* GVA 0x40000000.. */
     /* ... and the same table named with the first bit above the width set (not for Sv57x4) */
     const u64 above = (1ull << width) | (u64)l1;
-    if (width < 56) root[3] = PTR(above);                  /* GVA 0xc0000000.. */
+    if (width < 56) root[3] = PTE_PTR(above);              /* GVA 0xc0000000.. */
     hfence_gvma_all();
     csr_write(vsatp, (8ull << 60) | ((u64)root >> 12));
     hfence_vvma_all();
@@ -74,9 +66,12 @@ int main(void)
     }
     if (width < 56) {
         id = 10;
-        probe(id++, "l1-above-width", A_LD, VS_MODE, 0xc0000018, 0, implicit_gpf(21, 0xc0000018, above));
-        probe(id++, "l1-above-width", A_SD, VS_MODE, 0xc0000018, 0x66, implicit_gpf(23, 0xc0000018, above));
-        probe(id++, "l1-above-width", A_FETCH, VS_MODE, 0xc0000000, 0, implicit_gpf(20, 0xc0000000, above));
+        probe(id++, "l1-above-width", A_LD, VS_MODE, 0xc0000018, 0,
+              expect_implicit_gpf(21, 0xc0000018, above, PSEUDO_READ));
+        probe(id++, "l1-above-width", A_SD, VS_MODE, 0xc0000018, 0x66,
+              expect_implicit_gpf(23, 0xc0000018, above, PSEUDO_READ));
+        probe(id++, "l1-above-width", A_FETCH, VS_MODE, 0xc0000000, 0,
+              expect_implicit_gpf(20, 0xc0000000, above, PSEUDO_READ));
     }
     return rt_done();
 }

@@ -81,6 +81,7 @@ void rt_exit(unsigned code) __attribute__((noreturn));   /* 0 = pass */
 #define PTE_D (1ull << 7)
 #define PTE_N (1ull << 63)
 #define PTE_RWX (PTE_R | PTE_W | PTE_X)
+#define PTE_PTR(pa) ((((u64)(pa) >> 12) << 10) | PTE_V)   /* a non-leaf PTE pointing to the table at pa */
 /* G-stage leaves must have U=1 (all G-stage accesses are U-mode accesses); A/D preset so no
  * implementation-chosen A/D behaviour shows up unless a probe wants it. */
 #define G_LEAF (PTE_V | PTE_RWX | PTE_U | PTE_A | PTE_D)
@@ -145,6 +146,14 @@ static inline struct expect expect_ok(u64 val) { struct expect e = {0}; e.val = 
 static inline struct expect expect_ok_any(void) { struct expect e = {0}; e.any_val = 1; return e; }
 static inline struct expect expect_trap(u64 cause, u64 tval, u64 tval2, int gva, u64 tinst_alt)
 { struct expect e = {0}; e.trap = 1; e.cause = cause; e.tval = tval; e.tval2 = tval2; e.gva = gva; e.tinst_alt = tinst_alt; return e; }
+/* A guest-page fault of an implicit VS-stage page-table access (reported as the original access type):
+ * mtval2 = the PTE's GPA >> 2, mtinst the pseudoinstruction -- PSEUDO_READ for reading the PTE,
+ * PSEUDO_WRITE for an A/D update; zero is not allowed with a nonzero mtval2 (H "Transformed Instruction
+ * or Pseudoinstruction"). */
+#define PSEUDO_READ 0x3000ull
+#define PSEUDO_WRITE 0x3020ull
+static inline struct expect expect_implicit_gpf(u64 cause, u64 va, u64 pte_gpa, u64 pseudo)
+{ struct expect e = expect_trap(cause, va, pte_gpa >> 2, 1, pseudo); e.implicit = 1; return e; }
 /* mstatus bits A_MPRV_LD/A_MPRV_SD set in M-mode before the access (MSTATUS_MPRV | MSTATUS_MPV | MPP) */
 extern u64 rt_probe_mstatus_extra;
 /* One access from `mode`; returns 1 if the outcome matched the expectation.  Prints P (and X) lines.

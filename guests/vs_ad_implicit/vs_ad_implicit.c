@@ -21,14 +21,12 @@ DIFFTEST_MODES(HGATP_SV39X4 | HGATP_SV48X4 | HGATP_SV57X4, VS_SV39);
 static volatile u64 tgt[512] __attribute__((aligned(4096), section(".data.page")));
 extern char rt_fetch_target[];
 #define ALIAS(pa) ((pa) + 0x100000000ull)      /* GPA alias of a RAM page: read-only at the G stage */
-#define PTR(pa) (((pa) >> 12) << 10 | PTE_V)
 #define GVA 0x40000000ull                      /* VS root index 1 -> L1[0] -> L0[i] */
 
 static struct expect either_outcome(u64 cause_pf, u64 cause_gpf, enum rt_access a, u64 va, u64 pte_gpa,
                                     struct expect *gpf)
 {
-    *gpf = expect_trap(cause_gpf, va, pte_gpa >> 2, 1, 0x3020);
-    gpf->implicit = 1;
+    *gpf = expect_implicit_gpf(cause_gpf, va, pte_gpa, PSEUDO_WRITE);
     return expect_trap(cause_pf, va, 0, 1, a == A_FETCH ? 0 : rt_tinst(a));
 }
 
@@ -48,8 +46,8 @@ int main(void)
     pt_map(&g, ALIAS(m), m, 0, RO);
     pt_map(&g, ALIAS(z), z, 0, RO);
     root[2] = ((0x80000000ull >> 12) << 10) | VS_LEAF;      /* code, data, stack: 1 GiB, A = D = 1 */
-    root[1] = PTR(ALIAS(m));
-    l1[0] = PTR(ALIAS(z));
+    root[1] = PTE_PTR(ALIAS(m));
+    l1[0] = PTE_PTR(ALIAS(z));
     const u64 tpa = (u64)tgt, fpa = (u64)rt_fetch_target;
     l0[0] = ((tpa >> 12) << 10) | PTE_V | PTE_R | PTE_W;                 /* A = 0: a load must set A */
     l0[1] = ((tpa >> 12) << 10) | PTE_V | PTE_R | PTE_W | PTE_A;         /* D = 0: a store must set D */
@@ -88,15 +86,14 @@ int main(void)
     u64 zb = (u64)l0b;
     const u64 GB = 0x200000000ull;                       /* GPA alias of l0b, remapped per probe */
     volatile u64 *gslot = pt_slot(&g, GB, 0);
-    l1[1] = PTR(GB);                                     /* GVA 0x40200000.. -> L0 at GPA GB */
+    l1[1] = PTE_PTR(GB);                                 /* GVA 0x40200000.. -> L0 at GPA GB */
     l0b[0] = ((tpa >> 12) << 10) | PTE_V | PTE_R | PTE_W | PTE_A | PTE_D;  /* nothing to update */
     l0b[1] = ((tpa >> 12) << 10) | PTE_V | PTE_R | PTE_W;                  /* A = 0 */
     /* (a) G-stage A = 0 on the table page, VS leaf needs nothing: the implicit read must set G A */
     *gslot = ((zb >> 12) << 10) | PTE_V | PTE_R | PTE_W | PTE_U;
     hfence_gvma_all();
     hfence_vvma_all();
-    gpf = expect_trap(21, 0x40200008, GB >> 2, 1, 0x3000);
-    gpf.implicit = 1;
+    gpf = expect_implicit_gpf(21, 0x40200008, GB, PSEUDO_READ);
     if (probe_either(id++, "g-a-clear-on-vs-table", A_LD, VS_MODE, 0x40200008, 0, gpf, expect_ok(0x77), 2) == 2
         && !(*gslot & PTE_A))
         rt_fail("the VS walk read a table through a G-stage leaf with A clear and did not set A");

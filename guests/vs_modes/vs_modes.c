@@ -131,13 +131,10 @@ int main(void)
          * to read/write a VS-level page table), permissions ... are checked as though for an implicit load
          * or store, not for the original access type.  However, any exception is always reported for the
          * original access type (instruction, load, or store/AMO)." */
-        struct expect il = expect_trap(21, hole + 8, 0xC0000000ull >> 2, 1, 0x3000);
-        struct expect is = expect_trap(23, hole + 8, 0xC0000000ull >> 2, 1, 0x3000);
-        struct expect ifetch = expect_trap(20, hole, 0xC0000000ull >> 2, 1, 0x3000);
-        il.implicit = is.implicit = ifetch.implicit = 1;    /* 0x3000: 64-bit read for VS-stage translation */
-        probe(id++, "implicit-g-fault", A_LD, VS_MODE, hole + 8, 0, il);
-        probe(id++, "implicit-g-fault", A_SD, VS_MODE, hole + 8, 0, is);
-        probe(id++, "implicit-g-fault", A_FETCH, VS_MODE, hole, 0, ifetch);
+        const u64 pte = 0xC0000000ull;                   /* 0x3000: 64-bit read for VS-stage translation */
+        probe(id++, "implicit-g-fault", A_LD, VS_MODE, hole + 8, 0, expect_implicit_gpf(21, hole + 8, pte, PSEUDO_READ));
+        probe(id++, "implicit-g-fault", A_SD, VS_MODE, hole + 8, 0, expect_implicit_gpf(23, hole + 8, pte, PSEUDO_READ));
+        probe(id++, "implicit-g-fault", A_FETCH, VS_MODE, hole, 0, expect_implicit_gpf(20, hole, pte, PSEUDO_READ));
     } else {
         /* Divergence, QEMU 7.2 and 10.0 (re-verified 2026-11-25): they raise a page fault (13/15/12)
          * when the VS-stage PTE's address has no memory behind it.  Decided by Priv. 20240411, 10.3.2
