@@ -19,7 +19,7 @@ from pathlib import Path
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 125
 
-SUBCOMMAND_MODULES = ("difftest.modes", "difftest.kvmcli", "difftest.nightly", "difftest.bisect",
+SUBCOMMAND_MODULES = ("difftest.modes", "difftest.known", "difftest.kvmcli", "difftest.nightly", "difftest.bisect",
                     "difftest.coverage", "refmodel.bench")
 
 DEFAULT_BACKENDS = "qemu-10.0,model"
@@ -294,7 +294,8 @@ def _case_json(c) -> dict:
     d = {"guest": c.guest, "hgatp_mode": c.hgatp_mode, "vs_mode": c.vs_mode, "cpu": c.cpu,
          "backends": c.backends, "status": c.status, "odd_one_out": c.odd_one_out, "seconds": c.seconds,
          "note": getattr(c, "note", ""),
-         "elf": c.elf, "pairs": [_jsonable(p) for p in c.pairs], "runs": {}}
+         "elf": c.elf, "pairs": [_jsonable(p) for p in c.pairs], "runs": {},
+         "findings": [_jsonable(f) for f in getattr(c, "findings", [])]}
     for b, r in c.runs.items():
         d["runs"][b] = {"status": r.status, "trace": r.trace_path, "message": r.message,
                         "error_class": r.error_class,
@@ -302,6 +303,21 @@ def _case_json(c) -> dict:
         if d["runs"][b]["footer"]:
             d["runs"][b]["footer"].pop("uart", None)
     return d
+
+
+def steps_line(p) -> str:
+    """What a pair's comparison covered, in steps (ARCHITECTURE 7a)."""
+    run = p.steps_run or p.steps_compared
+    pct = f" ({p.steps_compared / run:.1%})" if run else ""
+    out = f"steps compared {p.steps_compared} of {run}{pct}"
+    if any(p.steps_printing) or any(p.steps_skipped):
+        out += (f"; not compared: printing lines that differ {p.steps_printing[0]}/{p.steps_printing[1]} "
+                f"(checked as console text), skipped {p.steps_skipped[0]}/{p.steps_skipped[1]} ({p.a}/{p.b})")
+    if p.resyncs:
+        out += f"; re-synchronised {p.resyncs} time(s) at probe marks"
+    elif not p.sled and p.status == "mismatch":
+        out += "; no probe marks in this ELF: nothing after the first divergence was compared"
+    return out
 
 
 def _print_case(c) -> None:
@@ -313,6 +329,11 @@ def _print_case(c) -> None:
             print(f"    {b}: {r.error_class or r.status}: {r.message}")
     for p in c.pairs:
         print(f"    {p.a} ~ {p.b}: {p.summary}")
+        print(f"      {steps_line(p)}")
+        for f in p.findings[:20]:
+            print(f"      finding probe {f.probe}: {f.what}" + (f"  [{f.known}]" if f.known else ""))
+        if len(p.findings) > 20:
+            print(f"      ... {len(p.findings) - 20} more finding(s) in the report")
         if p.report:
             print(f"      report: {p.report.get('txt')}  (also .md, .html)")
         if p.status != "match" and p.not_compared:
@@ -326,6 +347,9 @@ def _print_case(c) -> None:
         print(f"    odd one out: {c.odd_one_out} (the others agree)")
     if getattr(c, "note", ""):
         print(f"    note: {c.note}")
+    for f in getattr(c, "findings", []):
+        print(f"    MODEL SELF-CHECK: probe {f.probe}: {f.summary} (a model error or a wrong expectation "
+              "in the guest)")
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from difftest import findings as F
 from difftest import trap_csr
 from difftest.trace import (EXPOSABLE, Footer, Header, Step, TraceError, TraceReader, Trap, Xlat)
 
@@ -65,6 +66,13 @@ class PairResult:
     xlats_compared: int = 0          # translation pairs checked
     xlats_unmatched: int = 0         # logged translations with no counterpart at that step
     trap_csr: list[dict] = field(default_factory=list)   # trap-entry CSR differences (difftest.trap_csr)
+    findings: list = field(default_factory=list)         # difftest.findings.Finding, one per probe
+    steps_run: int = 0               # the longer run's steps
+    steps_skipped: tuple = (0, 0)    # steps of a, b not compared (between a divergence and the next shared mark)
+    steps_printing: tuple = (0, 0)   # of those not compared: printing a probe's P/X lines after its outcome
+                                     # differed (the lines themselves are compared as console text)
+    resyncs: int = 0                 # times the comparison re-synchronised at a probe mark
+    sled: bool = False               # the guest had probe marks (else no resynchronisation was possible)
 
 
 @dataclass
@@ -148,9 +156,9 @@ def _stage_kind(stage: str | None, cause: int | None = None) -> str | None:
 
 
 class _Mismatch(Exception):
-    def __init__(self, kind, fld, va, vb, explanation="", xa=None, xb=None):
+    def __init__(self, kind, fld, va, vb, explanation="", xa=None, xb=None, cause=None):
         super().__init__(explanation)
-        self.kind, self.field, self.va, self.vb = kind, fld, va, vb
+        self.kind, self.field, self.va, self.vb, self.cause = kind, fld, va, vb, cause
         self.explanation, self.xa, self.xb = explanation, xa, xb
 
 
@@ -172,6 +180,7 @@ class _Ctx:
     guest: str = ""
     trap_csr: trap_csr.Collector = field(default_factory=trap_csr.Collector)
     window: object = None            # the comparison window (for the first trap-CSR difference's report)
+    seg: str = F.SETUP               # the probe the comparison is in (difftest.findings)
 
 
 def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
@@ -352,13 +361,13 @@ def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
         if va != vb and attr in trap_csr.SOFT_FIELDS:
             # invisible to the guest until it reads the CSR: recorded, the comparison goes on
             ctx.trap_csr.add(sa.i, sa.pc, ta.cause, ta.target, attr, va, vb,
-                             list(ctx.window) + [(sa, sb)] if ctx.trap_csr.first is None else None)
+                             list(ctx.window) + [(sa, sb)] if ctx.trap_csr.first is None else None, ctx.seg)
             continue
         if va != vb:
             kind = "trap"
             if attr == "htval" and ta.cause in SECOND_STAGE_CAUSES:
                 kind = "second-stage"       # htval = faulting GPA >> 2 (Priv. 9.4.9)
-            raise _Mismatch(kind, f"trap.{attr}", va, vb, f"trap {ta.cause}: {attr} differs")
+            raise _Mismatch(kind, f"trap.{attr}", va, vb, f"trap {ta.cause}: {attr} differs", cause=ta.cause)
 
 
 INSN_TVAL_CAUSES = frozenset({2, 22})     # illegal / virtual instruction: mtval 0 or the instruction bits
@@ -395,130 +404,279 @@ def _first_diff(a: str, b: str) -> int:
     return n
 
 
-def compare_full(trace_a, trace_b, *, guest: str | None = None) -> tuple[PairResult, Divergence | None]:
-    """Compare two traces; returns the result and, unless they match, the divergence."""
+def _canonical(name: str, h: Header, other: Header) -> str:
+    """A model run named by the QEMU whose profile it ran with (findings module docstring); the
+    CPU variant (a profile like qemu-10.0-sv39) is an attribute of the case, as the modes are."""
+    if name == "model" and not other.backend.startswith("model"):
+        return f"model@{other.backend}"
+    return name
+
+
+def _what(m: "_Mismatch") -> str:
+    """The class of a hard divergence, as findings name it (no pcs or addresses)."""
+    if m.field in ("pc", "insn"):
+        return f"control-flow {m.field}"
+    if m.field in ("priv", "v"):
+        return f"control-flow {m.field} {m.va}~{m.vb}"
+    if m.field == "trap":
+        return f"trap {_cause_word(m.va)}~{_cause_word(m.vb)}"
+    if m.field.startswith("xlat."):
+        acc = (m.xa or m.xb).access if (m.xa or m.xb) else "?"
+        if m.field == "xlat.fault":
+            return f"{m.field} {acc} {_fault_word(m.xa)}~{_fault_word(m.xb)}"
+        if m.field in ("xlat.fault_cause", "xlat.fault_stage"):
+            return f"{m.field} {acc} {m.va}~{m.vb}"
+        return f"{m.field} {acc} differs"
+    if m.field.startswith("trap."):
+        return f"{m.field} cause={m.cause} {_vclass(m.field, m.va)}~{_vclass(m.field, m.vb)}"
+    return m.field
+
+
+def _vclass(fld: str, v) -> str:
+    if fld == "trap.target":
+        return str(v)
+    return F.vclass(v)
+
+
+def _cause_word(v: str) -> str:
+    # _trap_str: "no trap" | "cause 21 tval=.." | "interrupt 5 ..."
+    w = str(v).split()
+    return "none" if w[:2] == ["no", "trap"] else (("i" if w[0] == "interrupt" else "") + w[1])
+
+
+def _fault_word(x: Xlat | None) -> str:
+    if x is None or (x.fault_stage is None and x.fault_cause is None):
+        return "ok"
+    return f"{x.fault_stage or ''}{x.fault_cause if x.fault_cause is not None else ''}"
+
+
+class _Marks:
+    """Probe marks (ARCHITECTURE 2b): the step at rt_probe_sled + 4*n names mark n = kind*4096 + id
+    (kinds: 0 probe start, 1 the probe's lines are printed from here, 2 probe end; 12288 rt_done,
+    12289/12290 before/after an rt_fail line).  Start, print, end and done are synchronisation
+    points; an rt_fail line is printed by one side only where a guest's own check failed there."""
+    START, PRINT, END, PRINT_END, FAIL = 0, 1, 2, 3, 4
+
+    def __init__(self, sled):
+        self.lo, self.n = sled if sled else (None, 0)
+
+    def of(self, pc: int) -> tuple[int, int] | None:
+        """(kind, id) of the mark at pc; rt_done is (START, 4096), rt_fail's (FAIL|PRINT_END, 4097)."""
+        if self.lo is None or not (self.lo <= pc < self.lo + 4 * self.n) or (pc - self.lo) & 3:
+            return None
+        i = (pc - self.lo) >> 2
+        if i >= 3 * 4096:
+            return ((self.START, F.MARK_DONE_ID), (self.FAIL, F.MARK_DONE_ID + 1),
+                    (self.PRINT_END, F.MARK_DONE_ID + 1))[min(i - 3 * 4096, 2)]
+        return i >> 12, i & 4095
+
+    @staticmethod
+    def order(m: tuple[int, int]) -> tuple[int, int]:
+        return m[1], m[0]
+
+    @staticmethod
+    def seg(m: tuple[int, int]) -> str:
+        return F.DONE if m[1] == F.MARK_DONE_ID else str(m[1])
+
+
+def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tuple[PairResult, Divergence | None]:
+    """Compare two traces to their ends; returns the result and, unless they match, the first
+    divergence (for the report).  ``sled`` = (address, count) of the guest's probe marks
+    (``config_block.probe_sled``): after a divergence both sides skip to the next probe mark they
+    share and the comparison goes on, so every probe's difference becomes a finding
+    (difftest.findings); without marks the comparison cannot resynchronise and the rest of the run
+    is counted as skipped."""
     try:
         A, B = _Source(trace_a), _Source(trace_b)
     except TraceError as e:
         return PairResult(a="?", b="?", status="error", kind="error", summary=str(e)), None
     ha, hb = A.header, B.header
+    sled = sled or (ha.extra or {}).get("probe_sled") or (hb.extra or {}).get("probe_sled")
+    marks = _Marks(sled)
     compared, not_compared = what_is_compared(ha, hb)
     both = {k for k in EXPOSABLE if _exposes(ha, k) and _exposes(hb, k)}
     window: collections.deque = collections.deque(maxlen=WINDOW)
     ctx = _Ctx(ha, hb, both, window=window, guest=guest or ha.guest)
     uart_steps = {"a": [], "b": []}          # (offset, step) where per-step uart begins
     uart_len = {"a": 0, "b": 0}
-    n = 0
-    div: Divergence | None = None
-    stale_stop = False
+    n = 0                                     # step pairs compared
+    run_a = run_b = 0                         # steps seen on each side
+    first: Divergence | None = None
+    probes: dict[str, F.ProbeDiff] = {}
+    seg = F.SETUP
     it_a, it_b = A.steps(), B.steps()
-    sa = sb = None
-    while True:
-        sa = next(it_a, None)
-        sb = next(it_b, None)
-        if sa is None or sb is None:
-            break
-        for tag, s in (("a", sa), ("b", sb)):
+    resyncs = 0
+    stale_parts = 0
+    pending = None
+
+    def pull(it, tag):
+        nonlocal run_a, run_b
+        s = next(it, None)
+        if s is not None:
+            if tag == "a":
+                run_a += 1
+            else:
+                run_b += 1
             if s.uart:
                 uart_steps[tag].append((uart_len[tag], s.i))
                 uart_len[tag] += len(s.uart)
+        return s
+
+    printing = {"a": 0, "b": 0}               # skipped steps that printed a probe's P/X lines
+
+    def to_mark(it, tag, s, in_print):
+        """Advance one side to its next start/print/end mark (s itself if it is one); the steps
+        passed after a print mark (or an rt_fail mark) printed lines that the console comparison
+        checks."""
+        while s is not None:
+            m = marks.of(s.pc)
+            if m is not None and m[0] in (_Marks.START, _Marks.PRINT, _Marks.END):
+                return s
+            if m is not None:
+                in_print = m[0] == _Marks.FAIL
+            if in_print:
+                printing[tag] += 1
+            s = pull(it, tag)
+        return s
+
+    sa = sb = None
+    region_print = False                      # the last shared mark was a print mark
+    desynced_at_end = False
+    while True:
+        if pending is not None:
+            sa, sb = pending
+            pending = None
+        else:
+            sa, sb = pull(it_a, "a"), pull(it_b, "b")
+        if sa is None or sb is None:
+            break
+        ma = marks.of(sa.pc)
+        if ma is not None and ma == marks.of(sb.pc):
+            region_print = ma[0] == _Marks.PRINT
+            if ma[0] == _Marks.START:
+                seg = _Marks.seg(ma)
+                ctx.seg = seg
         try:
             _cmp_step(ctx, sa, sb)
+            window.append((sa, sb))
+            n += 1
+            continue
         except _Mismatch as m:
             why = m.explanation
             hidden = [k.split(".")[1] for k in ("trap.htval", "trap.tinst", "trap.gva", "trap.tval")
                       if k not in both]
-            if m.kind == "control-flow" and ctx.last_trap and hidden:
+            if m.kind == "control-flow" and ctx.last_trap and hidden and first is None:
                 why += (f" (note: the trap at step {ctx.last_trap[0]}, cause {ctx.last_trap[1]}, wrote "
                         f"{'/'.join(hidden)}, which were not compared; a guest that reads them diverges later)")
-            div = Divergence(m.kind, sa.i, m.field, m.va, m.vb, why, list(window), sa, sb, m.xa, m.xb)
-            break
+            summ = (f"{m.kind} at step {sa.i} pc={show(sa.pc)}: {why}: {m.field} "
+                    f"{_name(ha)}={show(m.va)} {_name(hb)}={show(m.vb)}")
+            pdiff = probes.setdefault(seg, F.ProbeDiff())
+            entry = (m.kind, _what(m), sa.i, sb.i, sa.pc, summ)
+            if pdiff.hard is None:
+                pdiff.hard = entry
+            else:
+                pdiff.extra.append((entry[1], entry))
+            if first is None:
+                first = Divergence(m.kind, sa.i, m.field, m.va, m.vb, why, list(window), sa, sb, m.xa, m.xb)
+            n += 1                            # compared: it is where the difference was found
         except _StaleStop:
-            stale_stop = True
+            n += 1
+            stale_parts += 1
+        # resynchronise: both sides to the next probe mark they share (probe ids ascend in a run;
+        # a side whose mark is behind the other's goes on to its next one)
+        window.clear()
+        sa = to_mark(it_a, "a", pull(it_a, "a"), region_print)
+        sb = to_mark(it_b, "b", pull(it_b, "b"), region_print)
+        while sa is not None and sb is not None and marks.of(sa.pc) != marks.of(sb.pc):
+            if _Marks.order(marks.of(sa.pc)) < _Marks.order(marks.of(sb.pc)):
+                sa = to_mark(it_a, "a", pull(it_a, "a"), False)
+            else:
+                sb = to_mark(it_b, "b", pull(it_b, "b"), False)
+        if sa is None or sb is None:
+            desynced_at_end = True
             break
-        window.append((sa, sb))
-        n += 1
-    # drain so footers are known (the rest is not compared)
-    rest_a = rest_b = 0
-    if div is not None or stale_stop:
-        rest_a = sum(1 for _ in it_a) + (sa is not None)
-        rest_b = sum(1 for _ in it_b) + (sb is not None)
-    else:
-        rest_a = sum(1 for _ in it_a) + (sa is not None)
-        rest_b = sum(1 for _ in it_b) + (sb is not None)
+        resyncs += 1
+        pending = (sa, sb)
+    # what remains of either side was not compared
+    for it, tag in ((it_a, "a"), (it_b, "b")):      # (counted in run_a/run_b, so in steps_skipped)
+        while pull(it, tag) is not None:
+            pass
     fa, fb = A.footer, B.footer
     not_compared = not_compared + _trap_detail_gaps(ha, fa) + _trap_detail_gaps(hb, fb)
-    # a backend error explains any divergence that follows from it only when
-    # the traces agreed up to its end
-    # A run that stopped early (crash, timeout, truncated log, step limit) is an
-    # error, not a divergence, when it agreed with the other up to its end and
-    # the other did not end first -- and never a green result: what did not run
-    # was not compared.
-    err_side = [h for h, f, mine, other in ((ha, fa, rest_a, rest_b), (hb, fb, rest_b, rest_a))
-                if (f.status in ERROR_STATUSES or f.truncated or f.status == "step-limit") and mine <= other]
-    if div is None and not stale_stop:
-        if err_side:
-            f = fa if ha in err_side else fb
-            res = PairResult(_name(ha), _name(hb), "error", "error", n, None,
-                             f"{_name(err_side[0])} did not finish: {f.status}" + (f" ({f.message})" if f.message else "")
-                             + f"; the {n} steps before agreed", compared, not_compared)
-            return _finish(res, ctx, n), Divergence("error", n, "footer.status", fa.status, fb.status,
-                                                    res.summary, list(window), None, None,
-                                                    header_a=ha, header_b=hb, footer_a=fa, footer_b=fb)
-        if rest_a != rest_b or fa.status != fb.status or fa.exit_code != fb.exit_code:
-            why = (f"{_name(ha)} ended after {n + rest_a} steps ({fa.status}, exit {fa.exit_code}), "
-                   f"{_name(hb)} after {n + rest_b} steps ({fb.status}, exit {fb.exit_code})")
-            div = Divergence("exit", n, "exit", f"{fa.status} {fa.exit_code}", f"{fb.status} {fb.exit_code}",
-                             why, list(window), sa, sb)
-        # Footer.uart is the whole console output of a finished run (trace schema),
-        # so output is compared whenever both runs exited.
-        if div is None and fa.status == fb.status == "exit" and fa.uart != fb.uart:
+    ctx.trap_csr.to_probes(probes)
+    can_a, can_b = _canonical(_name(ha), ha, hb), _canonical(_name(hb), hb, ha)
+    # A run that stopped early (crash, timeout, truncated log, step limit) is an error of that
+    # backend, never a finding and never a green result: what did not run was not compared.
+    err_side = [(h, f) for h, f in ((ha, fa), (hb, fb))
+                if f.status in ERROR_STATUSES or f.truncated or f.status == "step-limit"]
+    both_exit = fa.status == fb.status == "exit"
+    findings = F.assemble(ctx.guest, can_a, can_b, probes,
+                          fa.uart if both_exit else None, fb.uart if both_exit else None,
+                          (fa.status, fa.exit_code), (fb.status, fb.exit_code)) if not err_side else \
+        F.assemble(ctx.guest, can_a, can_b, probes, None, None, ("-", None), ("-", None))
+    if not err_side and both_exit and not findings and run_a != run_b and not desynced_at_end:
+        # every compared step agreed but one run went on: a finding of how the runs ended
+        what = f"exit length {run_a}~{run_b}"
+        findings.append(F.Finding(F.DONE, what, "exit", can_a, can_b,
+                                  F.fingerprint(ctx.guest, F.DONE, what, can_a, can_b), step=n,
+                                  summary=f"{_name(ha)} ended after {run_a} steps, {_name(hb)} after {run_b}"))
+    res = PairResult(_name(ha), _name(hb), "match", None, None, None, "", compared, not_compared)
+    res.findings = findings
+    res.steps_run = max(run_a, run_b)
+    res.steps_printing = (printing["a"], printing["b"])
+    res.steps_skipped = (run_a - n - printing["a"], run_b - n - printing["b"])
+    res.resyncs = resyncs
+    res.sled = bool(marks.n)
+    if err_side:
+        h, f = err_side[0]
+        res.status, res.kind, res.step = "error", "error", n
+        res.summary = (f"{_name(h)} did not finish: {f.status}" + (f" ({f.message})" if f.message else "")
+                       + f"; {n} steps compared" + (f", {len(findings)} finding(s) before it" if findings else ""))
+        res.fingerprint = f"{ctx.guest}|-|error {f.status}|{can_a}~{can_b}"
+        div = first or Divergence("error", n, "footer.status", fa.status, fb.status, res.summary,
+                                  list(window), None, None)
+        div.header_a, div.header_b, div.footer_a, div.footer_b = ha, hb, fa, fb
+        return _finish(res, ctx, n), div
+    if not findings:
+        res.status = "accepted-stale" if ctx.stale or stale_parts else "match"
+        res.summary = f"match: {n} steps compared of {res.steps_run}, {ctx.xl_cmp} translations compared"
+        if res.status == "accepted-stale":
+            res.summary = (f"accepted-stale: {n} steps agree; {ctx.stale + stale_parts} difference(s) are stale "
+                           f"translations the spec permits until the guest fences (Priv. 10.3.2 / 9.3.2)")
+            if stale_parts:
+                res.summary += ("; where the runs parted on one, the comparison stopped there until the next "
+                                "probe mark")
+        return _finish(res, ctx, n), None
+    f0 = findings[0]
+    if first is None:
+        # console-only or trap-entry-CSR-only findings: the report opens on the first of them
+        if ctx.trap_csr.first is not None:
+            step, pc, fld, va, vb, win = ctx.trap_csr.first
+            sa_, sb_ = win[-1]
+            first = Divergence("trap-csr", step, f"trap.{fld}", va, vb,
+                               f"trap {sa_.trap.cause}: {fld} differs (the runs agree on every other value)",
+                               win[:-1], sa_, sb_)
+        elif f0.kind == "exit":
+            first = Divergence("exit", n, "exit", f"{fa.status} {fa.exit_code}", f"{fb.status} {fb.exit_code}",
+                               f0.summary, [], None, None)
+        else:
             off = _first_diff(fa.uart, fb.uart)
             st = None
             for tag in ("a", "b"):
                 for o, i in uart_steps[tag]:
                     if o <= off:
                         st = i
-            div = Divergence("output", st, "uart", fa.uart[max(0, off - 40):off + 40],
-                             fb.uart[max(0, off - 40):off + 40],
-                             f"UART output differs at byte {off}", [], None, None)
-    if div is None and ctx.trap_csr.first is not None:
-        # every step agreed except values trap entry wrote: a mismatch at the first of them
-        step, pc, fld, va, vb, win = ctx.trap_csr.first
-        sa_, sb_ = win[-1]
-        div = Divergence("trap-csr", step, f"trap.{fld}", va, vb,
-                         f"trap {sa_.trap.cause}: {fld} differs (the runs agree on every other value; "
-                         f"compared to the end: {n} steps)", win[:-1], sa_, sb_)
-    if div is None:
-        status = "accepted-stale" if ctx.stale else "match"
-        if status == "match":
-            summary = f"match: {n} steps, {ctx.xl_cmp} translations compared"
-        else:
-            summary = (f"accepted-stale: {n} steps agree; {ctx.stale} difference(s) are stale translations the spec "
-                       f"permits until the guest fences (Priv. 10.3.2 / 9.3.2)")
-            if stale_stop:
-                summary += "; comparison stopped there, as the runs legitimately part"
-        return _finish(PairResult(_name(ha), _name(hb), status, None, None, None, summary, compared,
-                                  not_compared), ctx, n), None
-    div.header_a, div.header_b, div.footer_a, div.footer_b = ha, hb, fa, fb
-    pc = None
-    if div.step_a is not None:
-        pc = div.step_a.pc
-    elif div.step_b is not None:
-        pc = div.step_b.pc
-    elif div.window:
-        pc = (div.window[-1][0] or div.window[-1][1]).pc
-    summary = (f"{div.kind} mismatch at step {div.step}" + (f" pc={show(pc)}" if pc is not None else "")
-               + f": {div.explanation}: {div.field} {_name(ha)}={show(div.value_a)} {_name(hb)}={show(div.value_b)}")
-    res = PairResult(_name(ha), _name(hb), "mismatch", div.kind, div.step, pc, summary, compared, not_compared)
+            first = Divergence("output", st, "uart", fa.uart[max(0, off - 40):off + 40],
+                               fb.uart[max(0, off - 40):off + 40], f"console output differs at byte {off}",
+                               [], None, None)
+    first.header_a, first.header_b, first.footer_a, first.footer_b = ha, hb, fa, fb
+    res.status, res.kind, res.pc = "mismatch", f0.kind, f0.pc
+    res.step = f0.step if f0.step is not None else first.step
+    res.fingerprint = f0.fingerprint
+    res.summary = (f"{len(findings)} finding(s) in {len(findings)} probe(s); first: probe {f0.probe}: "
+                   f"{f0.what} ({f0.summary})")
     res = _finish(res, ctx, n)
-    if div.kind == "trap-csr":
-        res.fingerprint = res.trap_csr[0]["fingerprint"]
-    else:
-        res.fingerprint = fingerprint(ctx.guest, ha.hgatp_mode, ha.vs_mode, _name(ha), _name(hb), div.kind, pc)
-    if res.trap_csr:
-        res.summary += "; trap-entry CSRs differ: " + trap_csr.describe(res.trap_csr, res.a, res.b, show)
-    return res, div
+    return res, first
 
 
 def _trap_detail_gaps(h: Header, f: Footer) -> list[str]:

@@ -90,8 +90,11 @@ def vs_value(name: str) -> int:
         raise ConfigBlockError(f"unknown VS mode {name!r}; choose from {', '.join(VS_MODES)}", "usage") from None
 
 
+SLED_SYMBOLS = ("rt_probe_sled", "rt_probe_sled_end")
+
+
 def _symbols(elf_path: Path) -> tuple[dict[str, int], list[tuple[int, int, int]]]:
-    """({symbol: address} for our two symbols, [(vaddr, filesz, offset) of PT_LOAD])."""
+    """({symbol: address} for our symbols, [(vaddr, filesz, offset) of PT_LOAD])."""
     try:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
@@ -106,7 +109,7 @@ def _symbols(elf_path: Path) -> tuple[dict[str, int], list[tuple[int, int, int]]
             syms = {}
             for sec in elf.iter_sections():
                 if isinstance(sec, SymbolTableSection):
-                    for name in (SYMBOL, SELECT_SYMBOL):
+                    for name in (SYMBOL, SELECT_SYMBOL) + SLED_SYMBOLS:
                         for s in sec.get_symbol_by_name(name) or []:
                             syms[name] = s["st_value"]
             return syms, loads
@@ -121,6 +124,16 @@ def _offset(addr: int, loads, what: str, size: int, path: Path) -> int:
         if vaddr <= addr and addr + size <= vaddr + filesz:
             return off + (addr - vaddr)
     raise ConfigBlockError(f"{path}: symbol {what} at {addr:#x} is not inside a loaded segment", "bad-elf")
+
+
+def probe_sled(elf_path) -> tuple[int, int] | None:
+    """(address, number of marks) of the runtime's probe-mark sled (ARCHITECTURE 2b), or None for an
+    ELF without one (a third-party program, or a guest built before the marks)."""
+    syms, _ = _symbols(Path(elf_path))
+    lo, hi = syms.get(SLED_SYMBOLS[0]), syms.get(SLED_SYMBOLS[1])
+    if lo is None or hi is None or hi <= lo:
+        return None
+    return lo, (hi - lo) // 4
 
 
 def read(elf_path) -> ConfigBlock | None:

@@ -39,6 +39,8 @@ class CaseResult:
     seconds: dict[str, float] = field(default_factory=dict)
     elf: str = ""                                      # the (patched) ELF every backend ran
     note: str = ""                                     # e.g. two QEMUs differ by a spec-allowed choice
+    findings: list = field(default_factory=list)       # of single runs: a model that fails its guest's
+                                                       # self-checks (difftest.findings.model_findings)
 
 
 def _is_path(guest) -> bool:
@@ -236,9 +238,17 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
             note = profile_choice_note(names, probe)
         done[(a, b)] = _compare_pair(case, a, b, elf, out_dir, guest_arg, note_if_mismatch=note)
     case.pairs = [done[ab] for ab in pairs]
+    from difftest.findings import model_findings
+    for b in names:
+        r = case.runs[b]
+        if is_model(b) and r.footer is not None:
+            case.findings += model_findings(name, b if "@" in b else f"model@{model_like(b, names) or 'spec'}",
+                                            r.footer.status, r.footer.exit_code, r.footer.uart)
     case.odd_one_out = case_odd_one_out(names, case.pairs)
     case.note = profile_choice_note(names, case.pairs)
     case.status = worst(p.status for p in case.pairs) if case.pairs else _single_status(case)
+    if case.findings:
+        case.status = worst([case.status, "mismatch"])
     return case
 
 
@@ -257,7 +267,8 @@ def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, gu
                             f"{name} could not run: {r.message or r.error_class}", [], [])
             pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|error|{r.error_class}"
             return pr
-    pr, div = compare_full(ra.trace_path, rb.trace_path, guest=case.guest)
+    from difftest.config_block import probe_sled
+    pr, div = compare_full(ra.trace_path, rb.trace_path, guest=case.guest, sled=probe_sled(elf))
     if pr.status in ("mismatch", "error"):
         if pr.fingerprint is None:
             pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|{pr.kind}|-"

@@ -95,8 +95,8 @@ def _has(case, finding: str | None, kind: str) -> bool:
 
 
 def _findings(p) -> list[str]:
-    """A pair's fingerprints: its first divergence and each trap-entry CSR group (difftest.trap_csr)."""
-    return ([p.fingerprint] if p.fingerprint and p.kind != "trap-csr" else []) + [g["fingerprint"] for g in p.trap_csr]
+    """A pair's findings' fingerprints, guest|probe|what|a~b (difftest.findings)."""
+    return [f.fingerprint for f in p.findings]
 
 
 def run_minimise(args) -> int:
@@ -134,9 +134,10 @@ def run_minimise(args) -> int:
             raise UserError(f"no finding of {name} matches {finding!r}; its findings: "
                             + ", ".join(f for p in bad for f in _findings(p)), 2)
         kind = finding
-    elif kind == "trap-csr":
-        # keep the same trap-entry CSR group (field, cause, value classes), not just any of them
-        finding = "*|" + "|".join(bad[0].trap_csr[0]["fingerprint"].split("|")[-3:])
+    elif bad[0].findings:
+        # keep the first finding's difference (what differs, in any probe), not just any mismatch
+        f0 = bad[0].findings[0]
+        finding = "*|*|" + f0.what.replace("[", "[[]") + f"|{f0.a}~{f0.b}"
         kind = finding
     ids = probe_ids(full.runs[backends[-1]].trace_path) if full.runs[backends[-1]].trace_path else []
     if not ids:
@@ -200,9 +201,9 @@ def add_minimise(bs) -> None:
     from difftest.cli import add_case_arguments
     add_case_arguments(m, "qemu-7.2,model")
     m.add_argument("--finding", metavar="PATTERN",
-                   help="fnmatch pattern over the mismatching pairs' fingerprints (first divergence and "
-                        "trap-entry CSR groups) naming the finding to keep, e.g. '*|trap.htval|cause=9|*'; "
-                        "default: the first divergence's kind")
+                   help="fnmatch pattern over the findings' fingerprints (guest|probe|what|a~b, "
+                        "difftest/findings.py) naming the finding to keep, e.g. '*|trap.htval cause=9 *'; "
+                        "default: what the first finding says differs, in any probe")
     m.add_argument("--write", action="store_true", help="write guests/<guest>_min_<n>/")
     m.add_argument("--guests-dir", help="where to write the new guest (default guests/)")
     m.set_defaults(func=run_minimise)

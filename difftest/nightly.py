@@ -112,44 +112,62 @@ def _is_qemu_pair(p: dict) -> bool:
 
 
 def tag_known(cases: list[dict], known: list[K.Known]) -> None:
+    """Each finding gets the id of the one entry that lists it (difftest.known), or None (new).
+
+    A QEMU~QEMU finding is accounted for probe by probe through the model under each QEMU's own
+    profile: where both QEMUs agree with their own-profile model at that probe, the two differ by a
+    choice the specification leaves open (``spec-allowed-choice``); where each either agrees or
+    differs by a listed finding, it is ``explained-by-model-pairs``; else it is new."""
     for c in cases:
         pairs = c.get("pairs", [])
         for p in pairs:
-            kid = None
-            if p.get("status") in ("mismatch", "error"):
-                # every finding of the pair must be reviewed: its first divergence (unless that is
-                # itself a trap-entry CSR group) and each trap-entry CSR group (difftest.trap_csr)
-                groups = p.get("trap_csr") or []
-                for g in groups:
-                    k = K.classify(g["fingerprint"], p["a"], p["b"], known)
-                    g["known"] = k.id if k else None
-                ids = [g["known"] for g in groups]
-                if p.get("kind") != "trap-csr":
-                    k = K.classify(p.get("fingerprint"), p["a"], p["b"], known)
-                    ids.insert(0, k.id if k else None)
-                kid = ids[0] if ids and all(ids) else None
-                if kid is None and p["status"] == "mismatch" and c.get("note") and _is_qemu_pair(p):
-                    kid = ALLOWED_CHOICE
-            p["known"] = kid
-        # A QEMU~QEMU mismatch is accounted for when each QEMU, held to the spec by the model under
-        # its own profile, either matches it or differs only by a reviewed known divergence.
-        own = {(p["a"], p["b"]): p for p in pairs}
+            if _is_qemu_pair(p):
+                continue
+            for f in p.get("findings") or []:
+                k = K.classify(c["guest"], f["probe"], f["what"], f"{f['a']}~{f['b']}", known,
+                               c.get("hgatp_mode", ""), c.get("vs_mode", ""))
+                f["known"] = k.id if k else None
+                if k:
+                    k.hits += 1
+                    k.seen.add((c["guest"], f["probe"], f["what"], f"{f['a']}~{f['b']}"))
+        own = {p["a"]: p for p in pairs if not _is_qemu_pair(p)}
         for p in pairs:
-            if p["status"] == "mismatch" and not p["known"] and _is_qemu_pair(p):
-                mine = [own.get((q, f"model@{q}")) for q in (p["a"], p["b"])]
-                if all(m is not None and (m["status"] in ("match", "accepted-stale") or m.get("known"))
-                       for m in mine):
-                    p["known"] = ALLOWED_CHOICE if not any(m.get("known") for m in mine) else EXPLAINED
+            if not _is_qemu_pair(p):
+                continue
+            for f in p.get("findings") or []:
+                verdicts = []
+                for q in (p["a"], p["b"]):
+                    mp = own.get(q)
+                    if mp is None or mp.get("status") == "error":
+                        verdicts.append(None)
+                        continue
+                    at = [g for g in mp.get("findings") or [] if g["probe"] == f["probe"]]
+                    verdicts.append("agrees" if not at else "known" if all(g.get("known") for g in at) else None)
+                f["known"] = (None if None in verdicts else ALLOWED_CHOICE if verdicts == ["agrees", "agrees"]
+                              else EXPLAINED)
+        for p in pairs:
+            fs = p.get("findings") or []
+            p["known"] = (fs[0]["known"] if fs and all(f.get("known") for f in fs)
+                          and p.get("status") == "mismatch" else None)
+        for f in c.get("findings") or []:          # a model failing its guest's self-checks: never known
+            f["known"] = None
 
 
-def finish(out: Path, cases: list[dict], known: list[K.Known]) -> dict:
+def canonical_pair(a: str, b: str) -> str:
+    return f"{a}~model@{a}" if b == "model" else f"{a}~{b}"
+
+
+def finish(out: Path, cases: list[dict], known: list[K.Known], selection: dict | None = None) -> dict:
     tag_known(cases, known)
-    # an entry can only be "fixed" by a run that ran its guest on its backend
-    import fnmatch
-    applicable = [k.id for k in known if any(k.backend in c.get("backends", []) and
-                                             fnmatch.fnmatchcase(c["guest"], k.fingerprint.split("|")[0])
-                                             for c in cases)]
-    s = R.summarise(cases, applicable, R.previous_summary(out))
+    ran = {(c["guest"], canonical_pair(p["a"], p["b"])) for c in cases for p in c.get("pairs", [])
+           if p.get("status") != "error"}
+    entries = {}
+    for k in known:
+        st, missing = K.fixed_status(k, lambda g, pair: (g, pair) in ran)
+        if k.subs and not any((g, pair) in ran for g, _, _, pair in k.subs):
+            st = "not exercised"
+        entries[k.id] = {"hits": k.hits, "status": st or "seen", "missing": missing}
+    s = R.summarise(cases, entries, R.previous_summary(out), selection)
     s["out"] = str(out)
     R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
     R.write_atomic(out / "junit.xml", R.junit(cases))
@@ -166,19 +184,35 @@ def _bar(done: int, total: int, last: str) -> None:
 
 
 def print_summary(s: dict, wall: float | None) -> None:
+    esc = R.term_safe
     print(f"{'status':<12} cases   (a case is a mismatch if any backend pair differs, known or not)")
     for k, v in sorted(s["counts"].items()):
         print(f"{k:<12} {v}")
-    n_known = sum(s["known_hits"].values())
-    print(f"pairs: {len(s['unexplained'])} new (unexplained), {n_known} explained by known divergences")
-    for k, n in sorted(s["known_hits"].items()):
-        print(f"known {k}: {n} hit(s)" + ("  -- not seen: fixed? remove the entry" if n == 0 else ""))
-    for u in s["unexplained"]:
-        print(f"NEW {u['case']} {u['pair']}: {(u['summary'] or '').splitlines()[0] if u['summary'] else ''}")
+    for fam, t in sorted(s["steps"].items()):
+        print(f"steps {fam}: compared {t['compared']} of {t['run']} ({t['compared_pct']}%); "
+              f"printing lines that differ {t['printing']} ({t['printing_pct']}%, checked as console text); "
+              f"skipped {t['skipped']} ({t['skipped_pct']}%)")
+    fs = s["findings"]
+    n_new = sum(1 for f in fs if f["status"] == "new")
+    print(f"findings: {len(fs)} ({n_new} new, {len(fs) - n_new} known or explained); "
+          f"errors: {len(s['errors'])}")
+    for k, e in sorted(s["entries"].items()):
+        extra = ""
+        if e["status"] in ("fixed", "partly fixed"):
+            extra = f"  -- {e['status'].upper()}: not seen " + ", ".join(e["missing"][:4]) + \
+                (f" (+{len(e['missing']) - 4})" if len(e["missing"]) > 4 else "")
+        elif e["status"] == "not exercised":
+            extra = "  (not exercised by this selection)"
+        print(f"known {k}: {e['hits']} hit(s){extra}")
+    for f in fs:
+        if f["status"] == "new":
+            print(f"NEW {esc(f['fingerprint'])}  [{len(f['hits'])} case(s)] {esc(f['summary'])[:160]}")
+    for e in s["errors"]:
+        print(f"ERROR {e['case']} {e['pair']}: {esc(e['summary'])[:200]}")
     if s.get("trend"):
         t = s["trend"]
         print(f"trend vs {t['previous']}: new {len(t['new'])}, fixed {len(t['fixed'])}, "
-              f"still failing {len(t['still_failing'])}")
+              f"still failing {len(t['still_failing'])}" + (f" ({t['note']})" if t.get("note") else ""))
     if wall is not None:
         print(f"wall time {wall:.1f} s; backend time shares: " + ", ".join(
             f"{b} {s['backend_seconds'][b]:.1f} s ({v:.0%})" for b, v in s["backend_share"].items()))
@@ -186,7 +220,9 @@ def print_summary(s: dict, wall: float | None) -> None:
 
 
 def exit_code(s: dict) -> int:
-    return 1 if s["unexplained"] else 0
+    """0 only when every finding of every run is listed by a reviewed entry (or explained by the
+    model pairs) and no backend failed to run."""
+    return 1 if any(f["status"] == "new" for f in s["findings"]) or s["errors"] else 0
 
 
 def run(args) -> int:
@@ -231,7 +267,8 @@ def run(args) -> int:
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     ids = {c.id for c in cases}
-    s = finish(out, [c for c in R.load_cases([out]) if c["id"] in ids], known)
+    s = finish(out, [c for c in R.load_cases([out]) if c["id"] in ids], known,
+               {"guests": sorted({c.guest for c in cases}), "backends": backends or ALL_BACKENDS})
     s["wall_seconds"] = round(time.monotonic() - t0, 1)
     R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
     if args.json:

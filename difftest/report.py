@@ -17,6 +17,7 @@ from pathlib import Path
 from difftest.compare import Divergence, PairResult
 from difftest.compare import show as _h
 from difftest.disasm import disasm
+from difftest.results import term_safe
 from difftest.trace import PRIV_NAMES, Step, Trap, WalkLevel, Xlat
 
 
@@ -89,6 +90,18 @@ def build(pair: PairResult, div: Divergence | None, *, command: list[str] | None
                              f"{b}: {div.header_b.backend_version} ({div.header_b.cpu_config})")
     if pair.fingerprint:
         secs[0].paras.append(f"fingerprint: {pair.fingerprint}")
+    from difftest.cli import steps_line
+    secs[0].paras.append(steps_line(pair) + " (docs/ARCHITECTURE.md 7a)")
+    if pair.findings:
+        rows = [["probe", "what differs", "kind", "first step", "pc", "known", "detail"]]
+        for f in pair.findings:
+            detail = "; ".join([term_safe(x) for x in f.lines[:2]] + [f"explains: {x}" for x in f.folded[:2]])
+            rows.append([f.probe, f.what, f.kind, "-" if f.step is None else str(f.step), _h(f.pc),
+                         f.known or "-", detail or f.summary])
+        secs.append(Section(f"Findings ({len(pair.findings)}, one per probe; compared to the end)", [
+            "Every probe in which the runs differ, in order.  After each divergence the comparison skipped "
+            "to the next probe mark both runs reached and went on (docs/ARCHITECTURE.md 7a); the steps "
+            "below show the first divergence."], rows))
     if div is not None:
         rows = [["step", f"{a} pc", "priv", "instruction", "trap", f"{b} pc", "priv", "instruction", "trap"]]
         for sa, sb in div.window + ([(div.step_a, div.step_b)] if (div.step_a or div.step_b) else []):
@@ -133,7 +146,7 @@ def build(pair: PairResult, div: Divergence | None, *, command: list[str] | None
                 secs.append(Section("How the runs ended", [
                     f"{a}: {fa.status}, exit {fa.exit_code}, {fa.steps} steps {fa.message}".rstrip(),
                     f"{b}: {fb.status}, exit {fb.exit_code}, {fb.steps} steps {fb.message}".rstrip()],
-                    pre=f"--- {a} UART\n{fa.uart[-2000:]}\n--- {b} UART\n{fb.uart[-2000:]}"))
+                    pre=f"--- {a} UART\n{term_safe(fa.uart[-2000:])}\n--- {b} UART\n{term_safe(fb.uart[-2000:])}"))
     if pair.trap_csr:
         rows = [["field", "cause", "target", "traps", "first step", "pc", a, b, "fingerprint"]]
         for g in pair.trap_csr:

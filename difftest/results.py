@@ -42,30 +42,64 @@ def failing_fingerprints(cases) -> set[str]:
     out = set()
     for c in cases:
         for p in c.get("pairs", []):
-            if p.get("status") in ("mismatch", "error"):
-                out |= {p["fingerprint"]} if p.get("fingerprint") else set()
-                out |= {g["fingerprint"] for g in p.get("trap_csr") or []}
+            out |= {f["fingerprint"] for f in p.get("findings") or []}
+            if p.get("status") == "error" and p.get("fingerprint"):
+                out.add(p["fingerprint"])
+        out |= {f["fingerprint"] for f in c.get("findings") or []}
     return out
 
 
-def summarise(cases: list[dict], known_ids: list[str], previous: dict | None) -> dict:
+def _family(a: str, b: str) -> str:
+    if b == "model" or b.startswith("model@"):
+        return f"{a}~model"
+    return f"{a}~{b}"
+
+
+def _pct(x: int, n: int) -> float:
+    return round(100.0 * x / n, 2) if n else 100.0
+
+
+def summarise(cases: list[dict], entries: dict, previous: dict | None, selection: dict | None = None) -> dict:
+    """summary.json: findings (new first) with their hits per case, the catalogue entries' state,
+    the steps compared per pair family, errors, time shares and the trend."""
+    from difftest.engine import pair_command
     counts: dict[str, int] = {}
     for c in cases:
         counts[c["status"]] = counts.get(c["status"], 0) + 1
-    hits: dict[str, int] = {k: 0 for k in known_ids}
-    new = []
+    agg: dict[str, dict] = {}
+    errors = []
+    steps: dict[str, dict] = {}
     for c in cases:
         for p in c.get("pairs", []):
-            if p.get("known"):
-                hits[p["known"]] = hits.get(p["known"], 0) + 1
-                for g in p.get("trap_csr") or []:      # each reviewed trap-entry CSR group counts too
-                    if g.get("known") and g["known"] != p["known"]:
-                        hits[g["known"]] = hits.get(g["known"], 0) + 1
-            elif p.get("status") in ("mismatch", "error"):
-                unexplained = [g for g in p.get("trap_csr") or [] if not g.get("known")]
-                new.append({"case": c["id"], "pair": f"{p['a']}~{p['b']}", "fingerprint": p.get("fingerprint"),
-                            "summary": p.get("summary", ""),
-                            "trap_csr_unexplained": [g["fingerprint"] for g in unexplained]})
+            fam = steps.setdefault(_family(p["a"], p["b"]), {"compared": 0, "run": 0, "printing": 0, "skipped": 0})
+            run = p.get("steps_run") or p.get("steps_compared") or 0
+            fam["compared"] += p.get("steps_compared") or 0
+            fam["run"] += run
+            fam["printing"] += max(p.get("steps_printing") or [0, 0])
+            fam["skipped"] += max(p.get("steps_skipped") or [0, 0])
+            if p.get("status") == "error":
+                errors.append({"case": c["id"], "pair": f"{p['a']}~{p['b']}", "summary": p.get("summary", ""),
+                               "report": (p.get("report") or {}).get("html")})
+        for p, f in [(p, f) for p in c.get("pairs", []) for f in p.get("findings") or []] + \
+                [(None, f) for f in c.get("findings") or []]:
+            e = agg.setdefault(f["fingerprint"], {
+                "fingerprint": f["fingerprint"], "guest": c["guest"], "probe": f["probe"], "what": f["what"],
+                "pair": f"{f['a']}~{f['b']}", "kind": f["kind"], "known": f.get("known"),
+                "status": "known" if f.get("known") else "new", "summary": f.get("summary", ""),
+                "lines": (f.get("lines") or [])[:3], "hits": []})
+            cmd = pair_command(c["guest"], c.get("hgatp_mode", ""), c.get("vs_mode", ""),
+                               [p["a"], p["b"]] if p else [f["a"]], c.get("cpu", "default"))
+            e["hits"].append({"case": c["id"], "hgatp": c.get("hgatp_mode") or "-", "vs": c.get("vs_mode") or "-",
+                              "cpu": c.get("cpu", "default"), "step": f.get("step"),
+                              "report": ((p or {}).get("report") or {}).get("html"), "command": " ".join(cmd)})
+            if e["known"] != f.get("known"):        # the same fingerprint tagged differently (modes): new wins
+                e["known"] = e["known"] and f.get("known")
+                e["status"] = "known" if e["known"] else "new"
+    for t in steps.values():
+        for k in ("compared", "printing", "skipped"):
+            t[f"{k}_pct"] = _pct(t[k], t["run"])
+    findings = sorted(agg.values(), key=lambda e: (e["status"] != "new", e["guest"], _probe_key(e["probe"]),
+                                                   e["pair"], e["what"]))
     seconds: dict[str, float] = {}
     for c in cases:
         for b, s in c.get("seconds", {}).items():
@@ -75,13 +109,39 @@ def summarise(cases: list[dict], known_ids: list[str], previous: dict | None) ->
     trend = None
     if previous is not None:
         prev = set(previous.get("failing_fingerprints", []))
-        trend = {"previous": previous.get("out"), "new": sorted(fps - prev), "fixed": sorted(prev - fps),
-                 "still_failing": sorted(fps & prev)}
-    return {"cases": len(cases), "counts": counts, "unexplained": new, "known_hits": hits,
-            "known_fixed": sorted(k for k, n in hits.items() if n == 0),
-            "backend_seconds": seconds,
+        note = ""
+        if selection and previous.get("selection") and previous["selection"] != selection:
+            # like with like: only the guests both runs selected
+            common = set(selection.get("guests", [])) & set(previous["selection"].get("guests", []))
+            prev = {f for f in prev if f.split("|")[0] in common}
+            fps_c = {f for f in fps if f.split("|")[0] in common}
+            note = f"the two runs selected different guests/backends; compared on the {len(common)} guest(s) both ran"
+        else:
+            fps_c = fps
+        trend = {"previous": previous.get("out"), "new": sorted(fps_c - prev), "fixed": sorted(prev - fps_c),
+                 "still_failing": sorted(fps_c & prev), "note": note}
+    return {"cases": len(cases), "counts": counts, "findings": findings,
+            "unexplained": [f for f in findings if f["status"] == "new"] + errors,
+            "errors": errors, "entries": entries,
+            "known_hits": {k: e["hits"] for k, e in entries.items()},
+            "known_fixed": sorted(k for k, e in entries.items() if e["status"] == "fixed"),
+            "known_partly_fixed": sorted(k for k, e in entries.items() if e["status"] == "partly fixed"),
+            "steps": steps, "backend_seconds": seconds,
             "backend_share": {b: round(s / total, 3) for b, s in seconds.items()},
-            "failing_fingerprints": sorted(fps), "trend": trend}
+            "failing_fingerprints": sorted(fps), "trend": trend, "selection": selection}
+
+
+def _probe_key(p: str):
+    return (0, 0) if p == "-" else (2, 0) if p == "done" else (1, int(p)) if p.isdigit() else (3, 0)
+
+
+_CTRL = {c: f"\\x{c:02x}" for c in list(range(0, 9)) + list(range(11, 32)) + [127]}
+
+
+def term_safe(s: str) -> str:
+    """Text from a guest as a terminal, .txt or XML shows it: control characters (ESC, BEL, ...)
+    escaped, never sent raw (a guest must not be able to clear a screen or retitle a window)."""
+    return (s or "").translate(_CTRL)
 
 
 def previous_summary(out: Path) -> dict | None:
@@ -112,11 +172,13 @@ def junit(cases: list[dict]) -> str:
             name = quoteattr(f"{p['a']}~{p['b']}")
             cls = quoteattr(f"{c['guest']}.{c['hgatp_mode'] or 'default'}.{c['vs_mode'] or 'default'}.{c['cpu']}")
             lines.append(f"  <testcase classname={cls} name={name}>")
-            msg = quoteattr(p.get("summary", ""))
+            msg = quoteattr(term_safe(p.get("summary", "")))
             if p.get("known"):
                 lines.append(f"    <skipped message={quoteattr('known divergence ' + p['known'])}/>")
             elif p["status"] == "mismatch":
-                lines.append(f"    <failure message={msg}>{html.escape(p.get('fingerprint') or '')}</failure>")
+                body = "\n".join(f"{'NEW' if not f.get('known') else 'known ' + f['known']} {f['fingerprint']}"
+                                 for f in p.get("findings") or []) or (p.get("fingerprint") or "")
+                lines.append(f"    <failure message={msg}>{html.escape(term_safe(body))}</failure>")
             elif p["status"] == "error":
                 lines.append(f"    <error message={msg}/>")
             lines.append("  </testcase>")
@@ -138,6 +200,46 @@ def _cell_status(cs: list[dict]) -> str:
     return "match"
 
 
+def _findings_html(summary: dict) -> list[str]:
+    """The report opens on this: every finding, new first, then the catalogue's state and the steps
+    each pair family compared."""
+    e = html.escape
+    fs = summary["findings"]
+    n_new = sum(1 for f in fs if f["status"] == "new")
+    h = [f"<h2 id='findings'>Findings ({len(fs)}: {n_new} new)</h2>",
+         "<table id='findings-table'><tr><th>status</th><th>guest</th><th>probe</th><th>what differs</th>"
+         "<th>pair</th><th>hits (hgatp/vs cpu)</th><th>first report / reproduce</th></tr>"]
+    for f in fs:
+        st = "NEW" if f["status"] == "new" else f["known"]
+        hits = ", ".join(sorted({f"{x['hgatp']}/{x['vs']}" + ("" if x["cpu"] == "default" else f" {x['cpu']}")
+                                 for x in f["hits"]}))
+        first = f["hits"][0]
+        link = f"<a href='{e(first['report'])}'>report</a><br>" if first.get("report") else ""
+        detail = "".join(f"<br><code>{e(term_safe(line))}</code>" for line in f.get("lines") or [])
+        h.append(f"<tr class='{'new' if f['status'] == 'new' else 'known'}'><td>{e(st)}</td><td>{e(f['guest'])}</td>"
+                 f"<td>{e(f['probe'])}</td><td><code>{e(f['what'])}</code>{detail}</td><td>{e(f['pair'])}</td>"
+                 f"<td>{len(f['hits'])}: {e(hits)}</td><td>{link}<code>{e(first['command'])}</code></td></tr>")
+    h.append("</table>")
+    if summary["errors"]:
+        h.append("<h2>Errors (backends that did not finish)</h2><ul>" + "".join(
+            f"<li class='new'>{e(x['case'])} {e(x['pair'])}: {e(term_safe(x['summary']))}</li>"
+            for x in summary["errors"]) + "</ul>")
+    h.append("<h2 id='entries'>Known divergences (catalogue)</h2><table><tr><th>entry</th><th>hits</th>"
+             "<th>state</th></tr>")
+    for k, x in sorted(summary["entries"].items()):
+        miss = "".join(f"<br><code>{e(m)}</code>" for m in x["missing"][:8])
+        h.append(f"<tr><td>{e(k)}</td><td>{x['hits']}</td><td>{e(x['status'])}"
+                 + (f": not seen{miss}" if x["missing"] else "") + "</td></tr>")
+    h.append("</table><h2 id='steps'>Steps compared</h2><table><tr><th>pair family</th><th>compared</th>"
+             "<th>printing lines that differ (checked as console text)</th><th>skipped</th><th>run</th></tr>")
+    for fam, t in sorted(summary["steps"].items()):
+        h.append(f"<tr><td>{e(fam)}</td><td>{t['compared']} ({t['compared_pct']}%)</td>"
+                 f"<td>{t['printing']} ({t['printing_pct']}%)</td><td>{t['skipped']} ({t['skipped_pct']}%)</td>"
+                 f"<td>{t['run']}</td></tr>")
+    h.append("</table>")
+    return h
+
+
 def html_report(cases: list[dict], summary: dict, out: Path) -> str:
     e = html.escape
     guests = sorted({c["guest"] for c in cases})
@@ -147,9 +249,11 @@ def html_report(cases: list[dict], summary: dict, out: Path) -> str:
     h = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>difftest nightly</title><style>",
          "body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #888;padding:4px;"
          "vertical-align:top;font-size:12px}" + "".join(f".{k}{{background:{v}}}" for k, v in COLOURS.items()),
+         ".new{background:#f7b0b0;font-weight:bold}code{font-size:11px}",
          "</style></head><body><h1>difftest nightly</h1>",
          f"<p>{summary['cases']} cases: " + ", ".join(f"{e(k)} {v}" for k, v in sorted(summary["counts"].items()))
-         + "</p>", "<h2>Matrix (guest x HGATP mode)</h2><table id='matrix'><tr><th>guest</th>"
+         + "</p>"] + _findings_html(summary) + [
+         "<h2>Matrix (guest x HGATP mode)</h2><table id='matrix'><tr><th>guest</th>"
          + "".join(f"<th>{e(m)}</th>" for m in modes) + "</tr>"]
     for g in guests:
         row = [f"<tr><th>{e(g)}</th>"]
@@ -163,10 +267,10 @@ def html_report(cases: list[dict], summary: dict, out: Path) -> str:
             for c in cs:
                 for p in c.get("pairs", []):
                     if p["status"] in ("mismatch", "error"):
-                        also = sorted({g["known"] or "NEW" for g in p.get("trap_csr") or []} - {p.get("known")})
-                        lab = e(f"vs={c['vs_mode'] or '-'} cpu={c['cpu']} {p['a']}~{p['b']}: {p['kind']}"
-                                + (f" [known {p['known']}]" if p.get("known") else "")
-                                + (f" + trap-entry CSRs [{', '.join(also)}]" if also else ""))
+                        fs = p.get("findings") or []
+                        n_new = sum(1 for f in fs if not f.get("known"))
+                        lab = e(f"vs={c['vs_mode'] or '-'} cpu={c['cpu']} {p['a']}~{p['b']}: "
+                                + (f"{len(fs)} finding(s), {n_new} new" if fs else p["kind"] or p["status"]))
                         link = (p.get("report") or {}).get("html")
                         if link:
                             rel = os.path.relpath(link, out) if os.path.isabs(link) else link  # stored relative
@@ -176,13 +280,6 @@ def html_report(cases: list[dict], summary: dict, out: Path) -> str:
             row.append(f"<td class='{st}'>{e(st)}<br>" + "<br>".join(items) + "</td>")
         h.append("".join(row) + "</tr>")
     h.append("</table>")
-    h.append("<h2>Known divergences</h2><ul>" + "".join(
-        f"<li>{e(k)}: {n} hit(s){' -- <b>fixed? not seen this run</b>' if n == 0 else ''}</li>"
-        for k, n in sorted(summary["known_hits"].items())) + "</ul>")
-    h.append("<h2>Unexplained mismatches and errors</h2><ul>" + "".join(
-        f"<li>{e(u['case'])} {e(u['pair'])}: {e(u['summary'])}"
-        + "".join(f"<br>unreviewed trap-entry CSR group <code>{e(f)}</code>" for f in u.get("trap_csr_unexplained") or [])
-        + "</li>" for u in summary["unexplained"]) + "</ul>")
     t = summary.get("trend")
     h.append("<h2 id='trend'>Trend</h2>")
     if t is None:

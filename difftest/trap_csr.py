@@ -45,9 +45,24 @@ class TrapCsrGroup:
 class Collector:
     groups: dict = field(default_factory=dict)
     first: tuple | None = None     # (step, pc, field, a, b, window) of the first difference
+    per_probe: dict = field(default_factory=dict)   # probe -> {what: [count, first step, pc, summary]}
 
-    def add(self, step: int, pc: int, cause: int, target, fld: str, va, vb, window) -> None:
+    def to_probes(self, probes: dict) -> None:
+        """Hand each probe's differences to its difftest.findings.ProbeDiff."""
+        from difftest.findings import ProbeDiff
+        for p, d in self.per_probe.items():
+            probes.setdefault(p, ProbeDiff()).soft.update(d)
+
+    def add(self, step: int, pc: int, cause: int, target, fld: str, va, vb, window, probe: str = "-") -> None:
         key = (fld, cause, value_class(fld, va), value_class(fld, vb))
+        per = self.per_probe.setdefault(probe, {}).setdefault(
+            f"trap.{fld} cause={cause} {key[2]}~{key[3]}", [0, step, pc,
+                                                             f"trap {cause} at step {step} pc={pc:#x}: {fld} "
+                                                             f"differs ({va:#x} vs {vb:#x})"
+                                                             if not isinstance(va, bool) else
+                                                             f"trap {cause} at step {step} pc={pc:#x}: {fld} "
+                                                             f"differs ({int(va)} vs {int(vb)})"])
+        per[0] += 1
         g = self.groups.get(key)
         if g is None:
             self.groups[key] = TrapCsrGroup(fld, cause, target, va, vb, step, pc)

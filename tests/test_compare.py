@@ -82,7 +82,9 @@ def test_control_flow():
         q[2].pc = 0x80000008
     r = compare(*pair(m))
     assert (r.status, r.kind, r.step, r.pc) == ("mismatch", "control-flow", 2, 0x80000008)
-    assert r.fingerprint == "g|sv39x4|sv39|qemu-10.0~model|control-flow|0x80000008"
+    # a finding's fingerprint: guest|probe|what|pair, no pc or step (difftest/findings.py)
+    assert r.fingerprint == "g|-|control-flow pc|qemu-10.0~model@qemu-10.0"
+    assert r.steps_compared == 2 and r.steps_skipped == (4, 4) and not r.sled
 
 
 def test_priv_v_mismatch_is_control_flow():
@@ -108,7 +110,8 @@ def test_htval_mismatch_is_recorded_and_the_comparison_goes_on():
     assert (r.status, r.kind, r.step) == ("mismatch", "trap-csr", 4)
     (g,) = r.trap_csr
     assert (g["field"], g["cause"], g["target"], g["a"], g["b"], g["count"]) == ("htval", 21, "HS", 0, 0x7fff000 >> 2, 1)
-    assert g["fingerprint"] == "g|sv39x4|sv39|qemu-10.0~model|trap.htval|cause=21|0~nz" == r.fingerprint
+    assert g["fingerprint"] == "g|sv39x4|sv39|qemu-10.0~model|trap.htval|cause=21|0~nz"
+    assert r.fingerprint == "g|-|trap.htval cause=21 0~nz|qemu-10.0~model@qemu-10.0"
     assert r.steps_compared == 6                     # to the end
 
     def later(q):
@@ -116,7 +119,8 @@ def test_htval_mismatch_is_recorded_and_the_comparison_goes_on():
         q[5].pc = 0x80000200                           # and a real divergence after it
     r = compare(*pair(later))
     assert (r.kind, r.step) == ("control-flow", 5) and r.trap_csr[0]["first_step"] == 4
-    assert "trap-entry CSRs differ: trap.htval at 1 trap(s) with cause 21" in r.summary
+    (f,) = r.findings                                  # one probe ("-": no marks), both parts named
+    assert f.what == "control-flow pc + trap.htval cause=21 0~nz"
 
 
 def test_trap_target_stays_a_hard_divergence():
@@ -210,7 +214,9 @@ def test_mismatch_before_crash_is_mismatch():
         q[2].pc = 0x4
         del q[4:]
     r = compare(*pair(mq, fq=Footer("crash", None, 4, truncated=True)))
-    assert (r.status, r.kind) == ("mismatch", "control-flow")
+    # a backend that did not finish is an error (never green), and what differed before it is kept
+    assert (r.status, r.kind) == ("error", "error")
+    assert [f.what for f in r.findings] == ["control-flow pc"]
 
 
 def test_unreadable_trace_is_error(tmp_path):
@@ -270,7 +276,7 @@ def test_step_limit_on_one_side_is_error_not_mismatch():
 def test_both_at_step_limit_is_error_not_green():
     r = compare(*pair(fq=Footer("step-limit", None, 6), fm=Footer("step-limit", None, 6)))
     assert (r.status, r.kind, r.step) == ("error", "error", 6) and "step-limit" in r.summary
-    assert "6 steps before agreed" in r.summary
+    assert "6 steps compared" in r.summary
 
 
 def test_stale_fault_parts_the_runs():

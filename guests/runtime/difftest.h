@@ -63,7 +63,9 @@ static inline void hfence_vvma_all(void) { __asm__ volatile(".insn r 0x73, 0, 0x
 #define HSTATUS_HU   (1ull << 9)
 
 /* ---- console and exit ---- */
-void rt_putc(char c);
+void rt_putc(char c);                   /* to *rt_out: the UART, or a sink (see rt_sel) */
+extern volatile unsigned char *rt_out;
+volatile unsigned char *rt_sel(u64 to_uart);   /* the UART if to_uart != 0, else the sink: no branch */
 void rt_puts(const char *s);            /* no newline added */
 void rt_hex(u64 v);                     /* 0x... */
 void rt_dec(u64 v);
@@ -168,6 +170,16 @@ int probe_either(unsigned id, const char *what, enum rt_access acc, enum rt_mode
 void rt_access(enum rt_access acc, enum rt_mode mode, u64 addr, u64 val, struct outcome *o);
 /* Transformed instruction of the stub's access (Priv. 20240411, 21.6.3): rs1 field = 0 (offset 0). */
 u64 rt_tinst(enum rt_access acc);
+/* Marks a point of the run in the trace: one step at rt_probe_sled + 4*n (docs/ARCHITECTURE.md 2b).
+ * probe()/probe_either(), rt_fail() and rt_done() call it; a guest with probes of its own shape calls
+ * RT_MARK_START(id) at each probe's start and RT_MARK_END(id) after its last line. */
+#define RT_MARK_START(id) ((unsigned)(id))
+#define RT_MARK_PRINT(id) (4096u + (unsigned)(id))
+#define RT_MARK_END(id)   (8192u + (unsigned)(id))
+#define RT_MARK_DONE 12288u
+#define RT_MARK_FAIL 12289u
+#define RT_MARK_FAIL_END 12290u
+void rt_probe_mark(unsigned id);
 int rt_done(void);    /* prints DONE probes=<n> fails=<k>; returns the exit code for main */
 void rt_fail(const char *why);   /* counts a failure and prints an X line outside a probe */
 extern u64 rt_probes, rt_fails;

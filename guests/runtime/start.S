@@ -184,3 +184,31 @@ rt_fetch_target:
     ecall
     .align 12
     .option pop
+
+/* Probe marks (docs/ARCHITECTURE.md 2b): rt_probe_mark(n) jumps to rt_probe_sled + 4*n, a `ret`
+ * of its own, so the pc of that one step names the mark in every backend that shows pcs (QEMU's
+ * exec log included).  n = kind * 4096 + probe id; kinds: 0 probe start, 1 its P/X lines are
+ * printed from here, 2 probe end; 12288 rt_done, 12289/12290 before/after an rt_fail line.  The harness
+ * re-synchronises a comparison at start/end marks after a divergence and attributes each finding
+ * to the probe it happened in.  4-byte `ret`s: no compressed instructions in the sled. */
+    .globl rt_probe_mark
+rt_probe_mark:
+    li t0, 12290
+    bleu a0, t0, 1f
+    mv a0, t0
+1:  la t0, rt_probe_sled
+    slli a0, a0, 2
+    add t0, t0, a0
+    jr t0
+
+    .section .probe_sled, "ax"
+    .option push
+    .option norvc
+    .globl rt_probe_sled
+rt_probe_sled:
+    .rept 12291
+    jalr x0, 0(ra)
+    .endr
+    .globl rt_probe_sled_end
+rt_probe_sled_end:
+    .option pop
