@@ -20,8 +20,9 @@
  *    illegal instruction, ebreak) sees the old GPA.  A trap from V=1 flushes the TLB (V changes), so a
  *    guest-page fault of V=1 code is followed by fills: probes 130/131 are the control.
  *  GVA: the M path sets mstatus.GVA = 1 when V=1 and tval != 0, and never writes 0; the HS path writes
- *    hstatus.GVA both ways.  The guest clears (200-206) or sets (210-214) mstatus.GVA itself first, so
- *    each probe shows what that one trap wrote.
+ *    hstatus.GVA both ways, but from its two-stage-lookup flag, set for address faults only: an ebreak
+ *    from VS with stval = pc (a guest virtual address) gets GVA = 0 (215).  The guest clears (200-206) or
+ *    sets (210-214) mstatus.GVA itself first, so each probe shows what that one trap wrote.
  *
  * GVA of the mtval2 probes (100-131) and mtval2 of the GVA probes are left to the other half
  * (gva_unchecked / any_tval2 where a guest-page fault is the setup, not the subject). */
@@ -169,6 +170,15 @@ int main(void)
     csr_write(medeleg, 1ull << 8);
     { struct expect e = gvatrap(8, 0, 0, 0); e.to = TO_HS;
       probe(id++, "hgva1-ecall-u-to-hs", A_ECALL, U_MODE, 0, 0, e); }
+    csr_write(medeleg, 0);
+    /* into HS from VS: an ebreak whose stval is the pc (a guest virtual address at V=1) sets
+     * hstatus.GVA = 1; with stval = 0 GVA = 0 (hstatus: "GVA ... set to 1 when a trap writes a guest
+     * virtual address to stval", same rule as mstatus.GVA) */
+    csr_clear(hstatus, HSTATUS_GVA);
+    csr_write(medeleg, 1ull << 3);
+    { struct expect e1 = gvatrap(3, (u64)rt_stub_ebreak, 1, 0), e2 = gvatrap(3, 0, 0, 0);
+      e1.to = e2.to = TO_HS;
+      probe_either(id++, "hgva-ebreak-vs-to-hs", A_EBREAK, VS_MODE, 0, 0, e1, e2, 2); }
     csr_write(medeleg, 0);
     csr_clear(hstatus, HSTATUS_GVA);
     csr_clear(mstatus, MSTATUS_GVA);
