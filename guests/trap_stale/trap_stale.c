@@ -24,8 +24,10 @@
  *    from VS with stval = pc (a guest virtual address) gets GVA = 0 (215).  The guest clears (200-206) or
  *    sets (210-214) mstatus.GVA itself first, so each probe shows what that one trap wrote.
  *
- * GVA of the mtval2 probes (100-131) and mtval2 of the GVA probes are left to the other half
- * (gva_unchecked / any_tval2 where a guest-page fault is the setup, not the subject). */
+ * Probes: 100-131 each subject trap after a printed setup guest-page fault (the P line's UART accesses may
+ * refill QEMU's TLB in between); 140-161 the same with the fault as a silent prelude (rt_access, no
+ * P line) right before the subject.  Their GVA is left unchecked (gva_unchecked): 200-215 are the GVA
+ * probes, which check mtval2 too. */
 #include "difftest.h"
 
 DIFFTEST_MODES(HGATP_SV39X4 | HGATP_SV48X4 | HGATP_SV57X4, VS_BARE);
