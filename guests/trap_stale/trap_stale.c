@@ -27,7 +27,10 @@
  * Probes: 100-131 each subject trap after a printed setup guest-page fault (the P line's UART accesses may
  * refill QEMU's TLB in between); 140-161 the same with the fault as a silent prelude (rt_access, no
  * P line) right before the subject.  Their GVA is left unchecked (gva_unchecked): 200-215 are the GVA
- * probes, which check mtval2 too. */
+ * probes, which check mtval2 too.  220-221: an illegal instruction delegated to VS (cause 2, to VS) must
+ * leave htval/htinst as they were (QEMU's S-mode trap path writes its local htval = 0 into env->htval for
+ * VS traps too; 7.2 also turns the synchronous cause 2 into 1, its VS-interrupt cause adjustment applied
+ * without checking that the trap is an interrupt). */
 #include "difftest.h"
 
 DIFFTEST_MODES(HGATP_SV39X4 | HGATP_SV48X4 | HGATP_SV57X4, VS_BARE);
@@ -184,5 +187,33 @@ int main(void)
     csr_write(medeleg, 0);
     csr_clear(hstatus, HSTATUS_GVA);
     csr_clear(mstatus, MSTATUS_GVA);
+
+    /* a trap taken into VS leaves htval and htinst alone: H "htval": "When a trap is taken into HS-mode,
+     * htval is written ..." and H "htinst": "When a trap is taken into HS-mode, htinst is written ..." --
+     * a trap into VS-mode writes vstval, not these (H "Trap Entry": traps into VS-mode "write the VS CSRs").
+     * Both are WARL, so the guest writes a value, reads what it holds, takes the VS trap, reads again. */
+    id = 220;
+    csr_write(htval, 0x1234);
+    csr_write(htinst, 0x3000);
+    u64 hv = csr_read(htval), hi = csr_read(htinst);
+    csr_write(medeleg, 1ull << 2);
+    csr_write(hedeleg, 1ull << 2);
+    { struct expect e = gvatrap(2, 0, 0, 1); e.to = TO_VS;
+      probe(id++, "illegal-vs-to-vs", A_CSRR_MSTATUS, VS_MODE, 0, 0, e); }
+    csr_write(hedeleg, 0);
+    csr_write(medeleg, 0);
+    u64 hv2 = csr_read(htval), hi2 = csr_read(htinst);
+    rt_probes++;
+    rt_puts("P "); rt_dec(id); rt_puts(" htval-htinst-after-vs-trap held htval="); rt_hex(hv);
+    rt_puts(" htinst="); rt_hex(hi); rt_puts(" after htval="); rt_hex(hv2); rt_puts(" htinst="); rt_hex(hi2);
+    rt_putc('\n');
+    if (hv2 != hv || hi2 != hi) {
+        rt_fails++;
+        rt_puts("X "); rt_dec(id); rt_puts(" expected htval="); rt_hex(hv); rt_puts(" htinst="); rt_hex(hi);
+        rt_puts(" (a trap into VS does not write them) got htval="); rt_hex(hv2); rt_puts(" htinst=");
+        rt_hex(hi2); rt_putc('\n');
+    }
+    csr_write(htval, 0);
+    csr_write(htinst, 0);
     return rt_done();
 }
