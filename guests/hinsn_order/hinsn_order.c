@@ -27,7 +27,7 @@
 DIFFTEST_MODES(HGATP_ALL, VS_BARE);
 
 extern char ho_hsv_a[], ho_hsv_b[], ho_hlv_c[], ho_hlv_d[], ho_hsv_e[], ho_hsv_f[], ho_hsv_g[], ho_hsv_h[],
-    ho_hsv_i[], ho_hlv_j[];
+    ho_hlv_j[];
 static volatile u64 tgt[512] __attribute__((aligned(4096), section(".data.page")));
 
 static struct expect insn_trap(u64 cause)
@@ -81,6 +81,5 @@ int main(void)
     rt_stub_override = (u64)ho_hlv_j;
     probe_either(20, "hlv-u-hu0-tval", A_HLVD, U_MODE, (u64)&tgt[20], 0, z, bits, 2);
     rt_stub_override = 0;
-    (void)ho_hsv_i;
     return rt_done();
 }

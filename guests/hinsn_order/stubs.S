@@ -16,7 +16,6 @@
     HSTUB(ho_hsv_f, hsv.d a1, (a0))
     HSTUB(ho_hsv_g, hsv.d a1, (a0))
     HSTUB(ho_hsv_h, hsv.d a1, (a0))
-    HSTUB(ho_hsv_i, hsv.d a1, (a0))
     HSTUB(ho_hlv_j, hlv.d a1, (a0))
     .align 12
     .option pop
