@@ -16,13 +16,16 @@ class Profile:
     # an unsupported MODE, the entire write has no effect").
     satp_modes: frozenset = frozenset({0, 8, 9, 10})
     # hgatp.MODE values supported (H chapter, hgatp: WARL; unlike satp a write
-    # with an unsupported MODE is not ignored -- see hgatp_unsupported_write).
+    # with an unsupported MODE is not ignored -- see hgatp_unsupported_mode).
     hgatp_modes: frozenset = frozenset({0, 8, 9, 10})
-    # What the hart does with an hgatp write whose MODE is unsupported: the
-    # spec makes the fields WARL; "keep" leaves the whole register unchanged,
-    # "bare" legalises MODE to Bare.  QEMU 7.2 aborts on reserved values
-    # (recorded as a known divergence, not modelled).
-    hgatp_unsupported_write: str = "keep"
+    # The legal MODE an hgatp write with an unsupported MODE leaves (refmodel/warl.py): H "hgatp":
+    # "A write to hgatp with an unsupported MODE value is not ignored as it is for satp. Instead, the
+    # fields of hgatp are WARL in the normal way" -- so PPN and VMID always take the written value,
+    # and Priv. 2.3 WARL lets the read-back MODE be "any legal value" that depends deterministically
+    # on the written value and the hart's state: "keep" = the previous MODE, "bare" = Bare.  Neither
+    # QEMU is legal here (7.2 stores the reserved MODE verbatim, 10.0 ignores the whole write like
+    # satp); both are catalogue findings (docs/catalogue-review.md), not a profile choice.
+    hgatp_unsupported_mode: str = "keep"
     vmidlen: int = 14             # VMIDLEN (0..14 on RV64)
     asidlen: int = 16
     # A/D bits (Priv. 20240411, 10.3.2 step 7; "Svade" and "Svadu" chapters).  Without Svadu the

@@ -2,11 +2,19 @@
 
 * satp / vsatp: "If satp is written with an unsupported MODE, the entire write has no effect;
   no fields in satp are modified."  ASID is WARL: only ASIDLEN low bits are writable.
-* hgatp: MODE is WARL, but unlike satp the spec does not say the write is ignored; the
-  implementation's choice is ``profile.hgatp_unsupported_write`` ("keep": the register keeps
-  its value; "bare": MODE becomes Bare and the rest is written).  VMID is WARL with VMIDLEN
-  low bits writable; "the root page table is 16 KiB and must be aligned to a 16 KiB boundary",
-  so PPN[1:0] read as zero.
+* hgatp (H "Hypervisor Guest Address Translation and Protection Register (hgatp)"): "A write to
+  hgatp with an unsupported MODE value is not ignored as it is for satp. Instead, the fields of
+  hgatp are WARL in the normal way, when so indicated."  So such a write still writes PPN and
+  VMID; only MODE is legalised.  Which legal MODE it reads back is open: Priv. 2.3 (WARL)
+  "Implementations can return any legal value on the read of a WARL field when the last write
+  was of an illegal value, but the legal value returned should deterministically depend on the
+  illegal written value and the architectural state of the hart" -- the implementation's choice
+  is ``profile.hgatp_unsupported_mode`` ("keep": MODE keeps its previous value; "bare": MODE
+  becomes Bare).  Ignoring the whole write (as for satp) is not among the allowed behaviours.
+  VMID is WARL with VMIDLEN low bits writable; "the root page table is 16 KiB and must be
+  aligned to a 16 KiB boundary ... the lowest two bits of the physical page number (PPN) in
+  hgatp always read as zeros" (an implementation with only the defined modes "may hardwire
+  PPN[1:0] to zero", which the model does in every MODE).
 """
 from __future__ import annotations
 
@@ -35,9 +43,13 @@ def legalise_vsatp(old: int, new: int, profile) -> int:
 def legalise_hgatp(old: int, new: int, profile) -> int:
     mode = (new >> 60) & 0xF
     if mode not in profile.hgatp_modes:
-        if profile.hgatp_unsupported_write == "keep":
-            return old
-        mode = 0
+        # Only MODE is legalised; PPN and VMID below take the written value (H "hgatp").
+        if profile.hgatp_unsupported_mode == "keep":
+            mode = (old >> 60) & 0xF
+        elif profile.hgatp_unsupported_mode == "bare":
+            mode = 0
+        else:
+            raise ValueError(f"hgatp_unsupported_mode {profile.hgatp_unsupported_mode!r}")
     vmid = (new >> 44) & ((1 << profile.vmidlen) - 1)
     return (mode << 60) | (vmid << 44) | (new & PPN_MASK & ~3)
 

@@ -44,7 +44,7 @@ def test_probe_both_forms(modes, v4mask, v4lv, mlv):
 @pytest.mark.parametrize("policy", ["keep", "bare"])
 def test_probe_with_profiles_and_policies(policy):
     for name, lv in (("qemu-10.0", 5), ("qemu-10.0-sv39", 3), ("qemu-10.0-sv48", 4)):
-        prof = PROFILES[name].with_(hgatp_unsupported_write=policy)
+        prof = PROFILES[name].with_(hgatp_unsupported_mode=policy)
         assert kvm.probe(kvm.HartHost(prof), "v4").max_levels == lv
         assert kvm.probe(kvm.HartHost(prof), "merged").max_levels == lv
 

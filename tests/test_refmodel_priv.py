@@ -230,9 +230,11 @@ def test_hgatp_warl():
     step(h, csrrw(0, 0x680, 10))
     v = h.csr[0x680]
     assert v >> 60 == 8 and (v >> 44) & 0xFFFF == (1 << PROF.vmidlen) - 1 and v & 3 == 0
-    h.x[10] = 5 << 60                  # reserved MODE: profile "keep" leaves hgatp unchanged
+    # reserved MODE: H "hgatp": "not ignored as it is for satp ... the fields of hgatp are WARL" -- PPN and
+    # VMID are written, MODE keeps its value under profile hgatp_unsupported_mode="keep"
+    h.x[10] = (5 << 60) | (3 << 44) | 0x90007
     step(h, csrrw(0, 0x680, 10))
-    assert h.csr[0x680] == v
+    assert h.csr[0x680] == (8 << 60) | (3 << 44) | 0x90004
 
 
 LD_A0_1_A1 = 0x0015B503          # ld a0, 1(a1)

@@ -120,7 +120,9 @@ enum rt_access { A_LD, A_LW, A_LBU, A_SD, A_SW, A_AMOADD, A_LR, A_SC, A_FETCH, A
                  A_SFENCE, A_HFENCE_VVMA, A_HFENCE_GVMA, /* the fence itself: addr = rs1, val = rs2; ok: val */
                  A_WFI, A_SRET, A_CSRR_CYCLE, A_CSRR_SATP, /* the instruction itself (WFI/SRET: only where
                                                              they trap -- a WFI that waits would hang) */
-                 A_CSRR_HGATP, A_CSRR_VSSTATUS, A_CSRR_MSTATUS };
+                 A_CSRR_HGATP, A_CSRR_VSSTATUS, A_CSRR_MSTATUS,
+                 A_ECALL, A_EBREAK /* the instruction itself, as a trap to check (causes 8/9/10, 3): its
+                                      mtval2/htval and GVA; the runtime's own success ecall is not checked */ };
 struct outcome {
     int trapped;
     u64 val;                         /* loaded value (ok) */
@@ -158,6 +160,10 @@ static inline struct expect expect_implicit_gpf(u64 cause, u64 va, u64 pte_gpa, 
 { struct expect e = expect_trap(cause, va, pte_gpa >> 2, 1, pseudo); e.implicit = 1; return e; }
 /* mstatus bits A_MPRV_LD/A_MPRV_SD set in M-mode before the access (MSTATUS_MPRV | MSTATUS_MPV | MPP) */
 extern u64 rt_probe_mstatus_extra;
+/* Nonzero: the next probes run this stub address instead of the runtime's stub for the access (a guest's
+ * own copy of a stub, e.g. at a pc QEMU has not translated yet -- guests/hinsn_order).  The stub must end
+ * like the runtime's: `li t6, 0x600d; ecall`.  0 = the runtime's stubs. */
+extern u64 rt_stub_override;
 /* One access from `mode`; returns 1 if the outcome matched the expectation.  Prints P (and X) lines.
  * A probe whose bit in difftest_probe_select is clear is skipped silently (returns 1). */
 int probe(unsigned id, const char *what, enum rt_access acc, enum rt_mode mode, u64 addr, u64 val,

@@ -3,6 +3,7 @@
 
 u64 rt_probes, rt_fails;
 u64 rt_probe_mstatus_extra;
+u64 rt_stub_override;
 volatile u64 rt_probe_active;
 volatile u64 rt_probe_ctx[16];
 volatile u64 rt_probe_rec[8];
@@ -14,7 +15,7 @@ extern char rt_stub_ld[], rt_stub_lw[], rt_stub_lbu[], rt_stub_sd[], rt_stub_sw[
     rt_stub_lr[], rt_stub_sc[], rt_stub_hlvd[], rt_stub_hlvxwu[], rt_stub_hsvd[], rt_stub_fetch[],
     rt_stub_mprv_ld[], rt_stub_mprv_sd[], rt_stub_sfence[], rt_stub_hfence_vvma[], rt_stub_hfence_gvma[],
     rt_stub_wfi[], rt_stub_sret[], rt_stub_csrr_cycle[], rt_stub_csrr_satp[], rt_stub_csrr_hgatp[],
-    rt_stub_csrr_vsstatus[], rt_stub_csrr_mstatus[];
+    rt_stub_csrr_vsstatus[], rt_stub_csrr_mstatus[], rt_stub_ecall[], rt_stub_ebreak[];
 
 static u64 stub_of(enum rt_access a)
 {
@@ -43,6 +44,8 @@ static u64 stub_of(enum rt_access a)
     case A_CSRR_HGATP: return (u64)rt_stub_csrr_hgatp;
     case A_CSRR_VSSTATUS: return (u64)rt_stub_csrr_vsstatus;
     case A_CSRR_MSTATUS: return (u64)rt_stub_csrr_mstatus;
+    case A_ECALL: return (u64)rt_stub_ecall;
+    case A_EBREAK: return (u64)rt_stub_ebreak;
     }
     return 0;
 }
@@ -52,7 +55,7 @@ u64 rt_tinst(enum rt_access a)
     /* Priv. 20240411, 21.6.3 "Transformed instruction": the trapping instruction with rs1 (bits 19:15)
      * replaced by the address offset (0 here) and, for loads/stores, the immediate zeroed. */
     if (a == A_FETCH) return 0;        /* instruction guest-page faults write 0 (or a pseudo for implicit) */
-    u32 insn = *(volatile u32 *)stub_of(a);
+    u32 insn = *(volatile u32 *)(rt_stub_override ? rt_stub_override : stub_of(a));
     return insn & ~(0x1full << 15) & ((a == A_LD || a == A_LW || a == A_LBU || a == A_MPRV_LD) ? 0x000fffffu :
                                       (a == A_SD || a == A_SW || a == A_MPRV_SD) ? 0x01fff07fu : 0xffffffffu);
 }
@@ -67,7 +70,7 @@ static const char *acc_name(enum rt_access a)
     static const char *n[] = {"ld", "lw", "lbu", "sd", "sw", "amoadd.d", "lr.d", "sc.d", "fetch",
                               "hlv.d", "hlvx.wu", "hsv.d", "mprv-ld", "mprv-sd",
                               "sfence.vma", "hfence.vvma", "hfence.gvma", "wfi", "sret", "csrr-cycle",
-                              "csrr-satp", "csrr-hgatp", "csrr-vsstatus", "csrr-mstatus"};
+                              "csrr-satp", "csrr-hgatp", "csrr-vsstatus", "csrr-mstatus", "ecall", "ebreak"};
     return n[a];
 }
 
@@ -81,6 +84,7 @@ void rt_access(enum rt_access acc, enum rt_mode mode, u64 addr, u64 val, struct 
     csr_write(mstatus, ms);
     u64 stub = stub_of(acc);
     if (acc == A_MPRV_LD || acc == A_MPRV_SD) stub -= 4;
+    if (rt_stub_override) stub = rt_stub_override;
     rt_probe_go(addr, val, stub, rt_probe_mstatus_extra);
     u64 cause = rt_probe_rec[0];
     int ok = (cause == 8 || cause == 9 || cause == 10 || cause == 11) && rt_probe_rec[6] == 0x600d;

@@ -171,6 +171,9 @@ rt_stubs_start:
     STUB(rt_stub_csrr_hgatp, csrr a1, hgatp)
     STUB(rt_stub_csrr_vsstatus, csrr a1, vsstatus)
     STUB(rt_stub_csrr_mstatus, csrr a1, mstatus)
+    /* ecall / ebreak as traps to inspect (t6 is still 0 at the trap, so it is not the success ecall) */
+    STUB(rt_stub_ecall, ecall)
+    STUB(rt_stub_ebreak, ebreak)
     /* fetch: jump to a0; the target page holds rt_fetch_target (li a1, 0x600d; li t6, 0x600d; ecall) */
     .globl rt_stub_fetch
     .align 2
