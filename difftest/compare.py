@@ -1,7 +1,10 @@
-"""Step-by-step comparison of two traces (ARCHITECTURE section 7).
+"""Comparison of two traces, step by step and to their ends (ARCHITECTURE sections 7, 7a).
 
 Both traces are streamed in lock-step; only a small window of preceding steps
-is kept for the report.  What is compared depends on what *both* headers
+is kept for the report.  The rules for one step pair are in difftest.compare_step;
+after a divergence both runs skip to the next probe mark they share
+(difftest.marks) and the comparison goes on, so every probe's difference becomes
+a finding (difftest.findings).  What is compared depends on what *both* headers
 expose (``Header.exposes``); everything else is listed in ``not_compared``,
 so a green result says exactly what it vouches for.
 
@@ -17,11 +20,8 @@ Kinds of divergence, in the order they are checked at each step:
 * ``output`` -- UART output differs.
 * ``exit`` -- one run ended earlier, or the exit codes differ.
 
-Stale translations: Priv. 20240411, 10.3.2 (SFENCE.VMA) and 9.3.2 (HFENCE.GVMA)
-let a hart keep using a translation after a PTE is written until the guest
-fences.  The model marks such a translation ``maybe_stale``; when the other side's
-answer equals the translation the model gave earlier for the same page and
-mode, the difference is *accepted* ("accepted-stale"), counted and said.
+Stale translations the spec permits until the guest fences are accepted and
+counted (difftest.compare_step).
 """
 from __future__ import annotations
 
@@ -31,18 +31,14 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from difftest import findings as F
-from difftest import trap_csr
-from difftest.trace import (EXPOSABLE, Footer, Header, Step, TraceError, TraceReader, Trap, Xlat)
+from difftest.compare_step import Ctx, Mismatch, StaleStop, _exposes, cmp_step, show, what_of
+from difftest.marks import Marks
+from difftest.trace import (EXPOSABLE, Footer, Header, Step, TraceError, TraceReader, Xlat)
 
 WINDOW = 8          # preceding steps kept for the report
 
 KINDS = ("control-flow", "trap", "first-stage", "second-stage", "output", "exit", "error")
 
-# Page-fault causes (Priv. 20240411, table 3.7 and 9.6.x): 12/13/15 instruction/
-# load/store page fault (first stage), 20/21/23 guest-page faults (G-stage).
-FIRST_STAGE_CAUSES = {12, 13, 15}
-SECOND_STAGE_CAUSES = {20, 21, 23}
-ACCESS_FAULT_CAUSES = {1, 5, 7}
 ERROR_STATUSES = {"timeout", "crash", "error"}
 
 
@@ -128,61 +124,6 @@ def _name(h: Header) -> str:
     return h.backend
 
 
-def _exposes(h: Header, key: str) -> bool:
-    return bool(h.exposes.get(key))
-
-
-def show(v) -> str:
-    """A trace value as reports print it: hex for ints, 0/1 for flags, - for not shown."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(int(v))
-    if isinstance(v, int):
-        return hex(v)
-    return str(v)
-
-
-def _stage_kind(stage: str | None, cause: int | None = None) -> str | None:
-    if stage == "g":
-        return "second-stage"
-    if stage in ("vs", "s"):
-        return "first-stage"
-    if cause in SECOND_STAGE_CAUSES:
-        return "second-stage"
-    if cause in FIRST_STAGE_CAUSES:
-        return "first-stage"
-    return None
-
-
-class _Mismatch(Exception):
-    def __init__(self, kind, fld, va, vb, explanation="", xa=None, xb=None, cause=None):
-        super().__init__(explanation)
-        self.kind, self.field, self.va, self.vb, self.cause = kind, fld, va, vb, cause
-        self.explanation, self.xa, self.xb = explanation, xa, xb
-
-
-class _StaleStop(Exception):
-    """Control flow diverged, but only because of a permitted stale translation."""
-
-
-@dataclass
-class _Ctx:
-    ha: Header
-    hb: Header
-    both: set
-    # earlier model answers per (page, priv, v, access): (gpa page, pa page, fault cause)
-    history: dict = field(default_factory=dict)
-    stale: int = 0
-    xl_cmp: int = 0
-    xl_unmatched: int = 0
-    last_trap: tuple | None = None   # (step, cause) of the last trap both took
-    guest: str = ""
-    trap_csr: trap_csr.Collector = field(default_factory=trap_csr.Collector)
-    window: object = None            # the comparison window (for the first trap-CSR difference's report)
-    seg: str = F.SETUP               # the probe the comparison is in (difftest.findings)
-
-
 def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
     """The ``compared`` and ``not_compared`` lists for two headers."""
     compared = ["pc", "trap.cause", "trap.epc", "exit", "console output (whole run)"]
@@ -217,185 +158,6 @@ def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
     return compared, not_compared
 
 
-def _key(x: Xlat):
-    return (x.va >> 12, x.priv, x.v, x.access)
-
-
-def _answer(x: Xlat):
-    return (None if x.gpa is None else x.gpa >> 12, None if x.pa is None else x.pa >> 12,
-            x.fault_cause if x.fault_stage else None)
-
-
-def _same_as_old(ans, old) -> bool:
-    """Does the other side's answer equal the model's earlier answer (fields it shows)?"""
-    if old is None:
-        return False
-    return all(x is None or x == y for x, y in zip(ans[:2], old[:2])) and ans[2] == old[2]
-
-
-def _cmp_xlat(ctx: _Ctx, xm: Xlat, xq: Xlat, m_is_a: bool) -> None:
-    """Compare one logged translation ``xq`` with the model's ``xm`` for the same page."""
-    ctx.xl_cmp += 1
-    off = xq.va - xm.va
-    fault_m = xm.fault_stage is not None
-    fault_q = xq.fault_stage is not None or (xq.fault_cause is not None)
-    prob = None
-    if fault_m != fault_q:
-        st = xm.fault_stage if fault_m else xq.fault_stage
-        kind = _stage_kind(st, xm.fault_cause if fault_m else xq.fault_cause) or "first-stage"
-        prob = (kind, "xlat.fault", f"{xm.fault_stage}-stage cause {xm.fault_cause}" if fault_m else "ok",
-                f"{xq.fault_stage}-stage cause {xq.fault_cause}" if fault_q else "ok",
-                f"{'the model' if fault_m else 'the model did not fault, but the other side'} "
-                f"faulted translating {xq.access} va={show(xq.va)}")
-    elif fault_m and fault_q:
-        if xm.fault_cause is not None and xq.fault_cause is not None and xm.fault_cause != xq.fault_cause:
-            prob = (_stage_kind(xm.fault_stage, xm.fault_cause) or "first-stage", "xlat.fault_cause",
-                    xm.fault_cause, xq.fault_cause, "different fault cause for the same translation")
-        elif xq.fault_stage and xm.fault_stage != xq.fault_stage:
-            prob = (_stage_kind(xm.fault_stage) or "first-stage", "xlat.fault_stage", xm.fault_stage,
-                    xq.fault_stage, "the translation faulted in different stages")
-    else:
-        if "xlat.gpa" in ctx.both and xm.gpa is not None and xq.gpa is not None and xm.gpa + off != xq.gpa:
-            prob = ("first-stage", "xlat.gpa", xm.gpa + off, xq.gpa,
-                    f"VS-stage result (GPA) for {xq.access} va={show(xq.va)} differs")
-        elif xm.pa is not None and xq.pa is not None and xm.pa + off != xq.pa:
-            kind = "second-stage" if xq.v else "first-stage"
-            prob = (kind, "xlat.pa", xm.pa + off, xq.pa,
-                    f"final physical address for {xq.access} va={show(xq.va)} differs")
-    if prob is None:
-        return
-    if xm.maybe_stale and _same_as_old(_answer(xq), ctx.history.get(_key(xm))):
-        ctx.stale += 1
-        return
-    kind, fld, vm, vq, why = prob
-    if m_is_a:
-        raise _Mismatch(kind, fld, vm, vq, why, xm, xq)
-    raise _Mismatch(kind, fld, vq, vm, why, xq, xm)
-
-
-def _cmp_xlats(ctx: _Ctx, sa: Step, sb: Step) -> None:
-    all_a, all_b = _exposes(ctx.ha, "xlat.all"), _exposes(ctx.hb, "xlat.all")
-    if all_a and all_b:
-        for i, (xa, xb) in enumerate(zip(sa.xlats, sb.xlats)):
-            _cmp_xlat(ctx, xa, xb, True)
-        if len(sa.xlats) != len(sb.xlats):
-            raise _Mismatch("first-stage", "xlat.count", len(sa.xlats), len(sb.xlats),
-                            "the two models performed a different number of translations")
-    elif all_a or all_b:
-        sm, sq = (sa, sb) if all_a else (sb, sa)
-        for xq in sq.xlats:
-            cand = [x for x in sm.xlats if x.access == xq.access and (x.va >> 12) == (xq.va >> 12)
-                    and (xq.v is None or x.v == xq.v)]
-            if not cand:
-                if xq.priv == 3 and not xq.v and not xq.fault_stage:
-                    # M-mode without MPRV is never translated (Priv. 3.1.6.3 / 10.1.11):
-                    # the model records nothing, the answer is the identity.
-                    _cmp_xlat(ctx, Xlat(xq.access, xq.va, 3, 0, pa=xq.va), xq, all_a)
-                    continue
-                ctx.xl_unmatched += 1
-                continue
-            _cmp_xlat(ctx, cand[0], xq, all_a)
-    else:
-        # two logging backends (e.g. QEMU 7.2 ~ 10.0): compare the fills both logged at this step
-        for xa in sa.xlats:
-            xb = next((x for x in sb.xlats if x.access == xa.access and (x.va >> 12) == (xa.va >> 12)
-                       and x.v == xa.v and x.priv == xa.priv), None)
-            if xb is None:
-                ctx.xl_unmatched += 1
-                continue
-            _cmp_xlat(ctx, xa, xb, True)
-    # remember the model's answers for the stale rule
-    for s, e in ((sa, all_a), (sb, all_b)):
-        if e:
-            for x in s.xlats:
-                if not x.maybe_stale:
-                    ctx.history[_key(x)] = _answer(x)
-
-
-def _fault_xlat(s: Step) -> Xlat | None:
-    for x in s.xlats:
-        if x.fault_stage is not None:
-            return x
-    return None
-
-
-def _cmp_trap(ctx: _Ctx, sa: Step, sb: Step) -> None:
-    ta, tb = sa.trap, sb.trap
-    if ta is None and tb is None:
-        return
-    if (ta is None) != (tb is None) or ta.cause != tb.cause or ta.interrupt != tb.interrupt:
-        fx = _fault_xlat(sa) or _fault_xlat(sb)
-        cause = (ta or tb).cause if (ta is None or tb is None) else None
-        kind = _stage_kind(fx.fault_stage if fx else None, cause)
-        if kind is None and ta is not None and tb is not None:
-            kind = _stage_kind(None, ta.cause) or _stage_kind(None, tb.cause)
-        # a permitted stale translation explains a missing fault (or a fault
-        # the other side took because its old translation was invalid)
-        causes = {t.cause for t in (ta, tb) if t is not None and not t.interrupt}
-        if causes <= FIRST_STAGE_CAUSES | SECOND_STAGE_CAUSES | ACCESS_FAULT_CAUSES and any(
-                x.maybe_stale for x in sa.xlats + sb.xlats):
-            ctx.stale += 1
-            raise _StaleStop()
-        va = _trap_str(ta)
-        vb = _trap_str(tb)
-        raise _Mismatch(kind or "trap", "trap", va, vb,
-                        "one side took a trap the other did not" if (ta is None) != (tb is None)
-                        else "different trap cause", fx if fx in sa.xlats else None, fx if fx in sb.xlats else None)
-    checks = [("epc", None), ("tval", "trap.tval"), ("htval", "trap.htval"), ("tinst", "trap.tinst"),
-              ("gva", "trap.gva"), ("target", "trap.target")]
-    for attr, key in checks:
-        if key is not None and key not in ctx.both:
-            continue
-        va, vb = getattr(ta, attr), getattr(tb, attr)
-        if va is None or vb is None:
-            continue
-        if attr == "gva":
-            va, vb = bool(va), bool(vb)
-        if attr == "tval" and va != vb and ta.cause in INSN_TVAL_CAUSES and not ta.interrupt:
-            # Priv. 20240411 3.1.16: on an illegal-instruction trap mtval is zero or the faulting
-            # instruction's bits (H: a virtual-instruction trap writes it "as for an illegal-instruction
-            # exception") -- the implementation's choice, QEMU's even from one instruction to another
-            bits = {x for x in (sa.insn, sb.insn) if x is not None}
-            if {va, vb} <= {0} | bits:
-                continue
-        if va != vb and attr in trap_csr.SOFT_FIELDS:
-            # invisible to the guest until it reads the CSR: recorded, the comparison goes on
-            ctx.trap_csr.add(sa.i, sa.pc, ta.cause, ta.target, attr, va, vb,
-                             list(ctx.window) + [(sa, sb)] if ctx.trap_csr.first is None else None, ctx.seg)
-            continue
-        if va != vb:
-            kind = "trap"
-            if attr == "htval" and ta.cause in SECOND_STAGE_CAUSES:
-                kind = "second-stage"       # htval = faulting GPA >> 2 (Priv. 9.4.9)
-            raise _Mismatch(kind, f"trap.{attr}", va, vb, f"trap {ta.cause}: {attr} differs", cause=ta.cause)
-
-
-INSN_TVAL_CAUSES = frozenset({2, 22})     # illegal / virtual instruction: mtval 0 or the instruction bits
-
-
-def _trap_str(t: Trap | None) -> str:
-    if t is None:
-        return "no trap"
-    return f"{'interrupt' if t.interrupt else 'cause'} {t.cause}" + (f" tval={show(t.tval)}" if t.tval is not None else "")
-
-
-def _cmp_step(ctx: _Ctx, sa: Step, sb: Step) -> None:
-    if sa.pc != sb.pc:
-        raise _Mismatch("control-flow", "pc", sa.pc, sb.pc, "different pc")
-    if "insn" in ctx.both and sa.insn is not None and sb.insn is not None and sa.insn != sb.insn:
-        raise _Mismatch("control-flow", "insn", sa.insn, sb.insn, "different instruction bits at the same pc")
-    if "priv" in ctx.both:
-        if sa.priv is not None and sb.priv is not None and sa.priv != sb.priv:
-            raise _Mismatch("control-flow", "priv", sa.priv, sb.priv, "different privilege level")
-        if sa.v is not None and sb.v is not None and sa.v != sb.v:
-            raise _Mismatch("control-flow", "v", sa.v, sb.v, "different virtualisation mode (V)")
-    # translations before traps: a fault is explained by the stage that raised it
-    _cmp_xlats(ctx, sa, sb)
-    _cmp_trap(ctx, sa, sb)
-    if sa.trap is not None:
-        ctx.last_trap = (sa.i, sa.trap.cause)
-
-
 def _first_diff(a: str, b: str) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -412,73 +174,6 @@ def _canonical(name: str, h: Header, other: Header) -> str:
     return name
 
 
-def _what(m: "_Mismatch") -> str:
-    """The class of a hard divergence, as findings name it (no pcs or addresses)."""
-    if m.field in ("pc", "insn"):
-        return f"control-flow {m.field}"
-    if m.field in ("priv", "v"):
-        return f"control-flow {m.field} {m.va}~{m.vb}"
-    if m.field == "trap":
-        return f"trap {_cause_word(m.va)}~{_cause_word(m.vb)}"
-    if m.field.startswith("xlat."):
-        acc = (m.xa or m.xb).access if (m.xa or m.xb) else "?"
-        if m.field == "xlat.fault":
-            return f"{m.field} {acc} {_fault_word(m.xa)}~{_fault_word(m.xb)}"
-        if m.field in ("xlat.fault_cause", "xlat.fault_stage"):
-            return f"{m.field} {acc} {m.va}~{m.vb}"
-        return f"{m.field} {acc} differs"
-    if m.field.startswith("trap."):
-        return f"{m.field} cause={m.cause} {_vclass(m.field, m.va)}~{_vclass(m.field, m.vb)}"
-    return m.field
-
-
-def _vclass(fld: str, v) -> str:
-    if fld == "trap.target":
-        return str(v)
-    return F.vclass(v)
-
-
-def _cause_word(v: str) -> str:
-    # _trap_str: "no trap" | "cause 21 tval=.." | "interrupt 5 ..."
-    w = str(v).split()
-    return "none" if w[:2] == ["no", "trap"] else (("i" if w[0] == "interrupt" else "") + w[1])
-
-
-def _fault_word(x: Xlat | None) -> str:
-    if x is None or (x.fault_stage is None and x.fault_cause is None):
-        return "ok"
-    return f"{x.fault_stage or ''}{x.fault_cause if x.fault_cause is not None else ''}"
-
-
-class _Marks:
-    """Probe marks (ARCHITECTURE 2b): the step at rt_probe_sled + 4*n names mark n = kind*4096 + id
-    (kinds: 0 probe start, 1 the probe's lines are printed from here, 2 probe end; 12288 rt_done,
-    12289/12290 before/after an rt_fail line).  Start, print, end and done are synchronisation
-    points; an rt_fail line is printed by one side only where a guest's own check failed there."""
-    START, PRINT, END, PRINT_END, FAIL = 0, 1, 2, 3, 4
-
-    def __init__(self, sled):
-        self.lo, self.n = sled if sled else (None, 0)
-
-    def of(self, pc: int) -> tuple[int, int] | None:
-        """(kind, id) of the mark at pc; rt_done is (START, 4096), rt_fail's (FAIL|PRINT_END, 4097)."""
-        if self.lo is None or not (self.lo <= pc < self.lo + 4 * self.n) or (pc - self.lo) & 3:
-            return None
-        i = (pc - self.lo) >> 2
-        if i >= 3 * 4096:
-            return ((self.START, F.MARK_DONE_ID), (self.FAIL, F.MARK_DONE_ID + 1),
-                    (self.PRINT_END, F.MARK_DONE_ID + 1))[min(i - 3 * 4096, 2)]
-        return i >> 12, i & 4095
-
-    @staticmethod
-    def order(m: tuple[int, int]) -> tuple[int, int]:
-        return m[1], m[0]
-
-    @staticmethod
-    def seg(m: tuple[int, int]) -> str:
-        return F.DONE if m[1] == F.MARK_DONE_ID else str(m[1])
-
-
 def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tuple[PairResult, Divergence | None]:
     """Compare two traces to their ends; returns the result and, unless they match, the first
     divergence (for the report).  ``sled`` = (address, count) of the guest's probe marks
@@ -492,11 +187,11 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
         return PairResult(a="?", b="?", status="error", kind="error", summary=str(e)), None
     ha, hb = A.header, B.header
     sled = sled or (ha.extra or {}).get("probe_sled") or (hb.extra or {}).get("probe_sled")
-    marks = _Marks(sled)
+    marks = Marks(sled)
     compared, not_compared = what_is_compared(ha, hb)
     both = {k for k in EXPOSABLE if _exposes(ha, k) and _exposes(hb, k)}
     window: collections.deque = collections.deque(maxlen=WINDOW)
-    ctx = _Ctx(ha, hb, both, window=window, guest=guest or ha.guest)
+    ctx = Ctx(ha, hb, both, window=window, guest=guest or ha.guest)
     uart_steps = {"a": [], "b": []}          # (offset, step) where per-step uart begins
     uart_len = {"a": 0, "b": 0}
     n = 0                                     # step pairs compared
@@ -530,10 +225,10 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
         checks."""
         while s is not None:
             m = marks.of(s.pc)
-            if m is not None and m[0] in (_Marks.START, _Marks.PRINT, _Marks.END):
+            if m is not None and m[0] in (Marks.START, Marks.PRINT, Marks.END):
                 return s
             if m is not None:
-                in_print = m[0] == _Marks.FAIL
+                in_print = m[0] == Marks.FAIL
             if in_print:
                 printing[tag] += 1
             s = pull(it, tag)
@@ -552,16 +247,16 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
             break
         ma = marks.of(sa.pc)
         if ma is not None and ma == marks.of(sb.pc):
-            region_print = ma[0] == _Marks.PRINT
-            if ma[0] == _Marks.START:
-                seg = _Marks.seg(ma)
+            region_print = ma[0] == Marks.PRINT
+            if ma[0] == Marks.START:
+                seg = Marks.seg(ma)
                 ctx.seg = seg
         try:
-            _cmp_step(ctx, sa, sb)
+            cmp_step(ctx, sa, sb)
             window.append((sa, sb))
             n += 1
             continue
-        except _Mismatch as m:
+        except Mismatch as m:
             why = m.explanation
             hidden = [k.split(".")[1] for k in ("trap.htval", "trap.tinst", "trap.gva", "trap.tval")
                       if k not in both]
@@ -571,7 +266,7 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
             summ = (f"{m.kind} at step {sa.i} pc={show(sa.pc)}: {why}: {m.field} "
                     f"{_name(ha)}={show(m.va)} {_name(hb)}={show(m.vb)}")
             pdiff = probes.setdefault(seg, F.ProbeDiff())
-            entry = (m.kind, _what(m), sa.i, sb.i, sa.pc, summ)
+            entry = (m.kind, what_of(m), sa.i, sb.i, sa.pc, summ)
             if pdiff.hard is None:
                 pdiff.hard = entry
             else:
@@ -579,7 +274,7 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
             if first is None:
                 first = Divergence(m.kind, sa.i, m.field, m.va, m.vb, why, list(window), sa, sb, m.xa, m.xb)
             n += 1                            # compared: it is where the difference was found
-        except _StaleStop:
+        except StaleStop:
             n += 1
             stale_parts += 1
         # resynchronise: both sides to the next probe mark they share (probe ids ascend in a run;
@@ -588,7 +283,7 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
         sa = to_mark(it_a, "a", pull(it_a, "a"), region_print)
         sb = to_mark(it_b, "b", pull(it_b, "b"), region_print)
         while sa is not None and sb is not None and marks.of(sa.pc) != marks.of(sb.pc):
-            if _Marks.order(marks.of(sa.pc)) < _Marks.order(marks.of(sb.pc)):
+            if Marks.order(marks.of(sa.pc)) < Marks.order(marks.of(sb.pc)):
                 sa = to_mark(it_a, "a", pull(it_a, "a"), False)
             else:
                 sb = to_mark(it_b, "b", pull(it_b, "b"), False)
@@ -694,7 +389,7 @@ def _trap_detail_gaps(h: Header, f: Footer) -> list[str]:
     return out
 
 
-def _finish(res: PairResult, ctx: _Ctx, n: int) -> PairResult:
+def _finish(res: PairResult, ctx: Ctx, n: int) -> PairResult:
     res.trap_csr = ctx.trap_csr.finish(ctx.guest, ctx.ha.hgatp_mode, ctx.ha.vs_mode, res.a, res.b)
     res.steps_compared = n
     res.accepted_stale = ctx.stale

@@ -84,7 +84,7 @@ def test_control_flow():
     assert (r.status, r.kind, r.step, r.pc) == ("mismatch", "control-flow", 2, 0x80000008)
     # a finding's fingerprint: guest|probe|what|pair, no pc or step (difftest/findings.py)
     assert r.fingerprint == "g|-|control-flow pc|qemu-10.0~model@qemu-10.0"
-    assert r.steps_compared == 2 and r.steps_skipped == (4, 4) and not r.sled
+    assert r.steps_compared == 3 and r.steps_skipped == (3, 3) and not r.sled
 
 
 def test_priv_v_mismatch_is_control_flow():

@@ -22,12 +22,16 @@ def test_shards_partition_the_matrix_deterministically():
     assert [N.shard_of(i, 4) for i in ids] == [N.shard_of(i, 4) for i in ids]
 
 
-def test_seed_file_loads_and_matches_by_fingerprint_not_step():
+def test_seed_file_loads_and_matches_findings_exactly():
     known = K.load()
     assert known and all(k.evidence and k.rule for k in known)
-    fp = "hgatp_reserved|bare|bare|qemu-7.2~model|control-flow|0x80000b52"
-    assert K.classify(fp, "qemu-7.2", "model", known).id == "qemu72-hgatp-reserved-mode-kept"
-    assert K.classify(fp.replace("qemu-7.2", "qemu-10.0"), "qemu-10.0", "model", known) is None
+    k = K.classify("hgatp_reserved", "1", HGATP_RESERVED_72, "qemu-7.2~model@qemu-7.2", known)
+    assert k is not None and k.id == "qemu72-hgatp-reserved-mode-kept"
+    assert K.classify("hgatp_reserved", "1", HGATP_RESERVED_72, "qemu-10.0~model@qemu-10.0", known) is None
+
+
+HGATP_RESERVED_72 = next(w for g, p, w, pair in sorted(
+    s for k in K.load() if k.id == "qemu72-hgatp-reserved-mode-kept" for s in k.subs))
 
 
 def test_bad_known_file_is_a_classified_error(tmp_path):
@@ -38,8 +42,10 @@ def test_bad_known_file_is_a_classified_error(tmp_path):
 
 
 def _case(cid, status, fp=None):
+    fs = [{"probe": "1", "what": "trap 2~22", "a": "qemu-7.2", "b": "model@qemu-7.2", "fingerprint": fp,
+           "kind": "trap", "summary": "s"}] if fp else []
     pairs = [{"a": "qemu-7.2", "b": "model", "status": status, "kind": "trap" if fp else None,
-              "summary": "s", "fingerprint": fp, "report": {}}]
+              "summary": "s", "fingerprint": fp, "report": {}, "findings": fs}]
     g, m, v, cpu, _ = cid.split("|")
     return {"id": cid, "guest": g, "hgatp_mode": m, "vs_mode": v, "cpu": cpu, "backends": ["qemu-7.2", "model"],
             "status": status, "seconds": {"qemu-7.2": 1.0, "model": 3.0}, "pairs": pairs}
@@ -49,7 +55,7 @@ def test_trend_new_fixed_still_failing_by_fingerprint():
     prev = {"out": "old", "failing_fingerprints": ["a|fp", "b|fp"]}
     cases = [_case("a|bare|bare|default|x", "mismatch", "a|fp"), _case("c|bare|bare|default|x", "mismatch", "c|fp"),
              _case("b|bare|bare|default|x", "match")]
-    s = R.summarise(cases, [], prev)
+    s = R.summarise(cases, {}, prev)
     assert s["trend"]["new"] == ["c|fp"] and s["trend"]["fixed"] == ["b|fp"]
     assert s["trend"]["still_failing"] == ["a|fp"]
     assert s["backend_share"] == {"qemu-7.2": 0.25, "model": 0.75}
@@ -58,7 +64,8 @@ def test_trend_new_fixed_still_failing_by_fingerprint():
 def test_html_escapes_guest_text(tmp_path):
     c = _case("<b>x|bare|bare|default|x", "mismatch", "fp")
     c["pairs"][0]["kind"] = "<script>"
-    s = R.summarise([c], [], None)
+    c["pairs"][0]["findings"][0]["what"] = "<script>"
+    s = R.summarise([c], {}, None)
     h = R.html_report([c], s, tmp_path)
     assert "<script>" not in h and "&lt;b&gt;x" in h
 
@@ -75,6 +82,7 @@ def test_real_nightly_known_divergence_resume_and_merge(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr            # only a known divergence: the job passes
     s = json.loads((out / "summary.json").read_text())
     assert s["known_hits"]["qemu72-hgatp-reserved-mode-kept"] >= 1 and not s["unexplained"]
+    assert s["findings"] and all(f["status"] == "known" for f in s["findings"])
     assert "wall time" in r.stdout and "qemu-7.2" in r.stdout
     assert "<failure" not in (out / "junit.xml").read_text() and "<skipped" in (out / "junit.xml").read_text()
     case_files = sorted((out / "cases").glob("*.json"))

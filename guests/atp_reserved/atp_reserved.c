@@ -17,14 +17,15 @@ static unsigned id = 1;
 static void line(const char *csr, u64 w, u64 held, u64 r, int ok, const char *want)
 {
     rt_probes++;
+    rt_probe_mark(RT_MARK_PRINT(id));
     rt_puts("P "); rt_dec(id); rt_puts(" "); rt_puts(csr); rt_puts("-reserved wrote="); rt_hex(w);
     rt_puts(" held="); rt_hex(held); rt_puts(" read="); rt_hex(r);
-    rt_puts(r == held ? " write-ignored\n" : " written\n");
-    if (!ok) {
-        rt_fails++;
-        rt_puts("X "); rt_dec(id); rt_puts(" expected "); rt_puts(want); rt_puts(" got read="); rt_hex(r);
-        rt_putc('\n');
-    }
+    rt_out = rt_sel(r == held); rt_puts(" write-ignored");
+    rt_out = rt_sel(r != held); rt_puts(" written");
+    rt_out = rt_sel(1); rt_putc('\n');
+    rt_xline_begin(id, ok);
+    rt_puts(want); rt_puts(" got read="); rt_hex(r);
+    rt_xline_end(id);
     id++;
 }
 
@@ -36,18 +37,20 @@ int main(void)
         for (u64 m = 1; m < 16; m++) {
             if (m >= 8 && m <= 10) continue;
             const u64 w = (m << 60) | (7ull << 44) | 0x80456ull;
+            rt_probe_mark(RT_MARK_START(id));
             csr_write(satp, prev);
             u64 held = csr_read(satp);
             csr_write(satp, w);
             u64 r = csr_read(satp);
             line("satp", w, held, r, r == held, "the write ignored (satp unchanged)");
 
+            rt_probe_mark(RT_MARK_START(id));
             csr_write(vsatp, prev);
             held = csr_read(vsatp);
             csr_write(vsatp, w);
             r = csr_read(vsatp);
             u64 rm = r >> 60;
-            line("vsatp", w, held, r, r == held || rm == 0 || rm == 8 || rm == 9 || rm == 10,
+            line("vsatp", w, held, r, (r == held) | (rm == 0) | (rm == 8) | (rm == 9) | (rm == 10),
                  "the write ignored or a legal MODE (0, 8, 9, 10)");
         }
     }

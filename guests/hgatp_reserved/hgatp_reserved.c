@@ -37,25 +37,30 @@ int main(void)
         u64 prev = before ? ((8ull << 60) | 0x80000ull) : 0;
         for (u64 m = 1; m < 16; m++) {
             if (m >= 8 && m <= 10) continue;
+            rt_probe_mark(RT_MARK_START(id));
             csr_write(hgatp, prev);
             u64 held = csr_read(hgatp);
             u64 w = (m << 60) | (VMID_W << 44) | PPN_W;
             csr_write(hgatp, w);
             u64 r = csr_read(hgatp);
             u64 rm = r >> 60, rvmid = (r >> 44) & 0x3FFF, rppn = r & ((1ull << 44) - 1);
-            int legal = rm == 0 || rm == 8 || rm == 9 || rm == 10;
-            int fields = rvmid == (VMID_W & vmask) && (rppn >> 2) == (PPN_W >> 2) &&
-                         ((rppn & 3) == 0 || (rm == 0 && (rppn & 3) == (PPN_W & 3)));
+            /* & and |, not && and ||: the check runs the same instructions whatever the values */
+            int legal = (rm == 0) | (rm == 8) | (rm == 9) | (rm == 10);
+            int fields = (rvmid == (VMID_W & vmask)) & ((rppn >> 2) == (PPN_W >> 2)) &
+                         (((rppn & 3) == 0) | ((rm == 0) & ((rppn & 3) == (PPN_W & 3))));
             rt_probes++;
+            rt_probe_mark(RT_MARK_PRINT(id));
             rt_puts("P "); rt_dec(id); rt_puts(" hgatp-reserved wrote="); rt_hex(w);
             rt_puts(" held="); rt_hex(held); rt_puts(" read="); rt_hex(r);
-            rt_puts(r == held ? " write-ignored\n" : r == w ? " verbatim\n" : " legalised\n");
-            if (!legal || !fields) {
-                rt_fails++;
-                rt_puts("X "); rt_dec(id); rt_puts(" expected read MODE in {0,8,9,10}, VMID=");
-                rt_hex(VMID_W & vmask); rt_puts(" PPN="); rt_hex(PPN_W & ~3ull); rt_puts(" (PPN[1:0]=0 unless Bare)");
-                rt_puts(" got read="); rt_hex(r); rt_putc('\n');
-            }
+            rt_out = rt_sel(r == held); rt_puts(" write-ignored");
+            rt_out = rt_sel((r != held) & (r == w)); rt_puts(" verbatim");
+            rt_out = rt_sel((r != held) & (r != w)); rt_puts(" legalised");
+            rt_out = rt_sel(1); rt_putc('\n');
+            rt_xline_begin(id, legal & fields);
+            rt_puts("read MODE in {0,8,9,10}, VMID=");
+            rt_hex(VMID_W & vmask); rt_puts(" PPN="); rt_hex(PPN_W & ~3ull); rt_puts(" (PPN[1:0]=0 unless Bare)");
+            rt_puts(" got read="); rt_hex(r);
+            rt_xline_end(id);
             id++;
         }
     }

@@ -186,6 +186,14 @@ u64 rt_tinst(enum rt_access acc);
 #define RT_MARK_FAIL 12289u
 #define RT_MARK_FAIL_END 12290u
 void rt_probe_mark(unsigned id);
+/* A probe of a guest's own shape (not probe()/probe_either()): rt_probe_mark(RT_MARK_START(id)) before
+ * its work, rt_probe_mark(RT_MARK_PRINT(id)) before its P line; the X line is printed between
+ * rt_xline_begin(id, good) -- which counts a failure when !good and prints "X <id> expected " to the
+ * UART, or to the sink when good -- and rt_xline_end(id), which ends the line and marks the probe's
+ * end.  The same instructions run whether the check passed (print alternatives the same way: each to
+ * rt_sel(condition), as probe.c does). */
+void rt_xline_begin(unsigned id, int good);
+void rt_xline_end(unsigned id);
 int rt_done(void);    /* prints DONE probes=<n> fails=<k>; returns the exit code for main */
 void rt_fail(const char *why);   /* counts a failure and prints an X line outside a probe */
 extern u64 rt_probes, rt_fails;

@@ -213,6 +213,20 @@ int probe(unsigned id, const char *what, enum rt_access acc, enum rt_mode mode, 
     return probe_either(id, what, acc, mode, addr, val, e, e, 1) != 0;
 }
 
+void rt_xline_begin(unsigned id, int good)
+{
+    rt_fails += (good == 0);
+    rt_out = rt_sel(good == 0);
+    rt_puts("X "); rt_dec(id); rt_puts(" expected ");
+}
+
+void rt_xline_end(unsigned id)
+{
+    rt_putc('\n');
+    rt_out = rt_sel(1);
+    rt_probe_mark(RT_MARK_END(id));
+}
+
 int rt_done(void)
 {
     difftest_config.probes = rt_probes;
