@@ -164,10 +164,14 @@ static int matches(const struct outcome *o, const struct expect *e)
 static void print_expect(const struct expect *e)
 {
     if (!e->trap) { rt_puts(" ok"); if (!e->any_val) kv("val", e->val); return; }
-    rt_puts(" trap cause="); rt_dec(e->cause); kv("tval", e->tval);
-    if (e->cause == 20 || e->cause == 21 || e->cause == 23) { rt_puts(" htval=0|"); rt_hex(e->tval2); }
+    /* what the check accepts, "any" where it accepts anything (any_tval, any_tval2, tinst_alt = ~0) */
+    rt_puts(" trap cause="); rt_dec(e->cause);
+    if (e->any_tval) rt_puts(" tval=any"); else kv("tval", e->tval);
+    if (e->any_tval2) rt_puts(" htval=any");
+    else if (e->cause == 20 || e->cause == 21 || e->cause == 23) { rt_puts(" htval=0|"); rt_hex(e->tval2); }
     else kv("htval", e->tval2);
-    rt_puts(e->implicit ? " tinst=(0 only if htval=0)|" : " tinst=0|"); rt_hex(e->tinst_alt);
+    if (e->tinst_alt == ~0ull) rt_puts(" tinst=any");
+    else { rt_puts(e->implicit ? " tinst=(0 only if htval=0)|" : " tinst=0|"); rt_hex(e->tinst_alt); }
     if (e->gva_unchecked) rt_puts(" gva=any"); else { rt_puts(" gva="); rt_dec((u64)e->gva); }
     rt_puts(e->to == TO_HS ? " to=HS" : e->to == TO_VS ? " to=VS" : " to=M");
 }
