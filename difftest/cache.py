@@ -134,7 +134,8 @@ def fetch(k: str, out_path, guest: str | None = None) -> RunResult | None:
             if got != m["trace_sha256"]:
                 raise _Bad("trace file checksum differs from the one recorded")
             try:
-                header = TraceReader(tmp).header        # checks the whole gzip stream and the header
+                with TraceReader(tmp) as r:             # checks the whole gzip stream and the header
+                    header = r.header
             except TraceError as e:
                 raise _Bad(str(e)) from None
             footer = Footer(**m["footer"]) if m.get("footer") is not None else None

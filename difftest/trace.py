@@ -637,6 +637,16 @@ class TraceReader:
         self.header = Header(**head)
         self.footer: Footer | None = None
 
+    def close(self) -> None:
+        self._fh.close()
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _fail(self, line: int, why: str) -> None:
         self.error = f"line {line}: {why}"
         self.footer = Footer(status="error", message=f"trace file damaged at line {line}: {why}", truncated=True)
