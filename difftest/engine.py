@@ -47,11 +47,17 @@ def _is_path(guest) -> bool:
 
 
 def resolve_guest(guest: str | Path) -> tuple[str, Path]:
-    """(name, ELF path): a guest name is built on demand; a path is taken as is."""
+    """(name, ELF path): a guest name is built on demand; a path is taken as is.  Either way the
+    ELF must be one both backends can run (``elfcheck``), else an input error before any runs."""
+    from difftest import elfcheck
     if _is_path(guest):
         p = Path(guest)
         if not p.is_file():
             raise EngineError(f"{p}: no such ELF file")
+        try:
+            elfcheck.check(p)
+        except elfcheck.ElfError as e:
+            raise EngineError(str(e), 2) from None
         return p.name.split(".")[0], p
     from difftest import guests as G
     names = G.list_guests()
@@ -61,6 +67,10 @@ def resolve_guest(guest: str | Path) -> tuple[str, Path]:
         elf = G.build(guest)
     except Exception as e:      # BuildError carries the compiler's message
         raise EngineError(f"cannot build guest {guest!r}: {e}", 125) from None
+    try:
+        elfcheck.check(elf)
+    except elfcheck.ElfError as e:      # e.g. a guest whose link script moved it out of RAM
+        raise EngineError(f"guest {guest!r} built, but {e}", 125) from None
     return guest, Path(elf)
 
 
