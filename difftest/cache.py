@@ -94,7 +94,7 @@ def _read_meta(meta: Path) -> dict:
 def quarantine(k: str, why: str) -> None:
     """Move entry ``k`` aside (never read again, kept to look at) and say so on stderr."""
     q = CACHE_DIR / "quarantine"
-    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}.{os.urandom(4).hex()}"    # never overwrites one
     moved = False
     for suffix in (".trace.jsonl.gz", ".json"):
         p = CACHE_DIR / f"{k}{suffix}"

@@ -394,6 +394,8 @@ def cmd_show(args) -> int:
         steps.append(s)
     footer = r.footer
     if args.json:
+        if r.error is not None:
+            raise UserError(f"{args.trace}: damaged trace ({r.error})")
         from difftest.trace import step_to_json
         print(json.dumps({"header": _jsonable(h), "steps": [step_to_json(s) for s in steps],
                           "footer": _jsonable(footer) if footer else None}, indent=1))
@@ -418,6 +420,8 @@ def cmd_show(args) -> int:
     if footer is not None and (hi is None or not steps or steps[-1].i < hi - 1):
         from difftest.report import safe_text
         print(safe_text(f"end: {footer.status}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip()))
+    if r.error is not None:
+        raise UserError(f"{args.trace}: damaged trace ({r.error}); the steps above are the ones before the damage")
     return EXIT_MATCH
 
 
@@ -645,10 +649,11 @@ def classify(e: BaseException) -> tuple[int, str]:
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""
         if e.errno in _NO_SPACE:
-            return EXIT_CANNOT_RUN, (f"no space left writing{where} ({e.strerror}); free some space or give "
-                                     f"--out on another file system, then re-run")
+            return EXIT_CANNOT_RUN, (f"cannot write{where or ' a result'}: {e.strerror} (disk full or file size "
+                                     f"limit); free some space or give --out on another file system, then re-run")
         if e.errno in _NOT_WRITABLE:
-            return EXIT_CANNOT_RUN, f"cannot write{where} ({e.strerror}); choose a writable --out or fix its permissions"
+            return EXIT_CANNOT_RUN, (f"cannot write{where or ' a result'}: {e.strerror}; choose a writable --out "
+                                     f"or fix its permissions")
         return EXIT_CANNOT_RUN, f"I/O error{where}: {e.strerror or e}"
     if isinstance(e, MemoryError):
         return EXIT_CANNOT_RUN, "out of memory"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import shlex
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,8 +262,16 @@ def write_reports(pair: PairResult, div: Divergence | None, out_dir: str | os.Pa
     for ext, text in (("txt", render_text(secs)), ("md", render_markdown(secs, title)),
                       ("html", render_html(secs, title))):
         p = out / f"{stem}.{ext}"
-        tmp = p.with_name(p.name + ".part")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
+        # a unique temporary name: two runs of one case writing the same report never share it
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{p.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, p)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         paths[ext] = str(p)
     return paths

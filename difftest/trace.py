@@ -422,7 +422,10 @@ class TraceWriter:
     def _flush(self) -> None:
         if self._buf:
             self._buf.append("")
-            self._raw.write("\n".join(self._buf))
+            try:
+                self._raw.write("\n".join(self._buf))
+            except OSError as e:                 # name the file (disk full says nothing else)
+                raise OSError(e.errno, e.strerror, self.path) from None
             self._buf = []
 
     def close(self, footer: Footer) -> None:
@@ -434,6 +437,9 @@ class TraceWriter:
             self._raw.close()
             self._file.close()
             os.replace(self._part, self.path)
+        except OSError as e:
+            self.abort()
+            raise OSError(e.errno, e.strerror, e.filename or self.path) from None
         except BaseException:
             self.abort()
             raise
