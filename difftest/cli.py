@@ -538,7 +538,7 @@ def check_backend_name(b: str) -> None:
             raise UserError(f"unknown model profile in --backend {b!r}: use model@ followed by one of "
                             f"{', '.join(PROFILES)}")
         return
-    if os.sep in b or b.startswith("."):
+    if os.sep in b or b.startswith(".") or os.path.exists(b):
         if not os.path.isfile(b):
             raise UserError(f"--backend {b!r}: no such QEMU binary")
         if not os.access(b, os.X_OK):

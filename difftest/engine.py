@@ -268,6 +268,8 @@ def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, gu
             pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|error|{r.error_class}"
             return pr
     pr, div = compare_full(ra.trace_path, rb.trace_path, guest=case.guest)
+    if pr.status == "error" and pr.a == "?":       # a trace that failed its integrity check (TraceError)
+        pr.a, pr.b = a, b
     if pr.status in ("mismatch", "error"):
         if pr.fingerprint is None:
             pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|{pr.kind}|-"
