@@ -38,7 +38,6 @@ import copy
 import gzip
 import io
 import json
-import math
 import os
 import tempfile
 import zlib

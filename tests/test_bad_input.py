@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from difftest import asm, cache, elfcheck, engine
-from difftest.backends import run as backend_run
 from difftest.backends.binaries import KNOWN
 from difftest.cli import main
-from difftest.trace import (Footer, TraceError, TraceReader, escape_console, read_trace, verify, write_trace)
+from difftest.trace import Footer, TraceError, escape_console, read_trace, verify, write_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 QEMU = "qemu-10.0" if KNOWN["qemu-10.0"][0].exists() else None
