@@ -528,6 +528,7 @@ def _exact(types) -> frozenset:
 
 _FAST = {c: {k: _exact(t) for k, t in spec.items()} for c, spec in _SPEC.items()}
 _FAST_REQ = {c: frozenset(r) for c, r in _REQUIRED.items()}
+_STEP_T, _XLAT_T, _XLAT_REQ = _FAST[Step], _FAST[Xlat], _FAST_REQ[Xlat]
 
 
 def _bad(d, cls) -> str | None:
@@ -563,6 +564,35 @@ def _bad_why(d, cls) -> str | None:
 
 
 def _bad_step(d, expect_i: int) -> str | None:
+    """Why ``d`` is not step ``expect_i``, or None.  The common case inline (it runs per step)."""
+    if type(d) is dict:
+        st, xt, xreq = _STEP_T, _XLAT_T, _XLAT_REQ
+        try:
+            for k, v in d.items():
+                if type(v) not in st[k]:
+                    break
+            else:
+                if d.get("i") == expect_i and "pc" in d:
+                    for x in d.get("xlats", ()):
+                        if type(x) is not dict or x.get("walk") is not None:
+                            break
+                        for k, v in x.items():
+                            if type(v) not in xt[k]:
+                                break
+                        else:
+                            if xreq <= x.keys() and x["access"] in ACCESSES:
+                                continue
+                        break
+                    else:
+                        t = d.get("trap")
+                        if t is None or _bad(t, Trap) is None:
+                            return None
+        except KeyError:
+            pass
+    return _bad_step_why(d, expect_i)
+
+
+def _bad_step_why(d, expect_i: int) -> str | None:
     why = _bad(d, Step)
     if why:
         return why
