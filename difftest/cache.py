@@ -17,11 +17,14 @@ Nothing damaged is ever used or stored:
 * ``--no-cache`` (``use_cache="refresh"`` in the QEMU backend) does not read the cache but
   does store the fresh, verified result: it replaces a bad entry instead of leaving it.
 
-Writes are atomic (unique temp file + ``os.replace``), so concurrent runs and xdist
-workers never see a half-written entry; two racing on one key both write good entries.
+Writes are atomic (unique temp file + ``os.replace``) and an entry's two files are replaced
+together under an flock (``fetch`` reads them under a shared one), so concurrent runs and xdist
+workers never see a half-written entry or a record paired with another run's trace.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -114,6 +117,27 @@ def quarantine(k: str, why: str) -> None:
               file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _locked(k: str, how: int):
+    """An flock on the entry: fetch reads the pair (record + trace) under a shared lock, store
+    and quarantine replace it under an exclusive one -- never a record of one run with the trace
+    of another (two QEMU runs of one case differ in their raw log lines)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f".{k}.lock", "a") as f:
+        fcntl.flock(f, how)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _meta_bytes(meta: Path) -> bytes | None:
+    try:
+        return meta.read_bytes()
+    except OSError:
+        return None
+
+
 def fetch(k: str, out_path, guest: str | None = None) -> RunResult | None:
     """Copy a cached trace to ``out_path`` and return its RunResult, or None on a miss.  An entry
     that fails a check is quarantined (a miss: the caller re-records and replaces it)."""
@@ -121,48 +145,50 @@ def fetch(k: str, out_path, guest: str | None = None) -> RunResult | None:
     if not trace.exists() and not meta.exists():
         return None
     out_path = Path(out_path)
-    for attempt in (0, 1):                  # a concurrent store may replace the pair between our reads
-        tmp = None
-        try:
-            m = _read_meta(meta)
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _tmp_beside(out_path)
+    tmp = None
+    try:
+        with _locked(k, fcntl.LOCK_SH):
+            seen = _meta_bytes(meta)
             try:
-                got = _copy_hashing(trace, tmp)
-            except FileNotFoundError:
-                raise _Bad("the trace file is missing") from None
-            if got != m["trace_sha256"]:
-                raise _Bad("trace file checksum differs from the one recorded")
-            try:
-                with TraceReader(tmp) as r:             # checks the whole gzip stream and the header
-                    header = r.header
-            except TraceError as e:
-                raise _Bad(str(e)) from None
-            footer = Footer(**m["footer"]) if m.get("footer") is not None else None
-            if guest and header.guest != guest:
-                os.unlink(tmp)
-                return None     # same bytes under another name: re-run so the header names this guest
-            os.replace(tmp, out_path)
-            tmp = None
-            return RunResult(m["status"], os.fspath(out_path), header, footer, m.get("message", ""),
-                             m.get("error_class"), cached=True)
-        except _Bad as e:
-            if attempt == 0:
-                time.sleep(0.05)
-                continue
-            quarantine(k, str(e))
+                m = _read_meta(meta)
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = _tmp_beside(out_path)
+                try:
+                    got = _copy_hashing(trace, tmp)
+                except FileNotFoundError:
+                    raise _Bad("the trace file is missing") from None
+                if got != m["trace_sha256"]:
+                    raise _Bad("trace file checksum differs from the one recorded")
+                try:
+                    with TraceReader(tmp) as r:         # checks the whole gzip stream and the header
+                        header = r.header
+                except TraceError as e:
+                    raise _Bad(str(e)) from None
+                footer = Footer(**m["footer"]) if m.get("footer") is not None else None
+                why = None
+            except _Bad as e:
+                why = str(e)
+        if why is not None:
+            with _locked(k, fcntl.LOCK_EX):
+                if _meta_bytes(meta) == seen:           # not replaced meanwhile by a fresh store
+                    quarantine(k, why)
             return None
-        except OSError:
-            return None         # cannot copy out (e.g. --out not writable): a miss; the run reports it
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
-    return None
+        if guest and header.guest != guest:
+            return None     # same bytes under another name: re-run so the header names this guest
+        os.replace(tmp, out_path)
+        tmp = None
+        return RunResult(m["status"], os.fspath(out_path), header, footer, m.get("message", ""),
+                         m.get("error_class"), cached=True)
+    except OSError:
+        return None         # cannot copy out or lock (e.g. a read-only cache): a miss; the run reports it
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def store(k: str, trace_path, res: RunResult) -> None:
     """Store a verified copy of ``trace_path`` (never a damaged one; a failure is only slower)."""
-    tmp = None
+    tmp = mtmp = None
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         dst = CACHE_DIR / f"{k}.trace.jsonl.gz"
@@ -177,17 +203,16 @@ def store(k: str, trace_path, res: RunResult) -> None:
              "footer": asdict(res.footer) if res.footer else None, "trace_sha256": digest}
         m["check"] = _meta_sum(m)
         mtmp = _tmp_beside(CACHE_DIR / f"{k}.json")
-        try:
-            with open(mtmp, "w", encoding="utf-8") as f:
-                f.write(json.dumps(m))
+        with open(mtmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(m))
+        with _locked(k, fcntl.LOCK_EX):
             os.replace(tmp, dst)
             tmp = None
             os.replace(mtmp, CACHE_DIR / f"{k}.json")
-        finally:
-            if os.path.exists(mtmp):
-                os.unlink(mtmp)
+            mtmp = None
     except OSError:
         pass            # a cache that cannot be written is only slower
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        for t in (tmp, mtmp):
+            if t is not None and os.path.exists(t):
+                os.unlink(t)
