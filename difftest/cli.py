@@ -529,14 +529,14 @@ def check_backend_name(b: str) -> None:
     """A usage error (exit 2) unless ``b`` names a backend: a known QEMU, ``model``,
     ``model@<profile>`` or the path of an existing QEMU binary.  (A known QEMU that is not
     installed is a run-time error, 125: that revision cannot run, it was not mistyped.)"""
-    from refmodel.profile import PROFILES
+    from difftest.backends import model
     if b in QEMU_NAMES or b == "model":
         return
     if b.startswith("model@"):
-        like = b.partition("@")[2]
-        if like not in PROFILES:
-            raise UserError(f"unknown model profile in --backend {b!r}: use model@ followed by one of "
-                            f"{', '.join(PROFILES)}")
+        try:
+            model.check_backend_name(b)
+        except model.ModelError as e:
+            raise UserError(f"--backend: {e}") from None
         return
     if os.sep in b or b.startswith(".") or os.path.exists(b):
         if not os.path.isfile(b):

@@ -172,6 +172,7 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
     if is_model(name):
         from difftest.backends import model
         try:
+            model.check_backend_name(name)
             prof = model.profile_for(cpu, like=like)
         except model.ModelError as e:
             return model._result("error", None, None, None, str(e), e.error_class)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from difftest import asm, cache, elfcheck, engine
+from difftest.backends import run as backend_run
 from difftest.backends.binaries import KNOWN
 from difftest.cli import main
 from difftest.trace import Footer, TraceError, escape_console, read_trace, verify, write_trace
@@ -503,6 +504,15 @@ def test_usage_errors_exit_2(tmp_path, args, words):
     rc, o, e = cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert_classified(rc, o, e, 2, *words)
     assert not (tmp_path / "n").exists() or not any((tmp_path / "n").iterdir())   # nothing started
+
+
+def test_model_with_an_unknown_profile_never_runs_another_profile(tmp_path):
+    """``model@qemu-9.9`` through the API (nightly, bisect) too: a usage error, not the 10.0 profile."""
+    from difftest import guests
+    r = backend_run(guests.build("smoke"), backend="model@qemu-9.9", out_path=tmp_path / "t.gz")
+    assert (r.status, r.error_class, r.trace_path) == ("error", "usage", None)
+    c = engine.run_case("smoke", backends=["model@qemu-9.9"], out_dir=tmp_path / "c")
+    assert c.status == "error" and c.runs["model@qemu-9.9"].error_class == "usage"
 
 
 def test_a_known_qemu_that_is_not_installed_is_still_125(tmp_path, cache_dir, monkeypatch, capsys):

@@ -38,6 +38,15 @@ def _io_message(path, e: OSError) -> str:
     return f"cannot write the trace {path}: {e.strerror or e}"
 
 
+def check_backend_name(backend: str) -> None:
+    """``model@X`` names the profile X explicitly: an unknown X is a usage error, never silently
+    the qemu-10.0 profile (plain ``model`` takes its case's QEMU, defaulting to qemu-10.0)."""
+    from refmodel.profile import PROFILES
+    like = backend.partition("@")[2]
+    if backend.startswith("model@") and like not in PROFILES:
+        raise ModelError("usage", f"unknown model profile in backend {backend!r} (known: {', '.join(PROFILES)})")
+
+
 def profile_for(cpu: str = "default", like: str | None = None):
     """The model profile mirroring a QEMU CPU variant ("default", "sv39", ...) or a profile name.
     ``like`` is the QEMU the model is compared with ("qemu-7.2", "qemu-10.0"): its profile
