@@ -10,6 +10,8 @@ error, 125 cannot build or run -- so ``git bisect run difftest run ...`` works.
 from __future__ import annotations
 
 import argparse
+import builtins
+import errno
 import importlib
 import json
 import os
@@ -216,7 +218,7 @@ def cmd_run(args) -> int:
             try:
                 case = engine.run_case(args.guest, hgatp_mode=m, vs_mode=v, backends=backends, cpu=args.cpu,
                                        out_dir=d, timeout=args.timeout, max_steps=args.max_steps,
-                                       use_cache=not args.no_cache, progress=prog)
+                                       use_cache="refresh" if args.no_cache else True, progress=prog)
             except engine.EngineError as e:
                 prog.done()
                 raise UserError(str(e), e.exit_code)
@@ -336,6 +338,11 @@ def steps_line(p) -> str:
 
 
 def _print_case(c) -> None:
+    from difftest.report import safe_text
+
+    def print(*a):                    # messages may carry guest or QEMU text: never raw control bytes
+        builtins.print(safe_text(" ".join(map(str, a))))
+
     head = f"{c.guest} hgatp={c.hgatp_mode or '-'} vs={c.vs_mode or '-'} cpu={c.cpu}"
     def ended(b):
         f = c.runs[b].footer if b in c.runs else None
@@ -377,9 +384,21 @@ def _print_case(c) -> None:
 def cmd_diff(args) -> int:
     from difftest.compare import compare_full
     from difftest.report import build, render_text, write_reports
+    from difftest.trace import verify
+    heads = []
     for p in (args.trace_a, args.trace_b):
         if not os.path.isfile(p):
             raise UserError(f"{p}: no such trace file")
+        heads.append(verify(p)[0])           # TraceError (exit 2) for a damaged trace: nothing compared
+    ha, hb = heads
+    differ = [f"{f} {getattr(ha, f)!r} vs {getattr(hb, f)!r}" for f in ("guest", "elf_sha256", "hgatp_mode", "vs_mode")
+              if getattr(ha, f) != getattr(hb, f)]
+    if differ:
+        msg = ("the traces are not of the same run: " + "; ".join(differ)
+               + " -- their differences would say nothing about either backend")
+        if not args.force:
+            raise UserError(msg + " (--force compares them anyway)")
+        print(f"difftest: warning: {msg} (compared anyway: --force)", file=sys.stderr)
     pr, div = compare_full(args.trace_a, args.trace_b)
     if pr.status == "error" and div is None and pr.a == "?":
         raise UserError(pr.summary)
@@ -398,7 +417,7 @@ def cmd_diff(args) -> int:
 def cmd_show(args) -> int:
     from difftest.disasm import disasm
     from difftest.report import _trap, _xlat
-    from difftest.trace import PRIV_NAMES, TraceError, TraceReader
+    from difftest.trace import PRIV_NAMES, TraceError, TraceReader, escape_console
     try:
         r = TraceReader(args.trace)
     except TraceError as e:
@@ -418,6 +437,8 @@ def cmd_show(args) -> int:
         steps.append(s)
     footer = r.footer
     if args.json:
+        if r.error is not None:
+            raise UserError(f"{args.trace}: damaged trace ({r.error})")
         from difftest.trace import step_to_json
         print(json.dumps({"header": _jsonable(h), "steps": [step_to_json(s) for s in steps],
                           "footer": _jsonable(footer) if footer else None}, indent=1))
@@ -438,9 +459,12 @@ def cmd_show(args) -> int:
             for w in x.walk or []:
                 print(f"{'':>18}{w.stage.upper()} L{w.level} pte@{w.pte_addr:#x} = {w.pte:#018x}  {w.decision}")
         if s.uart:
-            print(f"{'':>14}uart: {s.uart!r}")
+            print(f"{'':>14}uart: \"{escape_console(s.uart, keep_newlines=False)}\"")
     if footer is not None and (hi is None or not steps or steps[-1].i < hi - 1):
-        print(f"end: {footer.status}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip())
+        from difftest.report import safe_text
+        print(safe_text(f"end: {footer.status}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip()))
+    if r.error is not None:
+        raise UserError(f"{args.trace}: damaged trace ({r.error}); the steps above are the ones before the damage")
     return EXIT_MATCH
 
 
@@ -486,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma list of qemu-7.2, qemu-10.0, model, or a QEMU binary path (default {DEFAULT_BACKENDS})")
     s.add_argument("--cpu", default="default", help="CPU variant, e.g. default, sv39, sv48 (QEMU -cpu and model profile)")
     s.add_argument("--out", help="output directory")
-    s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists")
+    s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists (the fresh trace replaces it)")
     s.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")
     s.add_argument("--max-steps", type=int, default=5_000_000, help="step limit per run (default 5000000)")
     s.add_argument("--json", action="store_true", help="machine-readable results on stdout")
@@ -498,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("trace_a")
     s.add_argument("trace_b")
     s.add_argument("--out", help="also write .txt/.md/.html reports here")
+    s.add_argument("--force", action="store_true",
+                   help="compare traces of different guests, ELFs or modes (refused otherwise)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_diff)
 
@@ -532,6 +558,152 @@ def add_case_arguments(p: argparse.ArgumentParser, backend: str) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
 
+# ---------------------------------------------------------------------------
+# argument validation: every subcommand's arguments, checked before anything runs
+
+QEMU_NAMES = ("qemu-7.2", "qemu-10.0")
+
+
+def _split(v) -> list[str]:
+    return [x.strip() for x in (v if isinstance(v, list) else str(v).split(",")) if x.strip()]
+
+
+def check_backend_name(b: str) -> None:
+    """A usage error (exit 2) unless ``b`` names a backend: a known QEMU, ``model``,
+    ``model@<profile>`` or the path of an existing QEMU binary.  (A known QEMU that is not
+    installed is a run-time error, 125: that revision cannot run, it was not mistyped.)"""
+    from difftest.backends import model
+    if b in QEMU_NAMES or b == "model":
+        return
+    if b.startswith("model@"):
+        try:
+            model.check_backend_name(b)
+        except model.ModelError as e:
+            raise UserError(f"--backend: {e}") from None
+        return
+    if os.sep in b or b.startswith(".") or os.path.exists(b):
+        if not os.path.isfile(b):
+            raise UserError(f"--backend {b!r}: no such QEMU binary")
+        if not os.access(b, os.X_OK):
+            raise UserError(f"--backend {b!r}: not executable")
+        return
+    raise UserError(f"unknown backend {b!r}: use {', '.join(QEMU_NAMES)}, model, model@<QEMU> "
+                    f"or the path of a qemu-system-riscv64 binary")
+
+
+def check_cpu(cpu: str, backends: list[str]) -> None:
+    from difftest.backends.qemu import CPU_VARIANTS
+    from difftest.backends import model
+    for b in backends:
+        if b == "model" or b.startswith("model@"):
+            try:
+                model.profile_for(cpu, like=b.partition("@")[2] or None)
+            except model.ModelError as e:
+                raise UserError(f"--cpu {cpu!r}: {e}") from None
+        elif cpu not in CPU_VARIANTS:
+            raise UserError(f"unknown CPU variant --cpu {cpu!r} for {b}: use one of {', '.join(CPU_VARIANTS)}")
+
+
+def _check_writable_dir(d: str, opt: str) -> None:
+    p = Path(d)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = __import__("tempfile").mkstemp(dir=p, prefix=".difftest-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{opt} {d}: cannot write there ({e.strerror or e}); choose a writable directory") from None
+
+
+def validate_args(args) -> None:
+    """The one place argument values are checked (UserError, exit 2): unknown backends, CPU
+    variants, guests, profile names; non-positive or non-finite limits; paths that must exist."""
+    import math
+    cmd = getattr(args, "command", None)
+    backends: list[str] = []
+    for attr in ("backend", "backends"):
+        v = getattr(args, attr, None)
+        if v:
+            backends = _split(v)
+            for b in backends:
+                check_backend_name(b)
+    cpu = getattr(args, "cpu", None)
+    if cpu:
+        for c in _split(cpu):
+            check_cpu(c, backends or ["qemu-10.0"] if cmd != "modes" else QEMU_NAMES[-1:])
+    t = getattr(args, "timeout", None)
+    if t is not None and not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+        raise UserError(f"--timeout {t}: give a number of seconds > 0")
+    ms = getattr(args, "max_steps", None)
+    if ms is not None and ms <= 0:
+        raise UserError(f"--max-steps {ms}: give a step count > 0")
+    j = getattr(args, "jobs", None)
+    if j is not None and j < 0:
+        raise UserError(f"--jobs {j}: give a number of worker processes >= 1 (0 = one per core)")
+    for attr in ("step", "count"):
+        v = getattr(args, attr, None)
+        if v is not None and v < 0:
+            raise UserError(f"--{attr} {v}: must be >= 0")
+    if getattr(args, "context", None) is not None and args.context < 0:
+        raise UserError(f"--context {args.context}: must be >= 0")
+    gs = getattr(args, "guests", None)
+    if gs:
+        known = _guest_names()
+        bad = [g for g in _split(gs) if g not in known]
+        if bad:
+            raise UserError(f"unknown guest{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}; "
+                            f"`difftest list` shows the guests ({', '.join(known)})")
+    r = getattr(args, "resume", None)
+    if r is not None and not os.path.isdir(r):
+        raise UserError(f"--resume {r}: no such results directory (a mistyped path would start a new run)")
+    k = getattr(args, "known", None)
+    if k is not None and not os.path.isfile(k):
+        raise UserError(f"--known {k}: no such file (a missing list would mean no known divergences)")
+    out = getattr(args, "out", None)
+    if out and cmd in ("run", "diff", "nightly", "merge", "coverage"):
+        _check_writable_dir(out, "--out")
+
+
+# ---------------------------------------------------------------------------
+# the one map from what went wrong to an exit code (ARCHITECTURE section 6)
+
+_NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def classify(e: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for an exception that reached ``main``: never 1 (that is
+    a real mismatch), never a traceback.  2 for what the user gave (arguments, input files),
+    125 when this revision or machine cannot build or run it."""
+    from difftest.trace import TraceError
+    if isinstance(e, UserError):
+        return e.code, str(e)
+    if isinstance(e, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(e, BrokenPipeError):
+        return EXIT_CANNOT_RUN, "output closed before the results were written"
+    if isinstance(e, TraceError):
+        return EXIT_USAGE, str(e)
+    code = getattr(e, "exit_code", None)
+    if type(e).__name__ == "EngineError" and code in (EXIT_USAGE, EXIT_CANNOT_RUN):
+        return code, str(e)
+    if type(e).__name__ == "BuildError":
+        return (EXIT_USAGE if getattr(e, "error_class", "") == "usage" else EXIT_CANNOT_RUN), str(e)
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else ""
+        if e.errno in _NO_SPACE:
+            return EXIT_CANNOT_RUN, (f"cannot write{where or ' a result'}: {e.strerror} (disk full or file size "
+                                     f"limit); free some space or give --out on another file system, then re-run")
+        if e.errno in _NOT_WRITABLE:
+            return EXIT_CANNOT_RUN, (f"cannot write{where or ' a result'}: {e.strerror}; choose a writable --out "
+                                     f"or fix its permissions")
+        return EXIT_CANNOT_RUN, f"I/O error{where}: {e.strerror or e}"
+    if isinstance(e, MemoryError):
+        return EXIT_CANNOT_RUN, "out of memory"
+    return EXIT_CANNOT_RUN, (f"internal error: {type(e).__name__}: {e} (a difftest bug; "
+                             f"DIFFTEST_DEBUG=1 shows the traceback)")
+
+
 def main(argv=None) -> int:
     try:
         parser = build_parser()
@@ -546,15 +718,23 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        validate_args(args)
         return int(args.func(args))
-    except UserError as e:
-        print(f"difftest: {e}", file=sys.stderr)
-        return e.code
-    except KeyboardInterrupt:
-        print("difftest: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return EXIT_MATCH
+    except (Exception, KeyboardInterrupt) as e:
+        code, msg = classify(e)
+        if os.environ.get("DIFFTEST_DEBUG") and code != EXIT_USAGE:
+            import traceback
+            traceback.print_exc()
+        try:
+            print(f"difftest: {msg}", file=sys.stderr)
+        except OSError:
+            pass
+        if isinstance(e, BrokenPipeError):
+            try:                      # no second BrokenPipeError when Python flushes stdout at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except OSError:
+                pass
+        return code
 
 
 if __name__ == "__main__":

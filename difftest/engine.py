@@ -49,11 +49,17 @@ def _is_path(guest) -> bool:
 
 
 def resolve_guest(guest: str | Path) -> tuple[str, Path]:
-    """(name, ELF path): a guest name is built on demand; a path is taken as is."""
+    """(name, ELF path): a guest name is built on demand; a path is taken as is.  Either way the
+    ELF must be one both backends can run (``elfcheck``), else an input error before any runs."""
+    from difftest import elfcheck
     if _is_path(guest):
         p = Path(guest)
         if not p.is_file():
             raise EngineError(f"{p}: no such ELF file")
+        try:
+            elfcheck.check(p)
+        except elfcheck.ElfError as e:
+            raise EngineError(str(e), 2) from None
         return p.name.split(".")[0], p
     from difftest import guests as G
     names = G.list_guests()
@@ -63,6 +69,10 @@ def resolve_guest(guest: str | Path) -> tuple[str, Path]:
         elf = G.build(guest)
     except Exception as e:      # BuildError carries the compiler's message
         raise EngineError(f"cannot build guest {guest!r}: {e}", 125) from None
+    try:
+        elfcheck.check(elf)
+    except elfcheck.ElfError as e:      # e.g. a guest whose link script moved it out of RAM
+        raise EngineError(f"guest {guest!r} built, but {e}", 125) from None
     return guest, Path(elf)
 
 
@@ -164,6 +174,7 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
     if is_model(name):
         from difftest.backends import model
         try:
+            model.check_backend_name(name)
             prof = model.profile_for(cpu, like=like)
         except model.ModelError as e:
             return model._result("error", None, None, None, str(e), e.error_class)
@@ -269,6 +280,8 @@ def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, gu
             return pr
     from difftest.config_block import probe_sled
     pr, div = compare_full(ra.trace_path, rb.trace_path, guest=case.guest, sled=probe_sled(elf))
+    if pr.status == "error" and pr.a == "?":       # a trace that failed its integrity check (TraceError)
+        pr.a, pr.b = a, b
     if pr.status in ("mismatch", "error"):
         if pr.fingerprint is None:
             pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|{pr.kind}|-"

@@ -2,7 +2,8 @@
 
 Every directory ``guests/<name>/`` except ``runtime`` with ``.c``/``.S`` files is a guest.  ``build(name)``
 compiles it with the runtime into ``build/guests/<name>.elf``, incrementally (a hash of the sources,
-the runtime, the flags and the compiler), and parallel-safe: an fcntl lock per guest plus an atomic
+the runtime, the flags and the compiler), reproducibly (the same sources give the same bytes, so the
+ELF's sha256 -- and the trace cache keyed on it -- survives a rebuild), and parallel-safe: an fcntl lock per guest plus an atomic
 rename, so several pytest-xdist workers never race.  Compiler errors become ``BuildError`` with the
 compiler's message.
 """
@@ -54,6 +55,7 @@ def _files(d: Path) -> list[Path]:
 
 def _digest(name: str) -> str:
     h = hashlib.sha256()
+    h.update(b"reproducible build 1\0")          # the way _compile builds (objects, prefix maps)
     h.update(" ".join([CC] + CFLAGS).encode())
     cc = shutil.which(CC)
     if cc:
@@ -86,27 +88,48 @@ def build(name: str, force: bool = False) -> Path:
         try:
             if not force and out.exists() and stamp.exists() and stamp.read_text().strip() == digest:
                 return out
-            rt = GUESTS_DIR / "runtime"
-            srcs = [str(f) for f in sorted(rt.iterdir()) if f.suffix in (".c", ".S")]
-            srcs += [str(f) for f in _files(gdir) if f.suffix in (".c", ".S")]
-            fd, tmp = tempfile.mkstemp(dir=BUILD_DIR, prefix=f".{name}.", suffix=".elf")
-            os.close(fd)
-            cmd = [CC, *CFLAGS, f"-I{rt}", f"-I{gdir}", "-T", str(rt / "link.ld"),
-                   *srcs, "-o", tmp, f"-Wl,-Map={tmp}.map"]
-            try:
-                r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-                if r.returncode != 0:
-                    raise BuildError(f"cannot build guest {name}:\n{(r.stderr or r.stdout).strip()}")
-                os.replace(tmp + ".map", out.with_suffix(".map"))
-                os.replace(tmp, out)
-                stamp.write_text(digest + "\n")
-            finally:
-                for p in (tmp, tmp + ".map"):
-                    if os.path.exists(p):
-                        os.unlink(p)
+            _compile(name, gdir, out)
+            stamp.write_text(digest + "\n")
             return out
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _run_cc(cmd: list[str], name: str) -> None:
+    # cwd=ROOT and -ffile-prefix-map: the debug info names sources "guests/..." wherever the clone
+    # is and whatever directory difftest was started from; SOURCE_DATE_EPOCH pins __DATE__/__TIME__
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0", "LC_ALL": "C"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    if r.returncode != 0:
+        raise BuildError(f"cannot build guest {name}:\n{(r.stderr or r.stdout).strip()}")
+
+
+def _compile(name: str, gdir: Path, out: Path) -> None:
+    """Build ``out`` reproducibly: the same sources give the same bytes (no temporary file name
+    reaches the ELF: each source is compiled to an object named after it, in a private directory,
+    and objects are linked in a fixed order), then renamed into place with its map."""
+    rt = GUESTS_DIR / "runtime"
+    srcs = [f for f in sorted(rt.iterdir()) if f.suffix in (".c", ".S")]
+    srcs += [f for f in _files(gdir) if f.suffix in (".c", ".S")]
+    flags = [*CFLAGS, f"-ffile-prefix-map={ROOT}/=", f"-ffile-prefix-map={ROOT}=.",
+             f"-Wa,--debug-prefix-map={ROOT}=.", f"-I{_rel(rt)}", f"-I{_rel(gdir)}"]
+    with tempfile.TemporaryDirectory(dir=BUILD_DIR, prefix=f".{name}.") as work:
+        objs = []
+        for f in srcs:
+            obj = os.path.join(work, f"{f.parent.name}.{f.name}.o")   # names unique per guest build
+            _run_cc([CC, *flags, "-c", _rel(f), "-o", obj], name)
+            objs.append(obj)
+        elf = os.path.join(work, f"{name}.elf")
+        _run_cc([CC, *flags, "-T", _rel(rt / "link.ld"), *objs, "-o", elf, f"-Wl,-Map={elf}.map"], name)
+        os.replace(elf + ".map", out.with_suffix(".map"))
+        os.replace(elf, out)
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(Path(p).relative_to(ROOT))
+    except ValueError:
+        return str(p)
 
 
 def build_all(force: bool = False) -> dict[str, Path]:

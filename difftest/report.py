@@ -11,14 +11,14 @@ from __future__ import annotations
 import html
 import os
 import shlex
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from difftest.compare import Divergence, PairResult
 from difftest.compare import show as _h
 from difftest.disasm import disasm
-from difftest.results import term_safe
-from difftest.trace import PRIV_NAMES, Step, Trap, WalkLevel, Xlat
+from difftest.trace import PRIV_NAMES, Step, Trap, WalkLevel, Xlat, escape_console
 
 
 @dataclass
@@ -28,6 +28,23 @@ class Section:
     table: list[list[str]] | None = None       # first row = column heads
     pre: str | None = None                      # verbatim text (log lines, UART)
     mark_last_row: bool = False                 # highlight the divergent step
+
+
+def _shown(fld: str, v) -> str:
+    """A divergent value as the report prints it; console text escaped (never raw guest bytes)."""
+    if fld == "uart" and isinstance(v, str):
+        return '"' + escape_console(v, keep_newlines=False) + '"'
+    return _h(v)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, *range(0x80, 0xa0)] if c not in (0x09, 0x0a)}
+_CONTROL.update({c: f"\\u{c:04x}" for c in (0x200e, 0x200f, *range(0x202a, 0x202f), *range(0x2066, 0x206a))})
+
+
+def safe_text(s: str) -> str:
+    """The last line of defence for text reports and the terminal: no control character, ESC
+    sequence or bidi override survives (a tab and a newline do)."""
+    return s.translate(_CONTROL)
 
 
 def _priv(s: Step) -> str:
@@ -95,7 +112,7 @@ def build(pair: PairResult, div: Divergence | None, *, command: list[str] | None
     if pair.findings:
         rows = [["probe", "what differs", "kind", "first step", "pc", "known", "detail"]]
         for f in pair.findings:
-            detail = "; ".join([term_safe(x) for x in f.lines[:2]] + [f"explains: {x}" for x in f.folded[:2]])
+            detail = "; ".join([escape_console(x) for x in f.lines[:2]] + [f"explains: {x}" for x in f.folded[:2]])
             rows.append([f.probe, f.what, f.kind, "-" if f.step is None else str(f.step), _h(f.pc),
                          f.known or "-", detail or f.summary])
         secs.append(Section(f"Findings ({len(pair.findings)}, one per probe; compared to the end)", [
@@ -108,7 +125,8 @@ def build(pair: PairResult, div: Divergence | None, *, command: list[str] | None
             i = (sa or sb).i
             rows.append([str(i)] + _cell(sa) + _cell(sb))
         secs.append(Section(f"Steps up to the divergence (last row: step {div.step})",
-                            [f"First difference: {div.field}: {a} = {_h(div.value_a)}, {b} = {_h(div.value_b)}. "
+                            [f"First difference: {div.field}: {a} = {_shown(div.field, div.value_a)}, "
+                             f"{b} = {_shown(div.field, div.value_b)}. "
                              f"{div.explanation}."], rows, mark_last_row=bool(div.step_a or div.step_b)))
         xl = []
         for name, s in ((a, div.step_a), (b, div.step_b)):
@@ -146,7 +164,8 @@ def build(pair: PairResult, div: Divergence | None, *, command: list[str] | None
                 secs.append(Section("How the runs ended", [
                     f"{a}: {fa.status}, exit {fa.exit_code}, {fa.steps} steps {fa.message}".rstrip(),
                     f"{b}: {fb.status}, exit {fb.exit_code}, {fb.steps} steps {fb.message}".rstrip()],
-                    pre=f"--- {a} UART\n{term_safe(fa.uart[-2000:])}\n--- {b} UART\n{term_safe(fb.uart[-2000:])}"))
+                    pre=f"--- {a} UART\n{escape_console(fa.uart[-2000:])}\n--- {b} UART\n"
+                        f"{escape_console(fb.uart[-2000:])}"))
     if pair.trap_csr:
         rows = [["field", "cause", "target", "traps", "first step", "pc", a, b, "fingerprint"]]
         for g in pair.trap_csr:
@@ -189,7 +208,7 @@ def render_text(secs: list[Section]) -> str:
         if s.pre:
             out.extend("  " + ln for ln in s.pre.splitlines())
         out.append("")
-    return "\n".join(out)
+    return safe_text("\n".join(out))
 
 
 def _md_esc(s: str) -> str:
@@ -216,7 +235,7 @@ def render_markdown(secs: list[Section], title: str) -> str:
         if s.pre:
             fence = "````" if "```" in s.pre else "```"
             out += [fence, s.pre.replace(fence, "'''"), fence, ""]
-    return "\n".join(out)
+    return safe_text("\n".join(out))
 
 
 _CSS = """body{font-family:sans-serif;margin:1.5em;max-width:110em}table{border-collapse:collapse;font-family:monospace;font-size:90%}
@@ -255,8 +274,16 @@ def write_reports(pair: PairResult, div: Divergence | None, out_dir: str | os.Pa
     for ext, text in (("txt", render_text(secs)), ("md", render_markdown(secs, title)),
                       ("html", render_html(secs, title))):
         p = out / f"{stem}.{ext}"
-        tmp = p.with_name(p.name + ".part")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
+        # a unique temporary name: two runs of one case writing the same report never share it
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{p.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, p)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         paths[ext] = str(p)
     return paths

@@ -135,13 +135,11 @@ def _probe_key(p: str):
     return (0, 0) if p == "-" else (2, 0) if p == "done" else (1, int(p)) if p.isdigit() else (3, 0)
 
 
-_CTRL = {c: f"\\x{c:02x}" for c in list(range(0, 9)) + list(range(11, 32)) + [127]}
-
-
 def term_safe(s: str) -> str:
-    """Text from a guest as a terminal, .txt or XML shows it: control characters (ESC, BEL, ...)
-    escaped, never sent raw (a guest must not be able to clear a screen or retitle a window)."""
-    return (s or "").translate(_CTRL)
+    """Text that may carry guest bytes (summaries, console lines), as a terminal, XML or HTML shows
+    it: control characters and ESC sequences escaped (difftest.trace.escape_console)."""
+    from difftest.trace import escape_console
+    return escape_console(s or "", keep_newlines=False)
 
 
 def previous_summary(out: Path) -> dict | None:

@@ -18,6 +18,19 @@ Conventions
 * ``access`` is one of ``"fetch"``, ``"load"``, ``"store"`` ("store" covers
   AMOs and SC, as the spec reports their faults as store/AMO faults).
 * Addresses are plain ints.  Physical addresses are system-physical (SPA).
+* Console text (``Step.uart``, ``Footer.uart``) is the guest's UART *bytes*, carried losslessly:
+  each byte is one character of the str (``bytes.decode("latin-1")``; get the bytes back with
+  ``s.encode("latin-1")``).  No UTF-8 decoding, no newline translation (a ``\r`` stays), so two
+  backends that wrote the same bytes have equal strings.  Show it to a person only through
+  ``escape_console`` (guest-controlled terminal escapes are never printed raw).
+
+Integrity: a file is written to a unique temporary name beside it and renamed into place
+complete, gzip header without name or time (same trace -> same bytes).  ``TraceReader`` first
+decompresses the whole file (gzip's CRC-32 and length are checked at its end) and checks the
+header's fields and types, raising ``TraceError`` -- so no comparison ever starts on a damaged
+file; then every record is validated as it is read (an object with known fields of the right
+types, step indices 0, 1, 2, ..., nothing after the footer): a bad record ends the steps with a
+``Footer(status="error", truncated=True)`` naming the line, never a made-up value.
 """
 from __future__ import annotations
 
@@ -26,6 +39,8 @@ import gzip
 import io
 import json
 import os
+import tempfile
+import zlib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Iterable, Iterator
 
@@ -303,6 +318,8 @@ _XLAT_KEYS = tuple(f.name for f in fields(Xlat))
 _BEFORE_XLATS = _STEP_KEYS[:_STEP_KEYS.index("xlats")]
 _AFTER_XLATS = _STEP_KEYS[_STEP_KEYS.index("xlats") + 1:]
 _MEMO_MAX = 8192
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 _BATCH = 512                                                  # lines joined per write()
 
 
@@ -315,9 +332,21 @@ class TraceWriter:
 
     def __init__(self, path: str | os.PathLike, header: Header):
         self.path = os.fspath(path)
-        self._part = self.path + ".part"
-        self._raw = gzip.open(self._part, "wt", compresslevel=3, encoding="utf-8")
-        self._raw.write(json.dumps({"header": asdict(header)}) + "\n")
+        d, name = os.path.split(self.path)
+        # a unique temporary name: two runs writing the same trace at once each write their own
+        # file and the last complete one wins the rename (never a mix of both)
+        fd, self._part = tempfile.mkstemp(dir=d or ".", prefix=f".{name}.", suffix=".part")
+        os.fchmod(fd, 0o666 & ~_UMASK)          # mkstemp's 0600 would make results private
+        self._file = os.fdopen(fd, "wb")
+        try:
+            # no file name and mtime 0 in the gzip header: the same trace gives the same bytes
+            self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=3, fileobj=self._file, mtime=0)
+            self._raw = io.TextIOWrapper(self._gz, encoding="utf-8", newline="\n")
+            self._raw.write(json.dumps({"header": asdict(header)}) + "\n")
+        except BaseException:
+            self._file.close()
+            os.unlink(self._part)
+            raise
         self._buf: list[str] = []
         self._memo: dict[int, tuple[Xlat, str]] = {}
 
@@ -392,24 +421,39 @@ class TraceWriter:
     def _flush(self) -> None:
         if self._buf:
             self._buf.append("")
-            self._raw.write("\n".join(self._buf))
+            try:
+                self._raw.write("\n".join(self._buf))
+            except OSError as e:                 # name the file (disk full says nothing else)
+                raise OSError(e.errno, e.strerror, self.path) from None
             self._buf = []
 
     def close(self, footer: Footer) -> None:
-        self._flush()
-        self._raw.write(json.dumps({"footer": asdict(footer)}) + "\n")
-        self._raw.close()
+        """Finish the file and rename it into place; on any error (disk full) nothing is left
+        behind, neither the temporary file nor a half-written trace, and the error propagates."""
+        try:
+            self._flush()
+            self._raw.write(json.dumps({"footer": asdict(footer)}) + "\n")
+            self._raw.close()
+            self._file.close()
+            os.replace(self._part, self.path)
+        except OSError as e:
+            self.abort()
+            raise OSError(e.errno, e.strerror, e.filename or self.path) from None
+        except BaseException:
+            self.abort()
+            raise
         self._memo = {}
-        os.replace(self._part, self.path)
 
     def abort(self) -> None:
         self._buf = []
         self._memo = {}
-        try:
-            self._raw.close()
-        finally:
-            if os.path.exists(self._part):
-                os.unlink(self._part)
+        for f in (self._raw, self._file):
+            try:
+                f.close()
+            except (OSError, ValueError):      # disk full again while flushing: the file goes anyway
+                pass
+        if os.path.exists(self._part):
+            os.unlink(self._part)
 
 
 def write_trace(path, header: Header, steps: Iterable[Step], footer: Footer) -> None:
@@ -444,56 +488,259 @@ def _parse_each(lines):
 
 
 class TraceError(Exception):
-    """A trace file that cannot be read (missing, truncated, wrong schema)."""
+    """A trace file that cannot be trusted: missing, truncated, damaged (gzip CRC), not a trace,
+    wrong schema, or a header without its fields.  An input error (exit 2) where a user named the
+    file (``difftest diff``/``show``)."""
+
+
+_NONE = type(None)
+_I, _S, _B = (int,), (str,), (bool,)
+# field -> allowed types, per record class (bool is an int: flags written as true/false read back)
+_SPEC = {
+    Header: {"guest": _S, "elf_sha256": _S, "hgatp_mode": _S, "vs_mode": _S, "backend": _S,
+             "backend_version": _S, "cpu": _S, "cpu_config": _S, "command": (list,), "exposes": (dict,),
+             "schema": _I, "extra": (dict,)},
+    Step: {"i": _I, "pc": _I, "insn": (int, _NONE), "priv": (int, _NONE), "v": (int, _NONE),
+           "trap": (dict, _NONE), "xlats": (list,), "uart": _S, "regs": (dict, _NONE), "raw": (str, _NONE)},
+    Trap: {"cause": _I, "interrupt": _B, "epc": (int, _NONE), "tval": (int, _NONE), "htval": (int, _NONE),
+           "tinst": (int, _NONE), "gva": (bool, _NONE), "target": (str, _NONE), "raw": (str, _NONE)},
+    Xlat: {"access": _S, "va": _I, "priv": _I, "v": _I, "gpa": (int, _NONE), "pa": (int, _NONE),
+           "fault_stage": (str, _NONE), "fault_cause": (int, _NONE), "implicit": _B,
+           "vs_leaf_level": (int, _NONE), "g_leaf_level": (int, _NONE), "maybe_stale": _B,
+           "walk": (list, _NONE), "raw": (str, _NONE)},
+    WalkLevel: {"stage": _S, "level": _I, "pte_addr": _I, "pte": _I, "decision": _S},
+    Footer: {"status": _S, "exit_code": (int, _NONE), "steps": _I, "uart": _S, "message": _S,
+             "truncated": _B, "extra": (dict,)},
+}
+_REQUIRED = {Header: ("guest", "elf_sha256", "hgatp_mode", "vs_mode", "backend", "backend_version", "cpu",
+                      "cpu_config"),
+             Step: ("i", "pc"), Trap: ("cause",), Xlat: ("access", "va", "priv", "v"),
+             WalkLevel: ("stage", "level", "pte_addr", "pte", "decision"), Footer: ("status",)}
+FOOTER_STATUSES = ("exit", "timeout", "crash", "step-limit", "error")
+
+
+def _exact(types) -> frozenset:
+    t = set(types)
+    if int in t:
+        t.add(bool)                   # isinstance(True, int): a flag stored as true/false
+    return frozenset(t)
+
+
+_FAST = {c: {k: _exact(t) for k, t in spec.items()} for c, spec in _SPEC.items()}
+_FAST_REQ = {c: frozenset(r) for c, r in _REQUIRED.items()}
+_STEP_T, _XLAT_T, _XLAT_REQ = _FAST[Step], _FAST[Xlat], _FAST_REQ[Xlat]
+
+
+def _bad(d, cls) -> str | None:
+    """Why ``d`` is not a valid stored ``cls`` record, or None (fast path: exact types)."""
+    if type(d) is dict:
+        spec = _FAST[cls]
+        try:
+            for k, v in d.items():
+                if type(v) not in spec[k]:
+                    break
+            else:
+                if _FAST_REQ[cls] <= d.keys():
+                    return None
+        except KeyError:
+            pass
+    return _bad_why(d, cls)
+
+
+def _bad_why(d, cls) -> str | None:
+    if type(d) is not dict:
+        return f"{cls.__name__.lower()} is not a JSON object"
+    spec = _SPEC[cls]
+    for k, v in d.items():
+        t = spec.get(k)
+        if t is None:
+            return f"{cls.__name__.lower()} has an unknown field {k!r}"
+        if not isinstance(v, t) or (type(v) is float):
+            return f"{cls.__name__.lower()} field {k!r} is a {type(v).__name__}"
+    for k in _REQUIRED[cls]:
+        if k not in d:
+            return f"{cls.__name__.lower()} lacks the field {k!r}"
+    return None
+
+
+def _bad_step(d, expect_i: int) -> str | None:
+    """Why ``d`` is not step ``expect_i``, or None.  The common case inline (it runs per step)."""
+    if type(d) is dict:
+        st, xt, xreq = _STEP_T, _XLAT_T, _XLAT_REQ
+        try:
+            for k, v in d.items():
+                if type(v) not in st[k]:
+                    break
+            else:
+                if d.get("i") == expect_i and "pc" in d:
+                    for x in d.get("xlats", ()):
+                        if type(x) is not dict or x.get("walk") is not None:
+                            break
+                        for k, v in x.items():
+                            if type(v) not in xt[k]:
+                                break
+                        else:
+                            if xreq <= x.keys() and x["access"] in ACCESSES:
+                                continue
+                        break
+                    else:
+                        t = d.get("trap")
+                        if t is None or _bad(t, Trap) is None:
+                            return None
+        except KeyError:
+            pass
+    return _bad_step_why(d, expect_i)
+
+
+def _bad_step_why(d, expect_i: int) -> str | None:
+    why = _bad(d, Step)
+    if why:
+        return why
+    if d["i"] != expect_i:
+        return f"step index {d['i']} where {expect_i} was due (steps are numbered 0, 1, 2, ...)"
+    t = d.get("trap")
+    if t is not None and (why := _bad(t, Trap)):
+        return why
+    for x in d.get("xlats", ()):
+        if (why := _bad(x, Xlat)):
+            return why
+        if x["access"] not in ACCESSES:
+            return f"xlat access {x['access']!r}"
+        for w in x.get("walk") or ():
+            if (why := _bad(w, WalkLevel)):
+                return why
+    return None
+
+
+def _bad_footer(d) -> str | None:
+    why = _bad(d, Footer)
+    if why is None and d["status"] not in FOOTER_STATUSES:
+        why = f"footer status {d['status']!r}"
+    return why
+
+
+_GZ_ERRORS = (OSError, EOFError, zlib.error, ValueError)
+
+
+def _check_gzip(f) -> None:
+    """Decompress the whole file: gzip checks the CRC-32 and length of every member at its end."""
+    g = gzip.GzipFile(fileobj=f, mode="rb")
+    while g.read(1 << 20):
+        pass
 
 
 class TraceReader:
     """Lazily reads a trace: ``.header`` at once, ``steps()`` as a generator,
-    ``.footer`` once the steps are exhausted (or via ``read_footer()``)."""
+    ``.footer`` once the steps are exhausted.
 
-    def __init__(self, path):
+    Opening verifies the whole file's gzip integrity and the header (else ``TraceError``);
+    ``steps()`` validates each record and ends with an error footer (``.error`` says why) at
+    the first bad one (module docstring, "Integrity")."""
+
+    def __init__(self, path, *, verify: bool = True):
         self.path = os.fspath(path)
+        self.error: str | None = None
         try:
-            self._fh = io.TextIOWrapper(gzip.open(self.path, "rb"), encoding="utf-8")
-            first = self._fh.readline()
-            head = json.loads(first)["header"]
-        except (OSError, EOFError, ValueError, KeyError) as e:
-            raise TraceError(f"{self.path}: not a difftest trace ({e})") from None
-        if head.get("schema") != SCHEMA_VERSION:
-            raise TraceError(f"{self.path}: trace schema {head.get('schema')} but this difftest reads {SCHEMA_VERSION}")
-        names = {f.name for f in fields(Header)}
-        self.header = Header(**{k: v for k, v in head.items() if k in names})
+            self._file = open(self.path, "rb")
+        except OSError as e:
+            raise TraceError(f"{self.path}: cannot open the trace ({e.strerror or e})") from None
+        try:
+            if verify:
+                try:
+                    _check_gzip(self._file)
+                except _GZ_ERRORS as e:
+                    raise TraceError(f"{self.path}: damaged or not a difftest trace (gzip: {e or type(e).__name__})"
+                                     ) from None
+                self._file.seek(0)
+            self._fh = io.TextIOWrapper(gzip.GzipFile(fileobj=self._file, mode="rb"), encoding="utf-8", newline="\n")
+            try:
+                first = json.loads(self._fh.readline())
+            except _GZ_ERRORS as e:
+                raise TraceError(f"{self.path}: not a difftest trace ({e or type(e).__name__})") from None
+            head = first.get("header") if type(first) is dict else None
+            if type(head) is not dict:
+                raise TraceError(f"{self.path}: not a difftest trace (line 1 is not a {{\"header\": {{...}}}} object)")
+            if head.get("schema") != SCHEMA_VERSION:
+                raise TraceError(f"{self.path}: trace schema {head.get('schema')!r} but this difftest reads "
+                                 f"{SCHEMA_VERSION}")
+            why = _bad(head, Header)
+            if why:
+                raise TraceError(f"{self.path}: bad trace header: {why}")
+        except BaseException:
+            self._file.close()
+            raise
+        self.header = Header(**head)
         self.footer: Footer | None = None
+
+    def close(self) -> None:
+        self._fh.close()
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _fail(self, line: int, why: str) -> None:
+        self.error = f"line {line}: {why}"
+        self.footer = Footer(status="error", message=f"trace file damaged at line {line}: {why}", truncated=True)
 
     def steps(self) -> Iterator[Step]:
         batch: list[str] = []
-        try:
-            try:
-                for line in self._fh:
-                    batch.append(line)
-                    if len(batch) >= _BATCH:
-                        for d in _parse_lines(batch):
-                            if "footer" in d:
-                                self.footer = Footer(**d["footer"])
-                                return
-                            yield step_from_json(d)
-                        batch = []
-                read_error = None
-            except (OSError, EOFError) as e:
-                read_error = e           # the lines read before the error still count
-            for d in _parse_lines(batch):
-                if "footer" in d:
-                    self.footer = Footer(**d["footer"])
+        n = 0                               # steps handed out = the index the next step must have
+        after: list[str] = []               # lines after the footer (must be none)
+        ended = False
+
+        def parse(lines):
+            nonlocal n, ended, after
+            for k, d in enumerate(_parse_lines(lines)):
+                if type(d) is dict and "footer" in d:
+                    why = _bad_footer(d["footer"]) or ("footer line has other keys" if len(d) != 1 else None)
+                    if why:
+                        self._fail(n + 2, why)
+                    else:
+                        self.footer = Footer(**d["footer"])
+                    after = lines[k + 1:]
+                    ended = True
+                    return
+                why = _bad_step(d, n)
+                if why:
+                    self._fail(n + 2, why)
+                    ended = True
                     return
                 yield step_from_json(d)
+                n += 1
+
+        try:
+            read_error = None
+            lines = iter(self._fh)
+            while not ended:
+                try:
+                    line = next(lines, None)
+                except _GZ_ERRORS as e:
+                    line, read_error = None, e      # the lines read before the error still count
+                if line is None:
+                    yield from parse(batch)
+                    break
+                batch.append(line)
+                if len(batch) >= _BATCH:
+                    yield from parse(batch)
+                    batch = []
             if read_error is not None:
                 raise read_error
-        except (OSError, EOFError, ValueError) as e:
-            self.footer = Footer(status="error", message=f"trace file truncated: {e}", truncated=True)
+            if ended and self.error is None and (any(ln.strip() for ln in after)
+                                                 or any(ln.strip() for ln in self._fh)):
+                self._fail(n + 3, "data after the footer")
+        except _GZ_ERRORS as e:
+            if self.error is None:
+                self._fail(n + 2, f"unreadable ({e or type(e).__name__})")
             return
         finally:
             self._fh.close()
+            self._file.close()
         if self.footer is None:
+            self.error = "no footer"
             self.footer = Footer(status="error", message="trace file has no footer (truncated)", truncated=True)
 
     def read_all(self) -> tuple[Header, list[Step], Footer]:
@@ -503,6 +750,49 @@ class TraceReader:
 
 def read_trace(path) -> tuple[Header, list[Step], Footer]:
     return TraceReader(path).read_all()
+
+
+def verify(path) -> tuple[Header, Footer]:
+    """Read a whole trace and raise ``TraceError`` unless every byte and record is sound (gzip
+    CRC, header, each step, the footer, nothing after it).  Returns its header and footer."""
+    r = TraceReader(path)
+    for _ in r.steps():
+        pass
+    if r.error is not None:
+        raise TraceError(f"{r.path}: damaged trace ({r.error})")
+    return r.header, r.footer
+
+
+def console_text(data: bytes) -> str:
+    """UART bytes as the str the trace carries: one character per byte (module docstring)."""
+    return data.decode("latin-1")
+
+
+def escape_console(s: str, *, keep_newlines: bool = True) -> str:
+    r"""Console text as it may be shown to a person: valid UTF-8 that prints is shown as itself;
+    every other byte -- control characters, ESC sequences, a lone ``\r``, invalid UTF-8 -- as
+    ``\xNN`` (a backslash as ``\\``), so a guest can never drive the terminal or a report's
+    reader.  ``keep_newlines`` keeps ``\n`` (a ``\r\n`` shows as ``\x0d`` and a newline)."""
+    try:
+        data = s.encode("latin-1")
+    except UnicodeEncodeError:            # not console bytes (already decoded text): escape it as UTF-8
+        data = s.encode("utf-8", "surrogateescape")
+    out = []
+    for ch in data.decode("utf-8", "surrogateescape"):
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:                          # a byte that is not valid UTF-8
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n" and keep_newlines:
+            out.append("\n")
+        elif ch.isprintable():
+            out.append(ch)
+        elif o < 0x100:
+            out.append(f"\\x{o:02x}")
+        else:                                              # a non-printing code point (bidi override, ...)
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8")))
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def test_json_all_variants():
 def test_text_output_and_unknown_variant():
     b = HAVE[0]
     rc, out, err = cli("--backend", b, "--cpu", "sv99")
-    assert rc == 125 and "does not exist" in out and "Traceback" not in err
+    # a mistyped CPU variant is a usage error (2); 125 would make `git bisect run` skip the revision
+    assert rc == 2 and "unknown CPU variant --cpu 'sv99'" in err and "Traceback" not in err
 
 
 def test_model_not_available(monkeypatch):

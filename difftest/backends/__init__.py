@@ -14,6 +14,7 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         from difftest.backends import model
         if "profile" not in args:
             try:
+                model.check_backend_name(backend)
                 args["profile"] = model.profile_for(cpu, like=backend.partition("@")[2] or None)
             except model.ModelError as e:
                 return RunResult("error", None, None, None, str(e), e.error_class)

@@ -34,6 +34,19 @@ def _result(status, trace_path, header, footer, message, error_class):
                      error_class=error_class)
 
 
+def _io_message(path, e: OSError) -> str:
+    return f"cannot write the trace {path}: {e.strerror or e}"
+
+
+def check_backend_name(backend: str) -> None:
+    """``model@X`` names the profile X explicitly: an unknown X is a usage error, never silently
+    the qemu-10.0 profile (plain ``model`` takes its case's QEMU, defaulting to qemu-10.0)."""
+    from refmodel.profile import PROFILES
+    like = backend.partition("@")[2]
+    if backend.startswith("model@") and like not in PROFILES:
+        raise ModelError("usage", f"unknown model profile in backend {backend!r} (known: {', '.join(PROFILES)})")
+
+
 def profile_for(cpu: str = "default", like: str | None = None):
     """The model profile mirroring a QEMU CPU variant ("default", "sv39", ...) or a profile name.
     ``like`` is the QEMU the model is compared with ("qemu-7.2", "qemu-10.0"): its profile
@@ -82,8 +95,11 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
                     command=command or ["difftest", "run", str(elf_path), "--backend", "model"],
                     exposes=dict(EXPOSES))
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    w = TraceWriter(out_path, header)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        w = TraceWriter(out_path, header)
+    except OSError as e:
+        return _result("error", None, header, None, _io_message(out_path, e), "io-error")
     n = 0
     status, message = "exit", ""
     deadline = time.monotonic() + timeout
@@ -98,11 +114,18 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
         else:
             if not getattr(hart, "halted", True):
                 status, message = "step-limit", f"stopped after {n} steps (--max-steps)"
+    except OSError as e:     # the trace file cannot be written (disk full): no trace, nothing half-written
+        w.abort()
+        return _result("error", None, header, None, _io_message(out_path, e), "io-error")
     except Exception as e:   # a model bug must give a classified error and a readable trace, not a traceback
         status, message = "crash", f"the model raised {type(e).__name__}: {e} at step {n}"
+    # uart_output: one character per UART byte (chr(byte)), the lossless form trace.py documents
     footer = Footer(status=status, exit_code=getattr(hart, "exit_code", None) if status == "exit" else None,
                     steps=n, uart=getattr(hart, "uart_output", "") or "", message=message)
-    w.close(footer)
+    try:
+        w.close(footer)
+    except OSError as e:
+        return _result("error", None, header, None, _io_message(out_path, e), "io-error")
     ok = status == "exit"
     return _result("ok" if ok else "error", str(out_path), header, footer, message, None if ok else status)
 

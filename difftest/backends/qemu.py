@@ -19,7 +19,7 @@ from difftest.backends import qemu_log, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, CRASH, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG, BackendError,
                                       RunResult, error_result, sha256_file)
-from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter
+from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
 
 # Pinned CPU: H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2).
 BASE_CPU = "rv64,h=true,mmu=on,pmp=on"
@@ -173,11 +173,11 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     key = None
-    if use_cache:
+    if use_cache:       # True: read and fill the cache; "refresh" (--no-cache): re-run, then replace the entry
         from difftest import cache
         key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode, command(binary, Path("ELF"), cpu,
                                                                                    Path("LOG"), Path("UART")))
-        hit = cache.fetch(key, out_path, guest=guest)
+        hit = cache.fetch(key, out_path, guest=guest) if use_cache != "refresh" else None
         if hit is not None:
             return hit
     res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
@@ -244,7 +244,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
         except BaseException:
             w.abort()
             raise
-        uart_text = uart.read_text("utf-8", "replace") if uart.exists() else ""
+        uart_text = console_text(uart.read_bytes()) if uart.exists() else ""    # bytes, losslessly (trace.py)
         truncated = bool(stats.get("truncated")) or status == "crash"
         if stats.get("step_limit") and status in ("exit", "step-limit"):
             status, message, exit_code = "step-limit", f"stopped after {max_steps} steps (--max-steps)", None
