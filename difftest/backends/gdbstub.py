@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from difftest.backends import proc
+
 _REG = re.compile(r"<reg\s+([^>]*)/?>")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 
@@ -95,8 +97,8 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
     sock = work / "gdb.sock"
     full = cmd + ["-serial", "null", "-S", "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off",
                   "-gdb", "chardev:gdb0"]
-    p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env={**os.environ, **env}, start_new_session=True)
+    p = proc.popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, **env})
     deadline = time.monotonic() + timeout
     rsp = None
     try:
@@ -149,6 +151,4 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
     finally:
         if rsp is not None:
             rsp.close()
-        if p.poll() is None:
-            p.kill()
-        p.wait()
+        proc.kill(p)
