@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import qemu_log, trap_detail
+from difftest.backends import finisher, proc, qemu_log, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
-from difftest.backends.result import (BAD_ELF, CRASH, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG, BackendError,
-                                      RunResult, error_result, sha256_file)
+from difftest.backends.result import (BAD_ELF, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG,
+                                      BackendError, RunResult, error_result, sha256_file)
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter
 
 # Pinned CPU: H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2).
@@ -99,13 +99,26 @@ def until_finisher(steps, stats: dict):
     is logged right after its exec line, so it identifies the step."""
     for s in steps:
         yield s
-        if any(x.access == "store" and x.pa is not None and x.pa in FINISHER for x in s.xlats):
-            stats["finisher_step"] = s.i
+        x = next((x for x in s.xlats if x.access == "store" and x.pa is not None and x.pa in FINISHER), None)
+        if x is not None:
+            stats.update(finisher_step=s.i, finisher_pc=s.pc, finisher_va=x.va)
             return
 
 
 POLL = 0.05        # seconds between looks at a running QEMU
 STEP_LIMIT_GRACE = 2.0   # seconds a QEMU past max_steps may take to exit by itself
+# The -d log is bounded while QEMU runs (ARCHITECTURE section 5): QEMU is stopped once the log holds
+# more than 2 * (max_steps + 1) step lines of any kind -- exec lines and trap lines (a fetch-fault
+# storm has no exec line at all; a step has at most one of each, so the log then really holds more
+# than max_steps steps) -- or more than log_bound(max_steps) bytes.
+LOG_BYTES_MIN = 16 << 20
+LOG_BYTES_PER_STEP = 512
+_STEP_LINES = (b"\nTrace ", b"\nriscv_cpu_do_interrupt")
+
+
+def log_bound(max_steps: int) -> int:
+    """The most bytes of -d log a run may write before QEMU is stopped."""
+    return LOG_BYTES_MIN + LOG_BYTES_PER_STEP * max_steps
 
 
 def _stop(p: subprocess.Popen) -> None:
@@ -113,15 +126,16 @@ def _stop(p: subprocess.Popen) -> None:
     try:
         p.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+        proc.kill(p)
 
 
-def _wait(p: subprocess.Popen, log: Path, timeout: float, max_steps: int) -> str:
-    """Wait for QEMU; stop it on timeout or once its log holds more exec lines than
-    max_steps (counted incrementally, so a runaway guest does not fill the disk)."""
-    deadline = time.monotonic() + timeout
-    seen, pos, tail = 0, 0, b""
+def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
+    """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (exec
+    and trap lines, counted incrementally) or more than log_bound(max_steps) bytes.  ``stats``
+    gets the peak log size seen."""
+    line_limit, byte_limit = 2 * (max_steps + 1), log_bound(max_steps)
+    seen, pos, rest = 0, 0, b""
+    stats.setdefault("log_bytes", 0)
     while True:
         try:
             p.wait(timeout=POLL)
@@ -132,18 +146,29 @@ def _wait(p: subprocess.Popen, log: Path, timeout: float, max_steps: int) -> str
             _stop(p)
             return "timeout"
         try:
+            size = os.stat(log).st_size
+        except OSError:
+            continue
+        stats["log_bytes"] = max(stats["log_bytes"], size)
+        if size > byte_limit:
+            _stop(p)
+            return "log-limit"
+        try:
             with open(log, "rb") as f:
                 f.seek(pos)
-                chunk = f.read()
+                chunk = f.read(min(size - pos, 64 << 20)) if size > pos else b""
         except OSError:
             continue
         pos += len(chunk)
-        seen += (tail + chunk).count(b"\nTrace ")
-        tail = chunk[-7:]
-        if seen > max_steps + 1:
+        buf = rest + chunk
+        cut = buf.rfind(b"\n") + 1
+        whole, rest = b"\n" + buf[:cut], buf[cut:]
+        seen += sum(whole.count(k) for k in _STEP_LINES)
+        if seen > line_limit:
             # QEMU >= 8 serves the finisher's shutdown request asynchronously, so a guest that
             # has already written the finisher keeps spinning for a while -- longer on a loaded
-            # machine.  Give it a moment to exit on its own before calling it a step limit.
+            # machine.  Give it a moment to exit on its own; whether the guest finished is decided
+            # from the log either way (the finisher store within max_steps), not from this race.
             try:
                 p.wait(timeout=STEP_LIMIT_GRACE)
                 return "exit"
@@ -152,16 +177,13 @@ def _wait(p: subprocess.Popen, log: Path, timeout: float, max_steps: int) -> str
                 return "step-limit"
 
 
-def _exit_code(rc: int) -> int:
-    # sifive_test finisher: 0x5555 -> exit 0; (code << 16) | 0x3333 -> exit code.
-    return rc
-
-
 def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
         use_cache: bool = True, **_ignored) -> RunResult:
     """Run ``elf_path`` under QEMU ``backend``; write the trace to ``out_path``.  Never raises
-    for a user-level problem: every failure is a classified RunResult."""
+    for a user-level problem: every failure is a classified RunResult.  ``timeout`` bounds the
+    whole run: QEMU, reading its log and the trap-detail and finisher passes."""
+    deadline = time.monotonic() + timeout
     elf = Path(elf_path)
     try:
         binary = locate(backend)
@@ -181,14 +203,41 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         if hit is not None:
             return hit
     res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                        max_steps=max_steps, out_path=out_path, guest=guest)
-    if key is not None and res.trace_path and res.error_class not in (TIMEOUT, CRASH):
+                        deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
+    # Only what QEMU and the guest decided is cached: a finished run, or a guest that ran past
+    # max_steps.  Timeouts, crashes, truncated logs, runs without a trace or an unknown exit code
+    # depend on the machine or on the binary's health and are never served again.
+    if key is not None and res.trace_path and (res.status == "ok" or res.error_class == STEP_LIMIT):
         from difftest import cache
         cache.store(key, out_path, res)
     return res
 
 
-def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, out_path, guest) -> RunResult:
+def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_value) -> tuple[str, str, int | None]:
+    """(status, message, exit_code) of a QEMU that exited by itself with ``rc``."""
+    if rc < 0:                       # subprocess: killed by signal -rc (QEMU's abort() included)
+        return "crash", f"QEMU died (signal {-rc})" + (f": {err[-2000:]}" if err else ""), None
+    if "finisher_step" in stats:
+        code = finisher_value
+        if code is None and binary.version_tuple < (8, 0) and rc < 256:
+            code = rc                # 7.2 exits synchronously at the write, with the code's low 8 bits
+        if code is None:
+            return "error", (f"QEMU exited with status {rc} after the guest's finisher write, whose value could "
+                             f"not be read ({stats.get('finisher_why', '')}); QEMU >= 8 exits asynchronously, "
+                             f"so its status may come from a later write"), None
+        return "exit", "", code
+    if stats.get("steps", 0) == 0:
+        return "no-trace", (f"{binary.path} exited with status {rc} without logging a single step: it did not "
+                            f"run the guest (is it a qemu-system-riscv64?)" + (f": {err[-2000:]}" if err else "")), None
+    if rc >= 128:
+        return "crash", f"QEMU exited with status {rc} before the guest's finisher write" + (
+            f": {err[-2000:]}" if err else ""), None
+    if rc == 1 and err:
+        return "crash", f"QEMU failed: {err[-2000:]}", None
+    return "exit", "", rc
+
+
+def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest) -> RunResult:
     with tempfile.TemporaryDirectory(prefix="difftest-qemu-") as tmp:
         tmp = Path(tmp)
         log, uart = tmp / "qemu.log", tmp / "uart.txt"
@@ -199,40 +248,31 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
                         cpu_config=cpu_config(binary, cpu), command=shown,
                         exposes={**EXPOSES, "priv": qemu_log.flags_layout(binary.version) is not None},
                         extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)})
-        status, message, exit_code = "exit", "", None
+        stats: dict = {}
         errf = open(tmp / "stderr.txt", "w+b")
         try:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
-                                 env={**os.environ, **binary.env}, start_new_session=True)
+            p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                           env={**os.environ, **binary.env})
         except OSError as e:
             errf.close()
             return error_result(BackendError("missing-backend", f"cannot start {binary.path}: {e}; run scripts/setup"))
-        why = _wait(p, log, timeout, max_steps)
-        if why == "timeout":
-            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped"
-        elif why == "step-limit":
-            status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps); QEMU was stopped"
+        try:
+            why = _wait(p, log, deadline, max_steps, stats)
+        finally:
+            if p.returncode is None:            # an exception (Ctrl-C): QEMU must not outlive us
+                proc.kill(p)
         errf.seek(0)
-        err = errf.read()
+        err = (errf.read() or b"").decode("utf-8", "replace").strip()
         errf.close()
-        err = (err or b"").decode("utf-8", "replace").strip()
-        rc = p.returncode
-        if status == "exit":
-            if rc < 0 or rc >= 128:
-                sig = -rc if rc < 0 else rc - 128
-                status = "crash"
-                message = f"QEMU died (signal {sig}, exit {rc})" + (f": {err[-2000:]}" if err else "")
-            elif rc == 1 and err and (not log.exists() or log.stat().st_size == 0):
-                # QEMU refused to start (bad option, unloadable kernel): not a guest's exit code 1
-                status, message = "crash", f"QEMU failed to start: {err[-2000:]}"
-            else:
-                exit_code = _exit_code(rc)
-        stats: dict = {}
+        if log.exists():
+            stats["log_bytes"] = max(stats.get("log_bytes", 0), log.stat().st_size)
         detail = None
-        if status == "exit" and log.exists():
-            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env, log, tmp, timeout)
+        if why == "exit" and log.exists() and p.returncode >= 0:
+            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env, log, tmp,
+                                         deadline - time.monotonic())
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
+        parse_timeout = False
         try:
             if log.exists():
                 steps = qemu_log.parse_file(log, max_steps=max_steps, stats=stats,
@@ -241,21 +281,64 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
                     if s.trap is not None and detail is not None:
                         detail.fill(s.trap)
                     w.step(s)
+                    if s.i % 4096 == 0 and time.monotonic() > deadline:
+                        parse_timeout = True
+                        break
         except BaseException:
             w.abort()
             raise
+        stats.setdefault("steps", 0)
         uart_text = uart.read_text("utf-8", "replace") if uart.exists() else ""
+        finished = "finisher_step" in stats and not parse_timeout
+        finisher_value = None
+        if finished:
+            v, stats["finisher_why"] = finisher.read_value(base_command(binary, elf.resolve(), cpu), binary.env,
+                                                           stats["finisher_pc"], stats["finisher_va"], tmp, deadline)
+            finisher_value = finisher.exit_code_of(v) if v is not None else None
+        rc = p.returncode
+        exit_code = None
+        if rc is not None and rc < 0 and why == "exit":
+            status, message, _ = _classify_exit(rc, err, stats, binary, None)
+        elif finished:
+            # the guest wrote the finisher within max_steps: the run is complete however QEMU ended
+            # (by itself, or stopped by us while it served the shutdown asynchronously)
+            status, message, exit_code = _classify_exit(rc if why == "exit" else 0, err, stats, binary,
+                                                        finisher_value)
+            if why != "exit" and finisher_value is None:
+                status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose value "
+                                            f"could not be read ({stats.get('finisher_why', '')})")
+        elif parse_timeout:
+            status, message = "timeout", f"reading QEMU's log did not finish within --timeout {timeout:g} s"
+        elif why == "timeout":
+            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped"
+        elif why == "log-limit" or (why == "step-limit" and not stats.get("step_limit")):
+            status, message = "step-limit", (f"QEMU was stopped: its log passed {stats['log_bytes']} bytes "
+                                             f"(bound {log_bound(max_steps)} for --max-steps {max_steps})"
+                                             if why == "log-limit" else
+                                             f"stopped after more than {max_steps} steps (--max-steps); QEMU was stopped")
+        elif stats.get("step_limit"):
+            status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps)"
+        else:
+            status, message, exit_code = _classify_exit(rc, err, stats, binary, None)
+        if status == "exit" and stats.get("truncated"):
+            status, message, exit_code = "error", "QEMU's log ends inside a record (truncated log)", None
         truncated = bool(stats.get("truncated")) or status == "crash"
-        if stats.get("step_limit") and status in ("exit", "step-limit"):
-            status, message, exit_code = "step-limit", f"stopped after {max_steps} steps (--max-steps)", None
-        elif stats.get("truncated") and status == "exit":
-            status, message = "error", "QEMU's log ends inside a record (truncated log)"
         nsteps = stats["finisher_step"] + 1 if "finisher_step" in stats else stats.get("steps", 0)
-        footer = Footer(status=status, exit_code=exit_code, steps=nsteps, uart=uart_text,
-                        message=message, truncated=truncated,
-                        extra={"trap_detail": detail.summary()} if detail is not None else {})
+        extra = {"log_bytes": stats.get("log_bytes", 0)}
+        if detail is not None:
+            extra["trap_detail"] = detail.summary()
+        if finished:
+            extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
+        footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,
+                        uart=uart_text, message=message, truncated=truncated, extra=extra)
         w.close(footer)
     if status == "exit":
         return RunResult("ok", str(out_path), header, footer, "", None)
-    cls = {"timeout": TIMEOUT, "crash": CRASH, "step-limit": STEP_LIMIT, "error": TRUNCATED_LOG}[status]
+    if status == "no-trace":
+        # nothing ran: no trace to compare (a comparison would call the empty run a finding)
+        os.unlink(out_path)
+        return RunResult("error", None, header, footer, message, NO_TRACE)
+    cls = {"timeout": TIMEOUT, "crash": CRASH, "step-limit": STEP_LIMIT}.get(status)
+    if cls is None:
+        cls = TRUNCATED_LOG if stats.get("truncated") else EXIT_UNKNOWN
     return RunResult("error", str(out_path), header, footer, message, cls)
