@@ -403,3 +403,42 @@ def test_parser_turns_every_logged_trap_into_one_step(tmp_path, q):
     assert {2, 5, 7, 9, 11, 21, 23} <= set(causes), causes
     if q == "qemu-10.0":
         assert hlvx >= 2, "the HLVX faults of guests/accessors (probes 6 and 9) were not seen"
+
+
+WORKER_SCRIPT = """
+import multiprocessing, subprocess, sys, time
+from pathlib import Path
+from difftest.backends import proc, qemu
+from difftest.backends.binaries import locate
+
+def worker(elf, q):
+    b = locate("qemu-7.2")
+    p = proc.popen(qemu.base_command(b, Path(elf), "default") + ["-serial", "null"], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL)
+    q.put(p.pid)
+    time.sleep(600)
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("fork")
+    q = multiprocessing.Queue()
+    w = multiprocessing.Process(target=worker, args=(sys.argv[1], q))
+    w.start()
+    print(w.pid, q.get(), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_kill_9_of_a_pool_parent_takes_its_workers_and_their_qemus(tmp_path):
+    """The nightly runs cases in multiprocessing workers: kill -9 of the nightly must not leave a
+    worker (and its QEMU) running.  A worker ties itself to its parent when it starts a QEMU."""
+    elf = asm_guest(tmp_path, "long", LONG)
+    script = tmp_path / "pool.py"
+    script.write_text(WORKER_SCRIPT)
+    p = subprocess.Popen([sys.executable, str(script), str(elf)], cwd=ROOT, env=env_for(tmp_path),
+                         stdout=subprocess.PIPE, text=True, start_new_session=True)
+    worker, qpid = (int(x) for x in p.stdout.readline().split())
+    assert "qemu-system" in _cmdline(qpid)
+    p.kill()
+    p.wait()
+    assert gone_within([worker, qpid], 5), "a worker or its QEMU outlived the killed parent"
+    assert_no_qemu_left(tmp_path)
