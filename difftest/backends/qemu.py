@@ -107,9 +107,9 @@ def until_finisher(steps, stats: dict):
 
 POLL = 0.05        # seconds between looks at a running QEMU
 # The -d log is bounded while QEMU runs (ARCHITECTURE section 5): QEMU is stopped once the log holds
-# more than 2 * (max_steps + 1) step lines of any kind -- exec lines and trap lines (a fetch-fault
-# storm has no exec line at all; a step has at most one of each, so the log then really holds more
-# than max_steps steps) -- or more than log_bound(max_steps) bytes.
+# more than max_steps + 1 exec lines or more than max_steps + 1 trap lines (a fetch-fault storm has
+# no exec line at all; every exec line and every trap line is in a step of its own, so the log then
+# really holds more than max_steps steps) -- or more than log_bound(max_steps) bytes.
 LOG_BYTES_MIN = 16 << 20
 LOG_BYTES_PER_STEP = 512
 _STEP_LINES = (b"\nTrace ", b"\nriscv_cpu_do_interrupt")
@@ -135,10 +135,10 @@ def _stop(p: subprocess.Popen) -> None:
 
 def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
     """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (exec
-    and trap lines, counted incrementally) or more than log_bound(max_steps) bytes.  ``stats``
+    lines or trap lines, counted incrementally) or more than log_bound(max_steps) bytes.  ``stats``
     gets the peak log size seen."""
-    line_limit, byte_limit = 2 * (max_steps + 1), log_bound(max_steps)
-    seen, pos, rest = 0, 0, b""
+    line_limit, byte_limit = max_steps + 1, log_bound(max_steps)
+    seen, pos, rest = [0] * len(_STEP_LINES), 0, b""
     stats.setdefault("log_bytes", 0)
     while True:
         try:
@@ -167,8 +167,8 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
         buf = rest + chunk
         cut = buf.rfind(b"\n") + 1
         whole, rest = b"\n" + buf[:cut], buf[cut:]
-        seen += sum(whole.count(k) for k in _STEP_LINES)
-        if seen > line_limit:
+        seen = [n + whole.count(k) for n, k in zip(seen, _STEP_LINES)]
+        if max(seen) > line_limit:
             # No grace for QEMU >= 8 serving a finisher write asynchronously: whether the guest
             # finished is decided from the log (the finisher store within max_steps) and the
             # exit code from the write itself (finisher.py), not from how QEMU ended.  A grace
@@ -222,13 +222,13 @@ def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_
         if code is None and binary.version_tuple < (8, 0) and rc < 256:
             code = rc                # 7.2 exits synchronously at the write, with the code's low 8 bits
         if code is None:
-            return "error", (f"QEMU exited with status {rc} after the guest's finisher write, whose value could "
+            return "error", (f"QEMU exited with status {rc} after the guest's finisher write, whose exit code could "
                              f"not be read ({stats.get('finisher_why', '')}); QEMU >= 8 exits asynchronously, "
                              f"so its status may come from a later write"), None
         return "exit", "", code
     if stats.get("steps", 0) == 0:
-        return "no-trace", (f"{binary.path} exited with status {rc} without logging a single step: it did not "
-                            f"run the guest (is it a qemu-system-riscv64?)" + (f": {err[-2000:]}" if err else "")), None
+        return "no-trace", (f"{binary.path} exited with status {rc} without logging a single step: it ran no "
+                            f"guest instruction (is it a working qemu-system-riscv64?)" + (f": {err[-2000:]}" if err else "")), None
     if rc >= 128:
         return "crash", f"QEMU exited with status {rc} before the guest's finisher write" + (
             f": {err[-2000:]}" if err else ""), None
@@ -295,6 +295,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             v, stats["finisher_why"] = finisher.read_value(base_command(binary, elf.resolve(), cpu), binary.env,
                                                            stats["finisher_pc"], stats["finisher_va"], tmp, deadline)
             finisher_value = finisher.exit_code_of(v) if v is not None else None
+            if v is not None and finisher_value is None:
+                stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
         rc = p.returncode
         exit_code = None
         if rc is not None and rc < 0 and why == "exit":
@@ -305,8 +307,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             status, message, exit_code = _classify_exit(rc if why == "exit" else 0, err, stats, binary,
                                                         finisher_value)
             if why != "exit" and finisher_value is None:
-                status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose value "
-                                            f"could not be read ({stats.get('finisher_why', '')})")
+                status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose exit "
+                                            f"code could not be read ({stats.get('finisher_why', '')})")
         elif parse_timeout:
             status, message = "timeout", f"reading QEMU's log did not finish within --timeout {timeout:g} s"
         elif why == "timeout":
