@@ -263,6 +263,8 @@ def test_timeout_bounds_the_whole_run(tmp_path):
     took = time.monotonic() - t0
     assert (r.status, r.error_class) == ("error", "timeout"), r.message
     assert took < 3 + 10, took
+    h, steps, f = read_trace(r.trace_path)
+    assert f.status == "timeout" and f.steps == len(steps) >= 1 and "within 3 s" in f.message
     assert_no_qemu_left(tmp_path)
 
 

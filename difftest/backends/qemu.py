@@ -272,7 +272,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                                          deadline - time.monotonic())
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
-        parse_timeout = False
+        parse_timeout, written = False, 0
         try:
             if log.exists():
                 steps = qemu_log.parse_file(log, max_steps=max_steps, stats=stats,
@@ -281,6 +281,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                     if s.trap is not None and detail is not None:
                         detail.fill(s.trap)
                     w.step(s)
+                    written += 1
                     if s.i % 4096 == 0 and time.monotonic() > deadline:
                         parse_timeout = True
                         break
@@ -309,10 +310,12 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             if why != "exit" and finisher_value is None:
                 status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose exit "
                                             f"code could not be read ({stats.get('finisher_why', '')})")
-        elif parse_timeout:
-            status, message = "timeout", f"reading QEMU's log did not finish within --timeout {timeout:g} s"
         elif why == "timeout":
-            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped"
+            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped" + (
+                f" (its log read up to step {written} within the same deadline)" if parse_timeout else "")
+        elif parse_timeout:
+            status, message = "timeout", (f"reading QEMU's log did not finish within --timeout {timeout:g} s "
+                                          f"(read up to step {written})")
         elif why == "log-limit" or (why == "step-limit" and not stats.get("step_limit")):
             status, message = "step-limit", (f"QEMU was stopped: its log passed {stats['log_bytes']} bytes "
                                              f"(bound {log_bound(max_steps)} for --max-steps {max_steps})"
@@ -325,7 +328,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         if status == "exit" and stats.get("truncated"):
             status, message, exit_code = "error", "QEMU's log ends inside a record (truncated log)", None
         truncated = bool(stats.get("truncated")) or status == "crash"
-        nsteps = stats["finisher_step"] + 1 if "finisher_step" in stats else stats.get("steps", 0)
+        nsteps = written
         extra = {"log_bytes": stats.get("log_bytes", 0)}
         if detail is not None:
             extra["trap_detail"] = detail.summary()
