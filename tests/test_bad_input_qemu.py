@@ -294,6 +294,34 @@ def test_fake_qemu_that_runs_nothing_is_an_error_not_a_finding(tmp_path, rc):
     assert p2.returncode == 125 and "no-trace" in p2.stdout
 
 
+HANGING_WRAPPER = """#!/bin/sh
+case "$*" in *--version*) echo "QEMU emulator version 10.0.2 (fake)"; exit 0;; esac
+"$(dirname "$0")/child.sh" &
+wait
+"""
+
+
+def test_a_wrapper_s_children_are_stopped_with_it(tmp_path):
+    """A backend path may be a wrapper script that starts the real work as its child: on timeout
+    the whole process group is stopped, not only the script (the child used to stay)."""
+    fake = tmp_path / "bin" / "qemu-system-riscv64"
+    fake.parent.mkdir()
+    fake.write_text(HANGING_WRAPPER)
+    (fake.parent / "child.sh").write_text("#!/bin/sh\nwhile :; do sleep 0.2; done\n")
+    for f in (fake, fake.parent / "child.sh"):
+        f.chmod(0o755)
+    elf = asm_guest(tmp_path, "pass", finisher_fail(0).replace("0x3333", "0x5555"))
+    r = qemu.run(elf, backend=str(fake), out_path=tmp_path / "t.gz", timeout=2, max_steps=1000, use_cache=False)
+    assert (r.status, r.error_class) == ("error", "timeout"), r.message
+    end = time.monotonic() + 5
+    while time.monotonic() < end and any(str(tmp_path) in _cmdline(int(d)) and _stat(int(d))[0] != "Z"
+                                         for d in os.listdir("/proc") if d.isdigit() and _stat(int(d))):
+        time.sleep(0.05)
+    left = [int(d) for d in os.listdir("/proc") if d.isdigit() and str(tmp_path) in _cmdline(int(d))
+            and _stat(int(d)) and _stat(int(d))[0] != "Z"]
+    assert not left, [_cmdline(x) for x in left]
+
+
 # ---------------------------------------------------------------- 7b: the finisher write decides the exit code
 
 # A pass write followed at once by a fail write (code 1), as the bench guest does when it falls

@@ -103,7 +103,7 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
     rsp = None
     try:
         while not sock.exists():
-            if p.poll() is not None or time.monotonic() > deadline:
+            if proc.exited(p) or time.monotonic() > deadline:
                 raise GdbError("QEMU did not open its gdbstub socket")
             time.sleep(0.01)
         rsp = Rsp(sock, max(1.0, deadline - time.monotonic()))

@@ -13,6 +13,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import time
 
 PR_SET_PDEATHSIG = 1
 _libc = None
@@ -58,30 +59,57 @@ def popen(cmd: list[str], **kw) -> subprocess.Popen:
     return subprocess.Popen(cmd, start_new_session=True, preexec_fn=lambda: _child_setup(parent), **kw)
 
 
-def kill(p: subprocess.Popen) -> None:
-    """SIGKILL ``p``'s whole process group (it leads its own session) and reap it."""
-    if p.poll() is None:
+def exited(p: subprocess.Popen, timeout: float = 0.0) -> bool:
+    """True once ``p`` has exited, waiting up to ``timeout`` -- without reaping it: while its zombie
+    stands, its pid (the id of its process group) cannot be reused, so the group can still be
+    killed safely (a wrapper script's children live on in it)."""
+    end = time.monotonic() + timeout
+    while True:
+        if p.returncode is not None:
+            return True
         try:
-            os.killpg(p.pid, signal.SIGKILL)
+            if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(min(0.02, max(0.0, end - time.monotonic())))
+
+
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    if p.returncode is None:            # not reaped: the group id is still ours
+        try:
+            os.killpg(p.pid, sig)
         except (ProcessLookupError, PermissionError):
-            try:
-                p.kill()
-            except ProcessLookupError:
-                pass
+            pass
+
+
+def kill(p: subprocess.Popen) -> None:
+    """SIGKILL ``p``'s whole process group (it leads its own session), then reap ``p``."""
+    _signal_group(p, signal.SIGKILL)
     try:
         p.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
 
 
+def stop(p: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM to the group (QEMU flushes its log and exits), SIGKILL to what is left, reap."""
+    if not exited(p):
+        _signal_group(p, signal.SIGTERM)
+        exited(p, grace)
+    kill(p)
+
+
 def run(cmd: list[str], *, timeout: float, **kw) -> int | None:
-    """Run ``cmd`` to its end (its return code) or to ``timeout`` (None: it was killed).  Any
-    exception -- KeyboardInterrupt included -- kills it before propagating."""
+    """Run ``cmd`` to its end (its return code) or to ``timeout`` (None: it was killed).  What is
+    left of its process group is killed either way; any exception -- KeyboardInterrupt included --
+    kills it before propagating."""
     p = popen(cmd, **kw)
+    done = False
     try:
-        return p.wait(timeout=max(0.0, timeout))
-    except subprocess.TimeoutExpired:
-        return None
+        done = exited(p, max(0.0, timeout))
     finally:
-        if p.returncode is None:
-            kill(p)
+        kill(p)
+    return p.returncode if done else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
 import time
@@ -126,11 +125,7 @@ def log_bound(max_steps: int) -> int:
 
 
 def _stop(p: subprocess.Popen) -> None:
-    p.send_signal(signal.SIGTERM)          # SIGTERM lets QEMU flush its log
-    try:
-        p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill(p)
+    proc.stop(p)                           # SIGTERM lets QEMU flush its log
 
 
 def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
@@ -141,11 +136,8 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
     seen, pos, rest = [0] * len(_STEP_LINES), 0, b""
     stats.setdefault("log_bytes", 0)
     while True:
-        try:
-            p.wait(timeout=POLL)
+        if proc.exited(p, POLL):         # not reaped yet: the caller kills what is left of its group
             return "exit"
-        except subprocess.TimeoutExpired:
-            pass
         if time.monotonic() > deadline:
             _stop(p)
             return "timeout"
@@ -259,8 +251,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         try:
             why = _wait(p, log, deadline, max_steps, stats)
         finally:
-            if p.returncode is None:            # an exception (Ctrl-C): QEMU must not outlive us
-                proc.kill(p)
+            proc.kill(p)        # reaps it; on an exception (Ctrl-C) QEMU must not outlive us either
         errf.seek(0)
         err = (errf.read() or b"").decode("utf-8", "replace").strip()
         errf.close()
