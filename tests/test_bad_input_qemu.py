@@ -89,8 +89,9 @@ def qemu_children(pid: int) -> dict[int, str]:
     for d in os.listdir("/proc"):
         if d.isdigit():
             st = _stat(int(d))
-            if st and st[1] == pid and "qemu-system-riscv64" in _cmdline(int(d)):
-                out[int(d)] = _cmdline(int(d))
+            cl = _cmdline(int(d)) if st and st[1] == pid else ""
+            if "qemu-system-riscv64" in cl and " -kernel " in cl:     # not the --version probe
+                out[int(d)] = cl
     return out
 
 
@@ -160,6 +161,8 @@ def test_qemu_dies_with_difftest_run(tmp_path, sig):
     elf = asm_guest(tmp_path, "long", LONG)
     p = _start(tmp_path, elf)
     kids = _wait_for_qemu(p)
+    logdir = Path(next(iter(kids.values())).split(" -D ")[1].split()[0]).parent
+    assert logdir.name.startswith("difftest-qemu-") and logdir.is_dir()
     time.sleep(0.3)
     p.send_signal(sig)
     out, err = p.communicate(timeout=30)
@@ -168,6 +171,13 @@ def test_qemu_dies_with_difftest_run(tmp_path, sig):
     assert "Traceback" not in err
     if sig == signal.SIGINT:
         assert p.returncode == 130 and "interrupted" in err
+    if sig == signal.SIGTERM:
+        assert p.returncode == 143, (p.returncode, err)
+    if sig != signal.SIGKILL:       # kill -9 runs no clean-up: only the kernel's kill of QEMU
+        assert not logdir.exists(), "QEMU's temp dir (its -d log) was left behind"
+    else:
+        import shutil
+        shutil.rmtree(logdir, ignore_errors=True)
 
 
 @pytest.mark.parametrize("phase", ["-dfilter", "-gdb"], ids=["trap-detail-pass", "gdbstub-pass"])

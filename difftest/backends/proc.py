@@ -9,10 +9,12 @@ killing the nightly takes the workers and their QEMUs with it.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
 
 PR_SET_PDEATHSIG = 1
@@ -113,3 +115,23 @@ def run(cmd: list[str], *, timeout: float, **kw) -> int | None:
     finally:
         kill(p)
     return p.returncode if done else None
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """While QEMU runs (main thread only): SIGTERM raises SystemExit(143) instead of ending the
+    process on the spot, so the ``finally`` blocks kill QEMU's group and remove its temp dir; the
+    exit status is what a SIGTERM gives (143), without a traceback."""
+    def raise_exit(signum, frame):
+        raise SystemExit(128 + signum)
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        try:
+            old = signal.signal(signal.SIGTERM, raise_exit)
+        except ValueError:
+            old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)

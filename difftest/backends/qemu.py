@@ -194,8 +194,9 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         hit = cache.fetch(key, out_path, guest=guest)
         if hit is not None:
             return hit
-    res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                        deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
+    with proc.sigterm_unwinds():
+        res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
+                            deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
     # Only what QEMU and the guest decided is cached: a finished run, or a guest that ran past
     # max_steps.  Timeouts, crashes, truncated logs, runs without a trace or an unknown exit code
     # depend on the machine or on the binary's health and are never served again.
