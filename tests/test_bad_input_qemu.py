@@ -361,6 +361,33 @@ def test_exit_code_is_the_guest_finisher_write_not_qemus_race(tmp_path):
     assert_no_qemu_left(tmp_path)
 
 
+def test_unreadable_finisher_write_is_never_guessed(tmp_path, monkeypatch):
+    """When the finisher pass cannot read the value (forced here), QEMU 10.0's status is used only
+    if its log shows nothing after the write that could write again (no step, or one pc coming
+    back to itself); after the race guest's pass write another store follows: exit-unknown, an
+    error, not cached."""
+    from difftest import cache
+    from difftest.backends import finisher
+    monkeypatch.setattr(finisher, "read_value", lambda *a, **k: (None, "not read (test)"))
+    race = asm_guest(tmp_path, "race", RACE)
+    seen = set()
+    for k in range(3):
+        monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / f"cache{k}")
+        r = qemu.run(race, backend="qemu-10.0", out_path=tmp_path / f"r{k}.gz", timeout=60, max_steps=1000)
+        seen.add((r.status, r.error_class, r.footer.exit_code))
+        if r.status == "error":
+            assert r.error_class == "exit-unknown" and "not read (test)" in r.message, r.message
+            assert not (tmp_path / f"cache{k}").exists() or not list((tmp_path / f"cache{k}").iterdir())
+    # exit 0 only when QEMU logged no step after the pass write (then the fail write never ran)
+    assert seen <= {("error", "exit-unknown", None), ("ok", None, 0)}, seen
+    from difftest.trace import Step, Trap
+    j = Step(i=0, pc=0x80000040)
+    assert qemu.tail_is_safe([]) and qemu.tail_is_safe([j, j, j])
+    assert not qemu.tail_is_safe([j])                     # one instruction: it may have been a store
+    assert not qemu.tail_is_safe([j, Step(i=1, pc=0x80000044)])
+    assert not qemu.tail_is_safe([j, Step(i=1, pc=0x80000040, trap=Trap(cause=2))])
+
+
 # ---------------------------------------------------------------- finisher codes >= 128 are codes, not signals
 
 @pytest.mark.parametrize("code", [1, 127, 128, 200, 255, 256, 0x1234])

@@ -104,6 +104,21 @@ def until_finisher(steps, stats: dict):
             return
 
 
+def tail_is_safe(rest, look: int = 64) -> bool:
+    """Whether the steps QEMU logged after the finisher store (``rest``) cannot hold a second
+    finisher write: none at all, or all at one pc without a trap (an instruction that comes back
+    to itself, ``j .``, stores nothing).  Then QEMU's status is the first write's (low 8 bits)."""
+    pcs, n = set(), 0
+    for s in rest:
+        n += 1
+        if s.trap is not None or n > look:
+            return False
+        pcs.add(s.pc)
+        if len(pcs) > 1:
+            return False
+    return n != 1
+
+
 POLL = 0.05        # seconds between looks at a running QEMU
 # The -d log is bounded while QEMU runs (ARCHITECTURE section 5): QEMU is stopped once the log holds
 # more than max_steps + 1 exec lines or more than max_steps + 1 trap lines (a fetch-fault storm has
@@ -212,8 +227,10 @@ def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_
         return "crash", f"QEMU died (signal {-rc})" + (f": {err[-2000:]}" if err else ""), None
     if "finisher_step" in stats:
         code = finisher_value
-        if code is None and binary.version_tuple < (8, 0) and rc < 256:
-            code = rc                # 7.2 exits synchronously at the write, with the code's low 8 bits
+        if code is None and (binary.version_tuple < (8, 0) or stats.get("tail_safe")) and rc < 256:
+            # 7.2 exits synchronously at the write; 10.0 logged nothing after it that could write
+            # again: QEMU's status is the code's low 8 bits
+            code = rc
         if code is None:
             return "error", (f"QEMU exited with status {rc} after the guest's finisher write, whose exit code could "
                              f"not be read ({stats.get('finisher_why', '')}); QEMU >= 8 exits asynchronously, "
@@ -277,6 +294,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                     if s.i % 4096 == 0 and time.monotonic() > deadline:
                         parse_timeout = True
                         break
+                if "finisher_step" in stats:
+                    stats["tail_safe"] = tail_is_safe(steps)
         except BaseException:
             w.abort()
             raise
