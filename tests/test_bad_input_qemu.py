@@ -260,6 +260,8 @@ def test_fault_storm_is_an_error_not_a_finding(tmp_path):
     assert p.returncode == 125, p.stdout[-3000:] + p.stderr[-3000:]
     case = json.loads(p.stdout)[0]
     assert case["status"] == "error" and case["runs"]["qemu-10.0"]["error_class"] == "step-limit"
+    assert case["runs"]["qemu-10.0"]["message"] == "stopped after 20000 steps (--max-steps)"
+    assert all(pr["status"] == "error" for pr in case["pairs"])
     assert "Traceback" not in p.stderr
     assert_no_qemu_left(tmp_path)
 
