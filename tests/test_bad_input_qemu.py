@@ -187,11 +187,19 @@ def test_pass_qemus_die_with_difftest(tmp_path, sig, phase):
     elf = asm_guest(tmp_path, "traps", MANY_TRAPS)
     p = _start(tmp_path, elf)
     kids = _wait_for_qemu(p, phase)
+    cl = next(iter(kids.values()))
+    workdir = Path((cl.split(" -D ")[1] if " -D " in cl else cl.split("path=")[1].split(",")[0]).split()[0]).parent
+    assert workdir.name.startswith("difftest-qemu-")
     p.send_signal(sig)
     out, err = p.communicate(timeout=30)
     assert gone_within(kids, 5), f"QEMU {sorted(kids)} of the {phase} pass outlived difftest ({sig.name})"
     assert_no_qemu_left(tmp_path)
     assert "Traceback" not in err
+    if sig == signal.SIGINT:
+        assert p.returncode == 130 and not workdir.exists()
+    else:
+        import shutil
+        shutil.rmtree(workdir, ignore_errors=True)      # kill -9 runs no clean-up of its own
 
 
 def test_proc_run_kills_on_interrupt(tmp_path):
