@@ -552,3 +552,36 @@ def test_kill_9_of_a_pool_parent_takes_its_workers_and_their_qemus(tmp_path):
     p.wait()
     assert gone_within([worker, qpid], 5), "a worker or its QEMU outlived the killed parent"
     assert_no_qemu_left(tmp_path)
+
+
+def _live_mentioning(text: str) -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit() and int(d) != os.getpid()
+            and text in _cmdline(int(d)) and (_stat(int(d)) or ("Z",))[0] != "Z"]
+
+
+def test_kill_9_of_a_nightly_leaves_no_worker_and_no_qemu(tmp_path):
+    """The real nightly (a process pool): kill -9 while a worker's QEMU runs; within 5 s nothing
+    that names the results dir is alive -- no worker going on to its next case, no QEMU."""
+    res = tmp_path / "res"
+    p = subprocess.Popen(difftest_cmd(tmp_path, "nightly", "--guests", "accessors", "--backends", "qemu-10.0,model",
+                                      "--jobs", "1", "--out", str(res)),
+                         cwd=ROOT, env=env_for(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    end = time.monotonic() + 120
+    while time.monotonic() < end and p.poll() is None and not processes_mentioning(str(res)):
+        time.sleep(0.02)
+    assert processes_mentioning(str(res)), f"no QEMU started by the nightly (rc {p.poll()})"
+    p.kill()
+    p.wait()
+    end = time.monotonic() + 5
+    while time.monotonic() < end and _live_mentioning(str(res)):
+        time.sleep(0.05)
+    left = _live_mentioning(str(res))
+    for pid in left:                      # do not leave them running if the assertion fails
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, "alive after kill -9 of the nightly: " + "; ".join(_cmdline(x)[:200] for x in left)
+    time.sleep(2)                         # and nothing starts later (a worker taking its next case)
+    assert not _live_mentioning(str(res))
