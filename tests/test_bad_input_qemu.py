@@ -38,6 +38,9 @@ def asm_guest(tmp_path: Path, name: str, body: str) -> Path:
     return assemble(src, tmp_path / f"{name}.elf")
 
 
+PASS = "  li t6, 0x100000\n  li t5, 0x5555\n  sw t5, 0(t6)\n1: j 1b\n"
+
+
 def finisher_fail(code: int) -> str:
     return f"  li t6, 0x100000\n  li t5, {(code << 16) | 0x3333:#x}\n  sw t5, 0(t6)\n1: j 1b\n"
 
@@ -173,11 +176,14 @@ def test_qemu_dies_with_difftest_run(tmp_path, sig):
         assert p.returncode == 130 and "interrupted" in err
     if sig == signal.SIGTERM:
         assert p.returncode == 143, (p.returncode, err)
-    if sig != signal.SIGKILL:       # kill -9 runs no clean-up: only the kernel's kill of QEMU
+    if sig != signal.SIGKILL:
         assert not logdir.exists(), "QEMU's temp dir (its -d log) was left behind"
     else:
-        import shutil
-        shutil.rmtree(logdir, ignore_errors=True)
+        # kill -9 runs no clean-up of its own: the next QEMU run sweeps the dead run's temp dir
+        assert logdir.exists()
+        qemu.run(asm_guest(tmp_path, "pass", PASS), backend="qemu-7.2", out_path=tmp_path / "t.gz", timeout=60,
+                 max_steps=100, use_cache=False)
+        assert not logdir.exists(), "the temp dir of the killed run was not swept"
 
 
 @pytest.mark.parametrize("phase", ["-dfilter", "-gdb"], ids=["trap-detail-pass", "gdbstub-pass"])
@@ -198,8 +204,7 @@ def test_pass_qemus_die_with_difftest(tmp_path, sig, phase):
     if sig == signal.SIGINT:
         assert p.returncode == 130 and not workdir.exists()
     else:
-        import shutil
-        shutil.rmtree(workdir, ignore_errors=True)      # kill -9 runs no clean-up of its own
+        assert proc.sweep_stale(qemu.TMP_PREFIX) and not workdir.exists()    # what the next run does
 
 
 def test_proc_run_kills_on_interrupt(tmp_path):
@@ -302,7 +307,7 @@ def test_fake_qemu_that_runs_nothing_is_an_error_not_a_finding(tmp_path, rc):
     fake.parent.mkdir()
     fake.write_text(FAKE.format(rc=rc))
     fake.chmod(0o755)
-    elf = asm_guest(tmp_path, "pass", finisher_fail(0).replace("0x3333", "0x5555"))
+    elf = asm_guest(tmp_path, "pass", PASS)
     r = qemu.run(elf, backend=str(fake), out_path=tmp_path / "t.gz", timeout=30, max_steps=1000, use_cache=False)
     assert (r.status, r.error_class, r.trace_path) == ("error", "no-trace", None), r
     assert "without logging a single step" in r.message and not (tmp_path / "t.gz").exists()
@@ -330,7 +335,7 @@ def test_a_wrapper_s_children_are_stopped_with_it(tmp_path):
     (fake.parent / "child.sh").write_text("#!/bin/sh\nwhile :; do sleep 0.2; done\n")
     for f in (fake, fake.parent / "child.sh"):
         f.chmod(0o755)
-    elf = asm_guest(tmp_path, "pass", finisher_fail(0).replace("0x3333", "0x5555"))
+    elf = asm_guest(tmp_path, "pass", PASS)
     r = qemu.run(elf, backend=str(fake), out_path=tmp_path / "t.gz", timeout=2, max_steps=1000, use_cache=False)
     assert (r.status, r.error_class) == ("error", "timeout"), r.message
     end = time.monotonic() + 5

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 _libc = None
@@ -135,3 +136,48 @@ def sigterm_unwinds():
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (/proc/<pid>/stat field 22): with the pid, its identity over pid reuse."""
+    try:
+        st = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return st[st.rindex(")") + 2:].split()[19]
+
+
+OWNER = "owner"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "?"
+
+
+def claim(workdir: Path) -> None:
+    """Mark a QEMU run's temp dir as this process's (pid, start time, pid namespace) for sweep_stale."""
+    (Path(workdir) / OWNER).write_text(f"{os.getpid()} {_start_time(os.getpid())} {_pid_namespace()}")
+
+
+def sweep_stale(prefix: str) -> list[str]:
+    """Remove the temp dirs ``<tmp>/<prefix>*`` claimed by a process that is gone: a kill -9 runs
+    no clean-up, and the -d log it leaves can be GBs.  Dirs without an owner (being set up, or
+    from an older difftest) and dirs of live processes are left alone.  Returns what it removed."""
+    import shutil
+    import tempfile
+    gone = []
+    for d in Path(tempfile.gettempdir()).glob(prefix + "*"):
+        try:
+            pid, start, ns = (d / OWNER).read_text().split()
+            if ns != _pid_namespace():       # a pid from another namespace says nothing here
+                continue
+            alive = _start_time(int(pid)) == start
+        except (OSError, ValueError):
+            continue
+        if not alive:
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(str(d))
+    return gone

@@ -247,9 +247,14 @@ def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_
     return "exit", "", rc
 
 
+TMP_PREFIX = "difftest-qemu-"    # each run's temp dir (-d log, UART, passes); a killed run's is swept
+
+
 def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest) -> RunResult:
-    with tempfile.TemporaryDirectory(prefix="difftest-qemu-") as tmp:
+    proc.sweep_stale(TMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
         tmp = Path(tmp)
+        proc.claim(tmp)
         log, uart = tmp / "qemu.log", tmp / "uart.txt"
         cmd = command(binary, elf.resolve(), cpu, log, uart)
         shown = printable_command(binary, command(binary, elf.resolve(), cpu, Path("qemu.log"), Path("uart.txt")))
