@@ -254,13 +254,15 @@ def test_fetch_fault_storm_stops_at_step_limit(tmp_path, q):
 def test_log_size_bound_stops_qemu(tmp_path, monkeypatch):
     """The byte bound alone (a step bound too high to matter): QEMU is stopped once its log
     passes log_bound, give or take what it writes between two looks."""
+    from difftest import cache
     monkeypatch.setattr(qemu, "LOG_BYTES_MIN", 1 << 20)
     monkeypatch.setattr(qemu, "LOG_BYTES_PER_STEP", 0)
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
     elf = asm_guest(tmp_path, "storm", STORM)
-    r = qemu.run(elf, backend="qemu-10.0", out_path=tmp_path / "t.gz", timeout=120, max_steps=10**8,
-                 use_cache=False)
+    r = qemu.run(elf, backend="qemu-10.0", out_path=tmp_path / "t.gz", timeout=120, max_steps=10**8)
     assert (r.status, r.error_class) == ("error", "step-limit"), r.message
     assert "log passed" in r.message
+    assert cache_files(tmp_path) == []       # how many steps the cut log holds depends on timing
     peak = read_trace(r.trace_path)[2].extra["log_bytes"]
     assert (1 << 20) < peak <= (1 << 20) + qemu.LOG_LIMIT_SLACK, peak
     assert_no_qemu_left(tmp_path)

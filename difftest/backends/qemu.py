@@ -213,9 +213,12 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                             deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
     # Only what QEMU and the guest decided is cached: a finished run, or a guest that ran past
-    # max_steps.  Timeouts, crashes, truncated logs, runs without a trace or an unknown exit code
-    # depend on the machine or on the binary's health and are never served again.
-    if key is not None and res.trace_path and (res.status == "ok" or res.error_class == STEP_LIMIT):
+    # max_steps (its first max_steps steps).  Timeouts, crashes, truncated logs, a log stopped by
+    # its byte bound (how many steps it holds depends on timing), runs without a trace or an
+    # unknown exit code depend on the machine or on the binary's health: never served again.
+    deterministic = res.status == "ok" or (res.error_class == STEP_LIMIT and res.footer is not None
+                                           and res.footer.steps == max_steps)
+    if key is not None and res.trace_path and deterministic:
         from difftest import cache
         cache.store(key, out_path, res)
     return res
