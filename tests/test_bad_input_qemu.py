@@ -157,21 +157,28 @@ def _wait_for_qemu(p: subprocess.Popen, want: str = "", seconds: float = 60) -> 
                 f"{p.communicate()[1][-2000:]}")
 
 
+def _signal_during(tmp_path: Path, body: str, sig: int, phase: str = "") -> tuple[subprocess.Popen, str, Path]:
+    """Starts `difftest run` on a one-file guest, waits for its QEMU (with ``phase`` in its command
+    line), sends ``sig`` to difftest and checks that QEMU is gone within 5 s and nothing printed a
+    traceback.  Returns difftest's process, stderr and the run's temp dir."""
+    p = _start(tmp_path, asm_guest(tmp_path, "guest", body))
+    kids = _wait_for_qemu(p, phase)
+    cl = next(iter(kids.values()))
+    workdir = Path((cl.split(" -D ")[1] if " -D " in cl else cl.split("path=")[1].split(",")[0]).split()[0]).parent
+    assert workdir.name.startswith(qemu.TMP_PREFIX) and workdir.is_dir()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=30)
+    assert gone_within(kids, 5), f"QEMU {sorted(kids)} {phase} outlived difftest ({signal.Signals(sig).name})"
+    assert_no_qemu_left(tmp_path)
+    assert "Traceback" not in err
+    return p, err, workdir
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "ctrl-c", "term"])
 def test_qemu_dies_with_difftest_run(tmp_path, sig):
     """Killing `difftest run` while QEMU runs the guest takes QEMU with it (it used to stay,
     reparented to init, writing its log into a deleted file)."""
-    elf = asm_guest(tmp_path, "long", LONG)
-    p = _start(tmp_path, elf)
-    kids = _wait_for_qemu(p)
-    logdir = Path(next(iter(kids.values())).split(" -D ")[1].split()[0]).parent
-    assert logdir.name.startswith("difftest-qemu-") and logdir.is_dir()
-    time.sleep(0.3)
-    p.send_signal(sig)
-    out, err = p.communicate(timeout=30)
-    assert gone_within(kids, 5), f"QEMU {sorted(kids)} outlived difftest ({sig.name})"
-    assert_no_qemu_left(tmp_path)
-    assert "Traceback" not in err
+    p, err, logdir = _signal_during(tmp_path, LONG, sig)
     if sig == signal.SIGINT:
         assert p.returncode == 130 and "interrupted" in err
     if sig == signal.SIGTERM:
@@ -190,17 +197,7 @@ def test_qemu_dies_with_difftest_run(tmp_path, sig):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_pass_qemus_die_with_difftest(tmp_path, sig, phase):
     """The same for the QEMUs of the trap-detail pass (-d cpu -dfilter) and of the gdbstub pass."""
-    elf = asm_guest(tmp_path, "traps", MANY_TRAPS)
-    p = _start(tmp_path, elf)
-    kids = _wait_for_qemu(p, phase)
-    cl = next(iter(kids.values()))
-    workdir = Path((cl.split(" -D ")[1] if " -D " in cl else cl.split("path=")[1].split(",")[0]).split()[0]).parent
-    assert workdir.name.startswith("difftest-qemu-")
-    p.send_signal(sig)
-    out, err = p.communicate(timeout=30)
-    assert gone_within(kids, 5), f"QEMU {sorted(kids)} of the {phase} pass outlived difftest ({sig.name})"
-    assert_no_qemu_left(tmp_path)
-    assert "Traceback" not in err
+    p, err, workdir = _signal_during(tmp_path, MANY_TRAPS, sig, phase)
     if sig == signal.SIGINT:
         assert p.returncode == 130 and not workdir.exists()
     else:
