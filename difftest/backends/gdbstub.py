@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from difftest.backends import proc
+
 _REG = re.compile(r"<reg\s+([^>]*)/?>")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 
@@ -95,13 +97,13 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
     sock = work / "gdb.sock"
     full = cmd + ["-serial", "null", "-S", "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off",
                   "-gdb", "chardev:gdb0"]
-    p = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env={**os.environ, **env}, start_new_session=True)
+    p = proc.popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, **env})
     deadline = time.monotonic() + timeout
     rsp = None
     try:
         while not sock.exists():
-            if p.poll() is not None or time.monotonic() > deadline:
+            if proc.exited(p) or time.monotonic() > deadline:
                 raise GdbError("QEMU did not open its gdbstub socket")
             time.sleep(0.01)
         rsp = Rsp(sock, max(1.0, deadline - time.monotonic()))
@@ -149,6 +151,4 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
     finally:
         if rsp is not None:
             rsp.close()
-        if p.poll() is None:
-            p.kill()
-        p.wait()
+        proc.kill(p)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import qemu_log, trap_detail
+from difftest.backends import finisher, proc, qemu_log, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
-from difftest.backends.result import (BAD_ELF, CRASH, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG, BackendError,
-                                      RunResult, error_result, sha256_file)
+from difftest.backends.result import (BAD_ELF, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG,
+                                      BackendError, RunResult, error_result, sha256_file)
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
 
 # Pinned CPU: H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2).
@@ -99,69 +98,99 @@ def until_finisher(steps, stats: dict):
     is logged right after its exec line, so it identifies the step."""
     for s in steps:
         yield s
-        if any(x.access == "store" and x.pa is not None and x.pa in FINISHER for x in s.xlats):
-            stats["finisher_step"] = s.i
+        x = next((x for x in s.xlats if x.access == "store" and x.pa is not None and x.pa in FINISHER), None)
+        if x is not None:
+            stats.update(finisher_step=s.i, finisher_pc=s.pc, finisher_va=x.va)
             return
 
 
+def tail_is_safe(rest, look: int = 64) -> bool:
+    """Whether the steps QEMU logged after the finisher store (``rest``) cannot hold a second
+    finisher write: none at all, or all at one pc without a trap (an instruction that comes back
+    to itself, ``j .``, stores nothing).  Then QEMU's status is the first write's (low 8 bits)."""
+    pcs, n = set(), 0
+    for s in rest:
+        n += 1
+        if s.trap is not None or n > look:
+            return False
+        pcs.add(s.pc)
+        if len(pcs) > 1:
+            return False
+    return n != 1
+
+
 POLL = 0.05        # seconds between looks at a running QEMU
-STEP_LIMIT_GRACE = 2.0   # seconds a QEMU past max_steps may take to exit by itself
+# The -d log is bounded while QEMU runs (ARCHITECTURE section 5): QEMU is stopped once the log holds
+# more than max_steps + 1 exec lines or more than max_steps + 1 trap lines (a fetch-fault storm has
+# no exec line at all; every exec line and every trap line is in a step of its own, so the log then
+# really holds more than max_steps steps) -- or more than log_bound(max_steps) bytes.
+LOG_BYTES_MIN = 16 << 20
+LOG_BYTES_PER_STEP = 512
+_STEP_LINES = (b"\nTrace ", b"\nriscv_cpu_do_interrupt")
+
+
+# What QEMU may write between two looks of the watcher (POLL; it logs ~25 MB/s here) and before
+# it acts on SIGTERM: the log's peak size is at most log_bound(max_steps) + LOG_LIMIT_SLACK.
+LOG_LIMIT_SLACK = 8 << 20
+
+
+def log_bound(max_steps: int) -> int:
+    """The log size past which QEMU is stopped (its peak: at most LOG_LIMIT_SLACK more)."""
+    return LOG_BYTES_MIN + LOG_BYTES_PER_STEP * max_steps
 
 
 def _stop(p: subprocess.Popen) -> None:
-    p.send_signal(signal.SIGTERM)          # SIGTERM lets QEMU flush its log
-    try:
-        p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    proc.stop(p)                           # SIGTERM lets QEMU flush its log
 
 
-def _wait(p: subprocess.Popen, log: Path, timeout: float, max_steps: int) -> str:
-    """Wait for QEMU; stop it on timeout or once its log holds more exec lines than
-    max_steps (counted incrementally, so a runaway guest does not fill the disk)."""
-    deadline = time.monotonic() + timeout
-    seen, pos, tail = 0, 0, b""
+def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
+    """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (exec
+    lines or trap lines, counted incrementally) or more than log_bound(max_steps) bytes.  ``stats``
+    gets the peak log size seen."""
+    line_limit, byte_limit = max_steps + 1, log_bound(max_steps)
+    seen, pos, rest = [0] * len(_STEP_LINES), 0, b""
+    stats.setdefault("log_bytes", 0)
     while True:
-        try:
-            p.wait(timeout=POLL)
+        if proc.exited(p, POLL):         # not reaped yet: the caller kills what is left of its group
             return "exit"
-        except subprocess.TimeoutExpired:
-            pass
         if time.monotonic() > deadline:
             _stop(p)
             return "timeout"
         try:
+            size = os.stat(log).st_size
+        except OSError:
+            continue
+        stats["log_bytes"] = max(stats["log_bytes"], size)
+        if size > byte_limit:
+            _stop(p)
+            return "log-limit"
+        try:
             with open(log, "rb") as f:
                 f.seek(pos)
-                chunk = f.read()
+                chunk = f.read(min(size - pos, 64 << 20)) if size > pos else b""
         except OSError:
             continue
         pos += len(chunk)
-        seen += (tail + chunk).count(b"\nTrace ")
-        tail = chunk[-7:]
-        if seen > max_steps + 1:
-            # QEMU >= 8 serves the finisher's shutdown request asynchronously, so a guest that
-            # has already written the finisher keeps spinning for a while -- longer on a loaded
-            # machine.  Give it a moment to exit on its own before calling it a step limit.
-            try:
-                p.wait(timeout=STEP_LIMIT_GRACE)
-                return "exit"
-            except subprocess.TimeoutExpired:
-                _stop(p)
-                return "step-limit"
-
-
-def _exit_code(rc: int) -> int:
-    # sifive_test finisher: 0x5555 -> exit 0; (code << 16) | 0x3333 -> exit code.
-    return rc
+        buf = rest + chunk
+        cut = buf.rfind(b"\n") + 1
+        whole, rest = b"\n" + buf[:cut], buf[cut:]
+        seen = [n + whole.count(k) for n, k in zip(seen, _STEP_LINES)]
+        if max(seen) > line_limit:
+            # No grace for QEMU >= 8 serving a finisher write asynchronously: whether the guest
+            # finished is decided from the log (the finisher store within max_steps) and the
+            # exit code from the write itself (finisher.py), not from how QEMU ended.  A grace
+            # let a fault storm write 80 MB/s on.
+            _stop(p)
+            return "step-limit"
 
 
 def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
         use_cache: bool = True, **_ignored) -> RunResult:
     """Run ``elf_path`` under QEMU ``backend``; write the trace to ``out_path``.  Never raises
-    for a user-level problem: every failure is a classified RunResult."""
+    for a user-level problem: every failure is a classified RunResult.  ``timeout`` bounds the
+    whole run: QEMU, reading its log and the trap-detail and finisher passes."""
+    deadline = time.monotonic() + timeout
     elf = Path(elf_path)
     try:
         binary = locate(backend)
@@ -180,17 +209,55 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         hit = cache.fetch(key, out_path, guest=guest) if use_cache != "refresh" else None
         if hit is not None:
             return hit
-    res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                        max_steps=max_steps, out_path=out_path, guest=guest)
-    if key is not None and res.trace_path and res.error_class not in (TIMEOUT, CRASH):
+    with proc.sigterm_unwinds():
+        res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
+                            deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
+    # Only what QEMU and the guest decided is cached: a finished run, or a guest that ran past
+    # max_steps (its first max_steps steps).  Timeouts, crashes, truncated logs, a log stopped by
+    # its byte bound (how many steps it holds depends on timing), runs without a trace or an
+    # unknown exit code depend on the machine or on the binary's health: never served again.
+    deterministic = res.status == "ok" or (res.error_class == STEP_LIMIT and res.footer is not None
+                                           and res.footer.steps == max_steps)
+    if key is not None and res.trace_path and deterministic:
         from difftest import cache
         cache.store(key, out_path, res)
     return res
 
 
-def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, out_path, guest) -> RunResult:
-    with tempfile.TemporaryDirectory(prefix="difftest-qemu-") as tmp:
+def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_value) -> tuple[str, str, int | None]:
+    """(status, message, exit_code) of a QEMU that exited by itself with ``rc``."""
+    if rc < 0:                       # subprocess: killed by signal -rc (QEMU's abort() included)
+        return "crash", f"QEMU died (signal {-rc})" + (f": {err[-2000:]}" if err else ""), None
+    if "finisher_step" in stats:
+        code = finisher_value
+        if code is None and (binary.version_tuple < (8, 0) or stats.get("tail_safe")) and rc < 256:
+            # 7.2 exits synchronously at the write; 10.0 logged nothing after it that could write
+            # again: QEMU's status is the code's low 8 bits
+            code = rc
+        if code is None:
+            return "error", (f"QEMU exited with status {rc} after the guest's finisher write, whose exit code could "
+                             f"not be read ({stats.get('finisher_why', '')}); QEMU >= 8 exits asynchronously, "
+                             f"so its status may come from a later write"), None
+        return "exit", "", code
+    if stats.get("steps", 0) == 0:
+        return "no-trace", (f"{binary.path} exited with status {rc} without logging a single step: it ran no "
+                            f"guest instruction (is it a working qemu-system-riscv64?)" + (f": {err[-2000:]}" if err else "")), None
+    if rc >= 128:
+        return "crash", f"QEMU exited with status {rc} before the guest's finisher write" + (
+            f": {err[-2000:]}" if err else ""), None
+    if rc == 1 and err:
+        return "crash", f"QEMU failed: {err[-2000:]}", None
+    return "exit", "", rc
+
+
+TMP_PREFIX = "difftest-qemu-"    # each run's temp dir (-d log, UART, passes); a killed run's is swept
+
+
+def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest) -> RunResult:
+    proc.sweep_stale(TMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
         tmp = Path(tmp)
+        proc.claim(tmp)
         log, uart = tmp / "qemu.log", tmp / "uart.txt"
         cmd = command(binary, elf.resolve(), cpu, log, uart)
         shown = printable_command(binary, command(binary, elf.resolve(), cpu, Path("qemu.log"), Path("uart.txt")))
@@ -199,40 +266,30 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
                         cpu_config=cpu_config(binary, cpu), command=shown,
                         exposes={**EXPOSES, "priv": qemu_log.flags_layout(binary.version) is not None},
                         extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)})
-        status, message, exit_code = "exit", "", None
+        stats: dict = {}
         errf = open(tmp / "stderr.txt", "w+b")
         try:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
-                                 env={**os.environ, **binary.env}, start_new_session=True)
+            p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                           env={**os.environ, **binary.env})
         except OSError as e:
             errf.close()
             return error_result(BackendError("missing-backend", f"cannot start {binary.path}: {e}; run scripts/setup"))
-        why = _wait(p, log, timeout, max_steps)
-        if why == "timeout":
-            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped"
-        elif why == "step-limit":
-            status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps); QEMU was stopped"
+        try:
+            why = _wait(p, log, deadline, max_steps, stats)
+        finally:
+            proc.kill(p)        # reaps it; on an exception (Ctrl-C) QEMU must not outlive us either
         errf.seek(0)
-        err = errf.read()
+        err = (errf.read() or b"").decode("utf-8", "replace").strip()
         errf.close()
-        err = (err or b"").decode("utf-8", "replace").strip()
-        rc = p.returncode
-        if status == "exit":
-            if rc < 0 or rc >= 128:
-                sig = -rc if rc < 0 else rc - 128
-                status = "crash"
-                message = f"QEMU died (signal {sig}, exit {rc})" + (f": {err[-2000:]}" if err else "")
-            elif rc == 1 and err and (not log.exists() or log.stat().st_size == 0):
-                # QEMU refused to start (bad option, unloadable kernel): not a guest's exit code 1
-                status, message = "crash", f"QEMU failed to start: {err[-2000:]}"
-            else:
-                exit_code = _exit_code(rc)
-        stats: dict = {}
+        if log.exists():
+            stats["log_bytes"] = max(stats.get("log_bytes", 0), log.stat().st_size)
         detail = None
-        if status == "exit" and log.exists():
-            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env, log, tmp, timeout)
+        if why == "exit" and log.exists() and p.returncode >= 0:
+            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env, log, tmp,
+                                         deadline - time.monotonic())
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
+        parse_timeout, written = False, 0
         try:
             if log.exists():
                 steps = qemu_log.parse_file(log, max_steps=max_steps, stats=stats,
@@ -241,21 +298,71 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, 
                     if s.trap is not None and detail is not None:
                         detail.fill(s.trap)
                     w.step(s)
+                    written += 1
+                    if s.i % 4096 == 0 and time.monotonic() > deadline:
+                        parse_timeout = True
+                        break
+                if "finisher_step" in stats:
+                    stats["tail_safe"] = tail_is_safe(steps)
         except BaseException:
             w.abort()
             raise
+        stats.setdefault("steps", 0)
         uart_text = console_text(uart.read_bytes()) if uart.exists() else ""    # bytes, losslessly (trace.py)
+        finished = "finisher_step" in stats and not parse_timeout
+        finisher_value = None
+        if finished:
+            v, stats["finisher_why"] = finisher.read_value(base_command(binary, elf.resolve(), cpu), binary.env,
+                                                           stats["finisher_pc"], stats["finisher_va"], tmp, deadline)
+            finisher_value = finisher.exit_code_of(v) if v is not None else None
+            if v is not None and finisher_value is None:
+                stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
+        rc = p.returncode
+        exit_code = None
+        if rc is not None and rc < 0 and why == "exit":
+            status, message, _ = _classify_exit(rc, err, stats, binary, None)
+        elif finished:
+            # the guest wrote the finisher within max_steps: the run is complete however QEMU ended
+            # (by itself, or stopped by us while it served the shutdown asynchronously)
+            status, message, exit_code = _classify_exit(rc if why == "exit" else 0, err, stats, binary,
+                                                        finisher_value)
+            if why != "exit" and finisher_value is None:
+                status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose exit "
+                                            f"code could not be read ({stats.get('finisher_why', '')})")
+        elif why == "timeout":
+            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped" + (
+                f" (its log read up to step {written} within the same deadline)" if parse_timeout else "")
+        elif parse_timeout:
+            status, message = "timeout", (f"reading QEMU's log did not finish within --timeout {timeout:g} s "
+                                          f"(read up to step {written})")
+        elif why == "log-limit" or (why == "step-limit" and not stats.get("step_limit")):
+            status, message = "step-limit", (f"QEMU was stopped: its log passed {stats['log_bytes']} bytes "
+                                             f"(bound {log_bound(max_steps)} for --max-steps {max_steps})"
+                                             if why == "log-limit" else
+                                             f"stopped after more than {max_steps} steps (--max-steps); QEMU was stopped")
+        elif stats.get("step_limit"):
+            status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps)"
+        else:
+            status, message, exit_code = _classify_exit(rc, err, stats, binary, None)
+        if status == "exit" and stats.get("truncated"):
+            status, message, exit_code = "error", "QEMU's log ends inside a record (truncated log)", None
         truncated = bool(stats.get("truncated")) or status == "crash"
-        if stats.get("step_limit") and status in ("exit", "step-limit"):
-            status, message, exit_code = "step-limit", f"stopped after {max_steps} steps (--max-steps)", None
-        elif stats.get("truncated") and status == "exit":
-            status, message = "error", "QEMU's log ends inside a record (truncated log)"
-        nsteps = stats["finisher_step"] + 1 if "finisher_step" in stats else stats.get("steps", 0)
-        footer = Footer(status=status, exit_code=exit_code, steps=nsteps, uart=uart_text,
-                        message=message, truncated=truncated,
-                        extra={"trap_detail": detail.summary()} if detail is not None else {})
+        nsteps = written
+        extra = {"log_bytes": stats.get("log_bytes", 0)}
+        if detail is not None:
+            extra["trap_detail"] = detail.summary()
+        if finished:
+            extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
+        footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,
+                        uart=uart_text, message=message, truncated=truncated, extra=extra)
         w.close(footer)
     if status == "exit":
         return RunResult("ok", str(out_path), header, footer, "", None)
-    cls = {"timeout": TIMEOUT, "crash": CRASH, "step-limit": STEP_LIMIT, "error": TRUNCATED_LOG}[status]
+    if status == "no-trace":
+        # nothing ran: no trace to compare (a comparison would call the empty run a finding)
+        os.unlink(out_path)
+        return RunResult("error", None, header, footer, message, NO_TRACE)
+    cls = {"timeout": TIMEOUT, "crash": CRASH, "step-limit": STEP_LIMIT}.get(status)
+    if cls is None:
+        cls = TRUNCATED_LOG if stats.get("truncated") else EXIT_UNKNOWN
     return RunResult("error", str(out_path), header, footer, message, cls)

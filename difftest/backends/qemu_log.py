@@ -121,6 +121,25 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
             return True
         return False
 
+    def own_accesses(pc: int) -> list[Xlat]:
+        """The fetch-type fills waiting for an instruction that cover none of the bytes of the one
+        at ``pc`` (exec line or trap epc): they were not its fetch but the previous instruction's
+        own access -- HLVX reads with execute permission and QEMU logs them as fetches (rw 2) --
+        so they leave the queue, become loads and go to the step that made them.  Taken for a
+        fetch, a faulting HLVX would become an invented fetch-fault step."""
+        nonlocal pending_fetch
+        if cur is None or not pending_fetch:
+            return []
+        own = [x for x in pending_fetch if not pc <= x.va < pc + 4]
+        if own:
+            pending_fetch = [x for x in pending_fetch if pc <= x.va < pc + 4]
+            for x in own:
+                x.access = "load"
+                if x.fault_stage:
+                    table = {"vs": _PAGE_FAULT, "s": _PAGE_FAULT, "g": _GUEST_PAGE_FAULT, "pmp": _ACCESS_FAULT}
+                    x.fault_cause = table[x.fault_stage]["load"]
+        return own
+
     def close_fill():
         nonlocal fill
         if fill is None:
@@ -138,11 +157,14 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
         m = _EXEC.match(line)
         if m:
             close_fill()
+            pc = int(m.group(2), 16)
+            own = own_accesses(pc)
             if cur is not None:
+                cur.xlats.extend(own)
                 yield cur
                 if counted():
                     return
-            cur = Step(i=n, pc=int(m.group(2), 16), xlats=pending_fetch, raw=line)
+            cur = Step(i=n, pc=pc, xlats=pending_fetch, raw=line)
             if layout is not None:
                 fl = int(m.group(3), 16)
                 cur.v, cur.priv = (fl >> layout[0]) & 1, (fl >> layout[1]) & 3
@@ -176,6 +198,8 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
             interrupt = m.group(1) == "1"
             cause, epc, tval = int(m.group(2), 16), int(m.group(3), 16), int(m.group(4), 16)
             trap = Trap(cause=cause, interrupt=interrupt, epc=epc, tval=None if interrupt else tval, raw=line)
+            if cur is not None and cur.trap is None:
+                cur.xlats.extend(own_accesses(epc))
             fetch_fault = (not interrupt and pending_fetch and any(x.fault_stage for x in pending_fetch))
             if interrupt or fetch_fault or cur is None or cur.trap is not None or cur.pc != epc:
                 # no exec line for this attempt: an instruction-fetch fault (a step at the faulting

@@ -16,8 +16,10 @@ BAD_ELF = "bad-elf"                   # not an ELF, not RISC-V, truncated
 TIMEOUT = "timeout"                   # guest never finished: QEMU killed, partial trace kept
 CRASH = "crash"                       # QEMU aborted or died on a signal
 TRUNCATED_LOG = "truncated-log"       # the -d log ended in the middle of a record
-STEP_LIMIT = "step-limit"             # more steps than max_steps
-ERROR_CLASSES = (MISSING_BACKEND, BAD_ELF, TIMEOUT, CRASH, TRUNCATED_LOG, STEP_LIMIT)
+STEP_LIMIT = "step-limit"             # more steps than max_steps (or a log past its size bound)
+NO_TRACE = "no-trace"                 # the binary exited without logging a step: it ran nothing
+EXIT_UNKNOWN = "exit-unknown"         # the guest's finisher write was seen but its value could not be read
+ERROR_CLASSES = (MISSING_BACKEND, BAD_ELF, TIMEOUT, CRASH, TRUNCATED_LOG, STEP_LIMIT, NO_TRACE, EXIT_UNKNOWN)
 
 
 @dataclass

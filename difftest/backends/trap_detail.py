@@ -26,7 +26,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from difftest.backends import gdbstub
+from difftest.backends import gdbstub, proc
 from difftest.backends.qemu_cpu import parse_cpu_log, unswap
 from difftest.trace import Trap
 
@@ -131,6 +131,8 @@ def collect(cmd_without_log: list[str], env: dict, main_log: Path, work: Path, t
     handlers = handler_pcs(main_log)
     if not handlers:
         return TrapDetail([], tinst_read=True)          # no trap: nothing left unshown
+    if timeout <= 0:
+        return TrapDetail([], message="no time left within --timeout for the trap-detail pass")
     d = _dumps(cmd_without_log, env, handlers, work, timeout)
     if d.dumps:
         try:
@@ -147,10 +149,9 @@ def _dumps(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path
     ranges = ",".join(f"{h:#x}+4" for h in sorted(handlers))
     cmd = cmd_without_log + ["-serial", "null", "-d", "cpu,nochain", "-dfilter", ranges, "-D", str(log)]
     try:
-        subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env={**os.environ, **env}, timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired:
-        pass                      # the dumps written so far still serve the traps before them
+        # on timeout (None) the dumps written so far still serve the traps before them
+        proc.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                 env={**os.environ, **env}, timeout=timeout)
     except OSError as e:
         return TrapDetail([], message=f"trap-detail run failed: {e}")
     if not log.exists():
