@@ -263,7 +263,7 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
             if m.kind == "control-flow" and ctx.last_trap and hidden and first is None:
                 why += (f" (note: the trap at step {ctx.last_trap[0]}, cause {ctx.last_trap[1]}, wrote "
                         f"{'/'.join(hidden)}, which were not compared; a guest that reads them diverges later)")
-            summ = (f"{m.kind} at step {sa.i} pc={show(sa.pc)}: {why}: {m.field} "
+            summ = (f"{m.kind} mismatch at step {sa.i} pc={show(sa.pc)}: {why}: {m.field} "
                     f"{_name(ha)}={show(m.va)} {_name(hb)}={show(m.vb)}")
             pdiff = probes.setdefault(seg, F.ProbeDiff())
             entry = (m.kind, what_of(m), sa.i, sb.i, sa.pc, summ)

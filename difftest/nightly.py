@@ -175,6 +175,18 @@ def finish(out: Path, cases: list[dict], known: list[K.Known], selection: dict |
     return s
 
 
+def case_line(r: dict) -> str:
+    """One line per finished case: its status and, per pair, steps compared of steps run and findings."""
+    parts = []
+    for p in r.get("pairs", []):
+        run = p.get("steps_run") or p.get("steps_compared") or 0
+        pct = f" ({p.get('steps_compared', 0) / run:.1%})" if run else ""
+        parts.append(f"{p['a']}~{p['b']} {p.get('steps_compared', 0)}/{run}{pct}"
+                     + (f" {len(p.get('findings') or [])} finding(s)" if p.get("findings") else "")
+                     + (f" {p['status']}" if p.get("status") == "error" else ""))
+    return f"{r['status']:<9} {r['id']}: steps compared " + "; ".join(parts)
+
+
 def _bar(done: int, total: int, last: str) -> None:
     if sys.stderr.isatty():
         w = 30
@@ -264,6 +276,8 @@ def run(args) -> int:
             n += 1
             r = f.result()
             _bar(n, len(todo), f"{r['status']:<9} {r['id']}")
+            if not args.json and not sys.stderr.isatty():
+                print(case_line(r), file=sys.stderr)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     ids = {c.id for c in cases}

@@ -74,7 +74,10 @@ def test_wrong_g_stage_u_rule_is_caught(tmp_path, monkeypatch):
     assert bad.status == "mismatch", p.summary
     assert p.kind == "second-stage", p.summary
     assert p.step == expect_step, p.summary
-    assert p.fingerprint == f"{GUEST}|{MODE}|{bad.vs_mode}|qemu-7.2~model|second-stage|{hex(p.pc)}"
+    # a finding: guest|probe|what|pair, the model named by its QEMU profile (difftest/findings.py)
+    f = p.findings[0]
+    assert p.fingerprint == f"{GUEST}|{f.probe}|{f.what}|qemu-7.2~model@qemu-7.2" and f.kind == "second-stage"
+    assert "xlat.fault" in f.what or "trap" in f.what
     # the report shows the model's walk with the rule that decided, and how to reproduce
     txt = Path(p.report["txt"]).read_text()
     assert f"second-stage mismatch at step {expect_step}" in txt

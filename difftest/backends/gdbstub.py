@@ -106,7 +106,16 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
             if proc.exited(p) or time.monotonic() > deadline:
                 raise GdbError("QEMU did not open its gdbstub socket")
             time.sleep(0.01)
-        rsp = Rsp(sock, max(1.0, deadline - time.monotonic()))
+        while True:
+            # the socket file appears at bind(), a moment before QEMU listens on it: a refused
+            # connection then is a race, not a broken stub (seen on a loaded machine)
+            try:
+                rsp = Rsp(sock, max(1.0, deadline - time.monotonic()))
+                break
+            except ConnectionRefusedError:
+                if proc.exited(p) or time.monotonic() > deadline:
+                    raise GdbError("QEMU's gdbstub refused the connection") from None
+                time.sleep(0.01)
         rsp.cmd("qSupported:swbreak+;hwbreak+")
         if rsp.cmd("QStartNoAckMode") == "OK":
             rsp.ack = False
