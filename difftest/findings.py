@@ -95,14 +95,16 @@ def _same(x: str, y: str) -> bool:
         return x == y
 
 
-def selfcheck_fields(line: str) -> str:
-    """The fields an ``X`` line says differ from the expectation, as classes: 'cause=2,gva=1'.  An X
-    line without a probe id (rt_fail) is its text with numbers replaced by '#'."""
-    m = re.match(r"X (\d+) expected (.*?) got (.*)$", line)
+def selfcheck_fields(line: str, p_line: str = "") -> str:
+    """The fields an ``X`` line says differ from the expectation, as classes: 'cause=2,gva=1'.  What the
+    probe got is its P line (``p_line``), or the X line's own ``got ...`` (checks of a guest's own
+    shape).  An X line without a probe id (rt_fail) is its text with numbers replaced by '#'."""
+    m = re.match(r"X (\d+) expected (.*?)(?: got (.*))?$", line)
     if not m:
         return _HEX.sub("#", line[2:].strip())
+    got_text = m.group(3) if m.group(3) is not None else p_line.split(" mode=", 1)[-1].split(" ", 1)[-1]
     exp_text = m.group(2).split(" or ")[0]
-    exp, got = _outcome(exp_text), _outcome(m.group(3))
+    exp, got = _outcome(exp_text), _outcome(got_text)
     bad = []
     for k, gv in got.items():
         if k not in exp or exp[k] in ("any",):
@@ -153,6 +155,10 @@ def done_counts(text: str) -> tuple[int, int | None]:
     return xs, (int(m.group(1)) if m else None)
 
 
+def _p_line(group: list[str]) -> str:
+    return next((x for x in group if x.startswith("P ")), "")
+
+
 def x_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("X ")]
 
@@ -193,11 +199,12 @@ def assemble(guest: str, a: str, b: str, probes: dict[str, ProbeDiff], uart_a: s
         xb = [x for x in lb if x.startswith("X ")]
         x_differs = console and xa != xb
         if x_differs:
-            for tag, mine, other in (("a", xa, xb), ("b", xb, xa)):
+            for tag, mine, other, group in (("a", xa, xb, la), ("b", xb, xa, lb)):
                 extra = [x for x in mine if x not in other]
                 if extra:
-                    parts.append(f"X{tag}({';'.join(sorted({selfcheck_fields(x) for x in extra}))})")
-                    lines += [f"{a if tag == 'a' else b}: {x}" for x in extra]
+                    pl = _p_line(group)
+                    parts.append(f"X{tag}({';'.join(sorted({selfcheck_fields(x, pl) for x in extra}))})")
+                    lines += [f"{a if tag == 'a' else b}: {x}" for x in ([pl] if pl else []) + extra]
         hard = pd.hard
         if hard is not None:
             hkind, hwhat, step, step_b, pc, summ = hard
@@ -278,7 +285,7 @@ def model_findings(guest: str, model: str, status: str, exit_code, uart: str) ->
     for p in sorted(groups, key=_probe_order):
         xs = [x for x in groups[p] if x.startswith("X ")]
         if xs:
-            what = f"Xa({';'.join(sorted({selfcheck_fields(x) for x in xs}))})"
+            what = f"Xa({';'.join(sorted({selfcheck_fields(x, _p_line(groups[p])) for x in xs}))})"
             out.append(Finding(p, what, "selfcheck", model, "guest", fingerprint(guest, p, what, model, "guest"),
                                summary=f"the guest's self-check fails on the model: {xs[0]}",
                                lines=[f"{model}: {x}" for x in xs]))

@@ -80,7 +80,7 @@ int main(void)
     /* HLV/HLVX/HSV from HS */
     probe(id++, "hs-hlv", A_HLVD, HS_MODE, tpa + 8, 0, expect_ok(tgt[1]));
     probe(id++, "hs-hsv", A_HSVD, HS_MODE, tpa + 16, 0x6666, expect_ok_any());
-    if (tgt[2] != 0x6666) rt_fail("hsv.d from HS did not reach memory");
+    rt_check(tgt[2] == 0x6666, "hsv.d from HS did not reach memory");
     probe(id++, "hs-hlvx-exec", A_HLVXWU, HS_MODE, fpa, 0, expect_ok(insn0));
     if (g.mode) {
         probe(id++, "hs-hlv-unmapped", A_HLVD, HS_MODE, HOLE, 0, gpf(21, HOLE, A_HLVD));
@@ -100,7 +100,7 @@ int main(void)
     csr_set(hstatus, HSTATUS_HU);
     probe(id++, "u-hlv-hu1", A_HLVD, U_MODE, tpa + 32, 0, expect_ok(tgt[4]));
     probe(id++, "u-hsv-hu1", A_HSVD, U_MODE, tpa + 40, 0x7777, expect_ok_any());
-    if (tgt[5] != 0x7777) rt_fail("hsv.d from U did not reach memory");
+    rt_check(tgt[5] == 0x7777, "hsv.d from U did not reach memory");
     if (g.mode) probe(id++, "u-hlv-unmapped", A_HLVD, U_MODE, HOLE, 0, gpf(21, HOLE, A_HLVD));
     csr_clear(hstatus, HSTATUS_HU);
     /* from VS and VU: virtual-instruction exception (cause 22) */
@@ -113,7 +113,7 @@ int main(void)
     rt_probe_mstatus_extra = MSTATUS_MPRV | MSTATUS_MPV | (1ull << 11);      /* as VS */
     probe(id++, "mprv-mpv-vs", A_MPRV_LD, M_MODE, tpa + 48, 0, expect_ok(tgt[6]));
     probe(id++, "mprv-mpv-vs", A_MPRV_SD, M_MODE, tpa + 56, 0x8888, expect_ok_any());
-    if (tgt[7] != 0x8888) rt_fail("MPRV+MPV store did not reach memory");
+    rt_check(tgt[7] == 0x8888, "MPRV+MPV store did not reach memory");
     if (g.mode) {
         probe(id++, "mprv-mpv-unmapped", A_MPRV_LD, M_MODE, HOLE, 0, gpf(21, HOLE, A_MPRV_LD));
         probe(id++, "mprv-mpv-unmapped", A_MPRV_SD, M_MODE, HOLE, 0, gpf(23, HOLE, A_MPRV_SD));

@@ -26,12 +26,10 @@ static void one(const char *w, struct pt *t, int gstage, enum rt_access a, u64 v
     struct expect f = expect_trap(cause, addr, gstage ? addr >> 2 : 0, 1, alt);
     struct expect ok = a == A_FETCH ? expect_ok(0x600d) : expect_ok_any();
     int r = probe_either(id++, w, a, VS_MODE, addr, 0x99, f, ok, 2);
-    if (r == 2) {
-        u64 pte = *slot;
-        int need_d = a == A_SD || a == A_AMOADD;
-        if (!(pte & PTE_A) || (need_d && !(pte & PTE_D)))
-            rt_fail("access succeeded with A (or D for a store) clear but the PTE was not updated");
-    }
+    u64 pte = *slot;
+    int need_d = (a == A_SD) | (a == A_AMOADD);
+    rt_check(!((r == 2) & (!(pte & PTE_A) | (need_d & !(pte & PTE_D)))),
+             "access succeeded with A (or D for a store) clear but the PTE was not updated");
 }
 
 int main(void)

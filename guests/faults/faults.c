@@ -69,7 +69,7 @@ int main(void)
     csr_write(hedeleg, (1ull << 20) | (1ull << 21) | (1ull << 22) | (1ull << 23) | (1ull << 13));
     u64 hd = csr_read(hedeleg);
     rt_puts("hedeleg wrote=0xf02000 read="); rt_hex(hd); rt_putc('\n');
-    if (hd & (0xfull << 20)) rt_fail("hedeleg bits 20..23 must be read-only zero (Priv. 21.2.2)");
+    rt_check(!(hd & (0xfull << 20)), "hedeleg bits 20..23 must be read-only zero (Priv. 21.2.2)");
     csr_write(hedeleg, 0);
 
     if (g.mode) {   /* guest-page faults need a G stage */

@@ -92,7 +92,7 @@ static void gstage_fences(struct pt *g)
     either("g-made-writable-unfenced", A_SD, GX + 24, 6, gpf(23, GX + 24, A_SD), expect_ok_any());
     hfence_gvma(GX >> 2, 0);
     probe(id++, "g-made-writable-fenced", A_SD, VS_MODE, GX + 24, 7, expect_ok_any());
-    if (A[3] != 7) rt_fail("g-made-writable-fenced: the store did not reach the page");
+    rt_check(A[3] == 7, "g-made-writable-fenced: the store did not reach the page");
     /* execute: the fetch target page mapped, unmapped */
     g4k(g, GX + 0x1000, (u64)rt_fetch_target, G_LEAF);
     hfence_gvma((GX + 0x1000) >> 2, 0);

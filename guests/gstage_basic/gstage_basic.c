@@ -28,9 +28,9 @@ static void rwx(const char *w, u64 gpa_tgt, u64 gpa_fetch, u64 slot)
     ld_ok(w, gpa_tgt + slot * 8, tgt[slot]);
     u64 nv = 0xa5a5000000000000ull | (id << 8) | slot;
     probe(id++, w, A_SD, VS_MODE, gpa_tgt + slot * 8, nv, expect_ok(nv));
-    if (tgt[slot] != nv) rt_fail("store through G stage did not reach the physical page");
+    rt_check(tgt[slot] == nv, "store through G stage did not reach the physical page");
     probe(id++, w, A_AMOADD, VS_MODE, gpa_tgt + slot * 8, 1, expect_ok(nv));   /* amoadd returns old */
-    if (tgt[slot] != nv + 1) rt_fail("amoadd through G stage did not reach the physical page");
+    rt_check(tgt[slot] == nv + 1, "amoadd through G stage did not reach the physical page");
     probe(id++, w, A_FETCH, VS_MODE, gpa_fetch, 0, expect_ok(0x600d));
 }
 

@@ -60,13 +60,13 @@ int main(void)
         w = ((u64)top << 60) | 0x80003ull;
         r = write_read(w);
         pline("hgatp-ppn-low-bits", w, r);
-        if (r & 3) rt_fail("hgatp PPN[1:0] must read as zero in Sv39x4/Sv48x4/Sv57x4 (Priv. 21.2.10)");
+        rt_check(!(r & 3), "hgatp PPN[1:0] must read as zero in Sv39x4/Sv48x4/Sv57x4 (Priv. 21.2.10)");
     }
     csr_write(hgatp, 0);
     hfence_gvma_all();
     rt_puts("HGATP supported="); rt_hex(supported); rt_puts(" v4="); rt_hex(v4);
     rt_puts(" merged="); rt_dec(merged); rt_puts(" vmidlen="); rt_dec(vmidlen); rt_putc('\n');
-    if (!(supported & 1)) rt_fail("hgatp MODE Bare must always be supported");
+    rt_check(supported & 1, "hgatp MODE Bare must always be supported");
 
     if (top) {
         for (unsigned i = 0; i < 512; i++) tgt[i] = 0x2222000000000000ull | i;

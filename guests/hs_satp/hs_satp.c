@@ -60,7 +60,7 @@ int main(void)
         __asm__ volatile("sfence.vma" ::: "memory");
         probe(id++, "hs-leaf", A_LD, HS_MODE, vt + 8 * (u64)(l + 1), 0, expect_ok(tgt[l + 1]));
         probe(id++, "hs-leaf", A_SD, HS_MODE, vt + 8 * (u64)(l + 32), 0x77, expect_ok_any());
-        if (tgt[l + 32] != 0x77) rt_fail("HS store through satp missed the physical page");
+        rt_check(tgt[l + 32] == 0x77, "HS store through satp missed the physical page");
         probe(id++, "hs-leaf", A_FETCH, HS_MODE, vf, 0, expect_ok(0x600d));
     }
 

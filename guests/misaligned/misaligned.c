@@ -69,7 +69,7 @@ int main(void)
     probe(id++, "ld-in-page", A_LD, VS_MODE, tpa + 0x13, 0, expect_ok(bytes_at(0x13, 8)));
     probe(id++, "lw-in-page", A_LW, VS_MODE, tpa + 0x21, 0, expect_ok((u64)(long)(int)bytes_at(0x21, 4)));
     probe(id++, "sd-in-page", A_SD, VS_MODE, tpa + 0x35, 0x1122334455667788ull, expect_ok(0x1122334455667788ull));
-    if (bytes_at(0x35, 8) != 0x1122334455667788ull) rt_fail("misaligned sd inside a page did not write its bytes");
+    rt_check(bytes_at(0x35, 8) == 0x1122334455667788ull, "misaligned sd inside a page did not write its bytes");
     if (!g.mode) return atomics(tpa);
 
     /* G stage: GPA page P -> tgt (RW), P+4K unmapped, P+8K -> tgt read-only, P+12K unmapped,

@@ -196,6 +196,10 @@ void rt_xline_begin(unsigned id, int good);
 void rt_xline_end(unsigned id);
 int rt_done(void);    /* prints DONE probes=<n> fails=<k>; returns the exit code for main */
 void rt_fail(const char *why);   /* counts a failure and prints an X line outside a probe */
+/* A check outside a probe, run the same way whether it passes: when !good, counts a failure and prints
+ * "X <why>"; when good, prints it to the sink (docs/ARCHITECTURE.md 2b).  Prefer it to
+ * `if (bad) rt_fail(why)`, whose branch parts the runs of two backends that differ there. */
+void rt_check(int good, const char *why);
 extern u64 rt_probes, rt_fails;
 
 void *memset(void *d, int c, unsigned long n);

@@ -74,8 +74,8 @@ int main(void)
     probe_either(id++, "amo-sets-d", A_AMOADD, VS_MODE, GVA + 0x4008, 1, pf, gpf, 2);
     pf = either_outcome(12, 20, A_FETCH, GVA + 0x2000, ALIAS(z) + 2 * 8, &gpf);
     probe_either(id++, "fetch-sets-a", A_FETCH, VS_MODE, GVA + 0x2000, 0, pf, gpf, 2);
-    if (l0[0] & PTE_A || l0[1] & PTE_D || l0[2] & PTE_A || l0[4] & PTE_D)
-        rt_fail("a VS PTE's A/D bit was written through a read-only G-stage mapping");
+    rt_check(!((l0[0] & PTE_A) | (l0[1] & PTE_D) | (l0[2] & PTE_A) | (l0[4] & PTE_D)),
+             "a VS PTE's A/D bit was written through a read-only G-stage mapping");
 
     /* The G-stage A/D bits of the page holding a VS page table: the walk's implicit read needs G-stage
      * A, the VS A/D update (an implicit store) needs G-stage D -- set by hardware (Svadu) or a guest-page
@@ -94,9 +94,9 @@ int main(void)
     hfence_gvma_all();
     hfence_vvma_all();
     gpf = expect_implicit_gpf(21, 0x40200008, GB, PSEUDO_READ);
-    if (probe_either(id++, "g-a-clear-on-vs-table", A_LD, VS_MODE, 0x40200008, 0, gpf, expect_ok(0x77), 2) == 2
-        && !(*gslot & PTE_A))
-        rt_fail("the VS walk read a table through a G-stage leaf with A clear and did not set A");
+    int ra = probe_either(id++, "g-a-clear-on-vs-table", A_LD, VS_MODE, 0x40200008, 0, gpf, expect_ok(0x77), 2);
+    rt_check(!((ra == 2) & !(*gslot & PTE_A)),
+             "the VS walk read a table through a G-stage leaf with A clear and did not set A");
     /* (b) G-stage A = 1, D = 0 on the table page, VS leaf A = 0: the VS A update must set G D */
     *gslot = ((zb >> 12) << 10) | PTE_V | PTE_R | PTE_W | PTE_U | PTE_A;
     hfence_gvma_all();
@@ -105,7 +105,7 @@ int main(void)
      * ADUE set above): success, with VS A and G-stage D set */
     pf = expect_trap(13, 0x40201008, 0, 1, rt_tinst(A_LD));
     probe_either(id++, "g-d-clear-on-vs-table", A_LD, VS_MODE, 0x40201008, 0, pf, expect_ok(0x77), 2);
-    if (l0b[1] & PTE_A && !(*gslot & PTE_D))
-        rt_fail("a VS PTE's A bit was set in a page whose G-stage leaf stayed clean (D = 0)");
+    rt_check(!(((l0b[1] & PTE_A) != 0) & !(*gslot & PTE_D)),
+             "a VS PTE's A bit was set in a page whose G-stage leaf stayed clean (D = 0)");
     return rt_done();
 }

@@ -53,7 +53,7 @@ static void leaf_matrix(struct pt *g, struct pt *vs)
             probe(id++, "vs-leaf-x-g-leaf", A_LD, VS_MODE, addr[0] + 8 * (200 + n), 0, expect_ok(tgt[200 + n]));
             u64 nv = 0x4e00000000000000ull | n;
             probe(id++, "vs-leaf-x-g-leaf", A_SD, VS_MODE, addr[0] + 8 * (300 + n), nv, expect_ok_any());
-            if (tgt[300 + n] != nv) rt_fail("store through a VS x G leaf pair missed the physical page");
+            rt_check(tgt[300 + n] == nv, "store through a VS x G leaf pair missed the physical page");
             probe(id++, "vs-leaf-x-g-leaf", A_FETCH, VS_MODE, addr[1], 0, expect_ok(0x600d));
         }
 }
@@ -92,7 +92,7 @@ int main(void)
                         l == 3 ? "vs-leaf-512g" : "vs-leaf-256t";
         ld_ok(w, VS_MODE, gt + 8 * (u64)(l + 2), tgt[l + 2]);
         probe(id++, w, A_SD, VS_MODE, gt + 8 * (u64)(l + 100), 0x4444000000000000ull | (u64)l, expect_ok_any());
-        if (tgt[l + 100] != (0x4444000000000000ull | (u64)l)) rt_fail("VS-stage store missed the physical page");
+        rt_check(tgt[l + 100] == (0x4444000000000000ull | (u64)l), "VS-stage store missed the physical page");
         probe(id++, w, A_FETCH, VS_MODE, gf, 0, expect_ok(0x600d));
     }
 
