@@ -475,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="difftest", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Differential testing of RISC-V hypervisor two-stage address translation: guests run under "
-                    "QEMU and the spec model, compared step by step per HGATP mode.")
+                    "QEMU and the spec model, compared step by step to the end of every run, per HGATP mode; "
+                    "every probe in which they differ is a finding, held to the reviewed catalogue "
+                    "(difftest known).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     R = argparse.RawDescriptionHelpFormatter
 

@@ -147,7 +147,7 @@ def lint(path: Path | str | None = None) -> list[str]:
         backends = {pair.split("~")[0] for _, _, _, pair in k.subs} | {pair.split("~")[1] for _, _, _, pair in k.subs}
         if k.backend not in backends:
             out.append(f"{k.id}: backend {k.backend} is in none of its findings' pairs")
-        if "Priv" not in k.rule and "spec" not in k.rule.lower() and "choice" not in k.rule.lower():
+        if "priv" not in k.rule.lower() and "spec" not in k.rule.lower() and "choice" not in k.rule.lower():
             out.append(f"{k.id}: rule cites no specification section")
     return out
 

@@ -275,9 +275,11 @@ def run(args) -> int:
         for f in as_completed(futs):
             n += 1
             r = f.result()
-            _bar(n, len(todo), f"{r['status']:<9} {r['id']}")
-            if not args.json and not sys.stderr.isatty():
+            if not args.json:
+                if sys.stderr.isatty():
+                    sys.stderr.write("\r\x1b[K")
                 print(case_line(r), file=sys.stderr)
+            _bar(n, len(todo), f"{r['status']:<9} {r['id']}")
     if sys.stderr.isatty():
         sys.stderr.write("\n")
     ids = {c.id for c in cases}
