@@ -289,7 +289,9 @@ def model_findings(guest: str, model: str, status: str, exit_code, uart: str) ->
             out.append(Finding(p, what, "selfcheck", model, "guest", fingerprint(guest, p, what, model, "guest"),
                                summary=f"the guest's self-check fails on the model: {xs[0]}",
                                lines=[f"{model}: {x}" for x in xs]))
-    if exit_code not in (0, None) and not out:
+    # a non-zero exit is the guest's own verdict only for guests of our runtime (rt_done's DONE line);
+    # any other program's exit code is data, compared between the backends like the rest
+    if exit_code not in (0, None) and not out and re.search(r"^DONE probes=", uart or "", re.M):
         what = f"exit {exit_code}"
         out.append(Finding(DONE, what, "exit", model, "guest", fingerprint(guest, DONE, what, model, "guest"),
                            summary=f"the guest exits {exit_code} on the model with no X line"))

@@ -33,7 +33,7 @@ def test_diff_mismatch_text_json_and_reports(tmp_path, capsys):
     a, b = _save(tmp_path, mq)
     assert main(["diff", a, b]) == 1
     out = capsys.readouterr().out
-    assert "trap-csr mismatch at step 4" in out and "difftest diff" in out
+    assert "probe -: trap.htval cause=21 nz~nz" in out and "at step 4" in out and "difftest diff" in out
     assert main(["diff", a, b, "--json", "--out", str(tmp_path / "rep")]) == 1
     d = json.loads(capsys.readouterr().out)
     assert d["kind"] == "trap-csr" and d["step"] == 4 and d["report"]["html"].endswith(".html")

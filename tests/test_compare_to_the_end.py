@@ -93,8 +93,9 @@ def test_x_line_fields():
 def test_model_self_check_failure_is_a_finding_that_no_entry_can_explain():
     (f,) = F.model_findings("g", "model@qemu-10.0", "exit", 1, "P 3 x ld va=0x0 mode=VS ok val=0x2\nX 3 expected ok val=0x1\n")
     assert (f.probe, f.what, f.b) == ("3", "Xa(val=nz)", "guest")
-    (f,) = F.model_findings("g", "model@qemu-10.0", "exit", 3, "no X line\n")
+    (f,) = F.model_findings("g", "model@qemu-10.0", "exit", 3, "DONE probes=1 fails=0\n")
     assert f.what == "exit 3"
+    assert F.model_findings("g", "model@qemu-10.0", "exit", 200, "a program of its own\n") == []
 
 
 def test_known_entries_list_their_findings_exactly(tmp_path):
