@@ -159,10 +159,6 @@ def _p_line(group: list[str]) -> str:
     return next((x for x in group if x.startswith("P ")), "")
 
 
-def x_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("X ")]
-
-
 # ---------------------------------------------------------------------------
 # assembling one pair's findings
 
@@ -186,7 +182,7 @@ def assemble(guest: str, a: str, b: str, probes: dict[str, ProbeDiff], uart_a: s
     xs_b, fails_b = done_counts(uart_b or "")
     # the self-check summary follows from the X lines: DONE fails=N and the guest's exit code 1
     consistent = all(f is None or f == x for x, f in ((xs_a, fails_a), (xs_b, fails_b)))
-    keys = sorted(set(probes) | (set(ga) | set(gb) if console else set()), key=_probe_order)
+    keys = sorted(set(probes) | (set(ga) | set(gb) if console else set()), key=probe_order)
     out: list[Finding] = []
     for p in keys:
         pd = probes.get(p) or ProbeDiff()
@@ -270,7 +266,8 @@ def assemble(guest: str, a: str, b: str, probes: dict[str, ProbeDiff], uart_a: s
     return out
 
 
-def _probe_order(p: str):
+def probe_order(p: str):
+    """Sort key: '-' first, probe ids in order, 'done' last."""
     return (0, -1) if p == SETUP else (2, 0) if p == DONE else (1, int(p)) if p.isdigit() else (3, 0)
 
 
@@ -282,7 +279,7 @@ def model_findings(guest: str, model: str, status: str, exit_code, uart: str) ->
     if status != "exit":
         return out
     groups = console_groups(uart or "")
-    for p in sorted(groups, key=_probe_order):
+    for p in sorted(groups, key=probe_order):
         xs = [x for x in groups[p] if x.startswith("X ")]
         if xs:
             what = f"Xa({';'.join(sorted({selfcheck_fields(x, _p_line(groups[p])) for x in xs}))})"

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from difftest.findings import probe_order
+
 CASES = "cases"
 
 
@@ -98,7 +100,7 @@ def summarise(cases: list[dict], entries: dict, previous: dict | None, selection
     for t in steps.values():
         for k in ("compared", "printing", "skipped"):
             t[f"{k}_pct"] = _pct(t[k], t["run"])
-    findings = sorted(agg.values(), key=lambda e: (e["status"] != "new", e["guest"], _probe_key(e["probe"]),
+    findings = sorted(agg.values(), key=lambda e: (e["status"] != "new", e["guest"], probe_order(e["probe"]),
                                                    e["pair"], e["what"]))
     seconds: dict[str, float] = {}
     for c in cases:
@@ -129,10 +131,6 @@ def summarise(cases: list[dict], entries: dict, previous: dict | None, selection
             "steps": steps, "backend_seconds": seconds,
             "backend_share": {b: round(s / total, 3) for b, s in seconds.items()},
             "failing_fingerprints": sorted(fps), "trend": trend, "selection": selection}
-
-
-def _probe_key(p: str):
-    return (0, 0) if p == "-" else (2, 0) if p == "done" else (1, int(p)) if p.isdigit() else (3, 0)
 
 
 def term_safe(s: str) -> str:

@@ -22,9 +22,9 @@ SOFT_FIELDS = ("htval", "tinst", "gva")
 
 
 def value_class(fld: str, v) -> str:
-    if fld == "gva":
-        return "1" if v else "0"
-    return "nz" if v else "0"
+    """0/1 for GVA, 0/nz for htval and tinst (difftest.findings.vclass)."""
+    from difftest.findings import vclass
+    return vclass(bool(v) if fld == "gva" else v)
 
 
 @dataclass
