@@ -88,15 +88,22 @@ def run_one(case: Case, out: str, timeout: float, max_steps: int) -> dict:
                             max_steps=max_steps)
         res = _case_dict(c, case)
     except Exception as e:           # engine errors and anything else become an "error" case, never a crash
+        import errno
+        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
         res = {"id": case.id, "guest": case.guest, "hgatp_mode": case.hgatp_mode, "vs_mode": case.vs_mode,
                "cpu": case.cpu, "backends": list(case.backends), "status": "error", "seconds": {},
                "pairs": [{"a": case.backends[0], "b": case.backends[-1], "status": "error", "kind": "error",
                           "summary": f"{type(e).__name__}: {e}", "fingerprint":
                           f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|setup|error|{type(e).__name__}"}]}
+        if full:                     # the machine's fault, not the revision's: the job exits 125
+            res["write_error"] = f"cannot write its traces: {e.strerror or e}"
     res["wall"] = round(time.monotonic() - t0, 3)
     for pr in res.get("pairs", []):      # relative to the results dir, so shards merge and dirs move
         pr["report"] = {k: os.path.relpath(v, out) for k, v in (pr.get("report") or {}).items()}
-    R.write_atomic(R.case_file(Path(out), case.id), json.dumps(res, indent=1))
+    try:
+        R.write_atomic(R.case_file(Path(out), case.id), json.dumps(res, indent=1))
+    except OSError as e:                 # a full disk: the case is lost, said, and the job goes on
+        res["write_error"] = f"cannot write its result: {e.strerror or e}"
     return res
 
 
@@ -169,9 +176,18 @@ def finish(out: Path, cases: list[dict], known: list[K.Known], selection: dict |
         entries[k.id] = {"hits": k.hits, "status": st or "seen", "missing": missing}
     s = R.summarise(cases, entries, R.previous_summary(out), selection)
     s["out"] = str(out)
-    R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
-    R.write_atomic(out / "junit.xml", R.junit(cases))
-    R.write_atomic(out / "report.html", R.html_report(cases, s, out))
+    s.setdefault("write_errors", [])
+    # each file on its own: a full disk costs what it cannot hold, not the rest (summary.json last,
+    # so it can say what was lost)
+    for name, make in (("junit.xml", lambda: R.junit(cases)), ("report.html", lambda: R.html_report(cases, s, out))):
+        try:
+            R.write_atomic(out / name, make())
+        except OSError as e:
+            s["write_errors"].append(f"{out / name}: {e.strerror or e}")
+    try:
+        R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
+    except OSError as e:
+        s["write_errors"].append(f"{out / 'summary.json'}: {e.strerror or e}")
     return s
 
 
@@ -267,6 +283,7 @@ def run(args) -> int:
     todo = [c for c in cases if c.id not in done]
     jobs = args.jobs or os.cpu_count() or 1
     n = 0
+    lost: list[str] = []                  # results the disk could not hold
     if not args.json:
         print(f"nightly: {len(cases)} cases ({len(cases) - len(todo)} already done) -> {out}, {jobs} workers",
               file=sys.stderr)
@@ -275,6 +292,8 @@ def run(args) -> int:
         for f in as_completed(futs):
             n += 1
             r = f.result()
+            if r.get("write_error"):
+                lost.append(f"case {r['id']}: {r['write_error']}")
             if not args.json:
                 if sys.stderr.isatty():
                     sys.stderr.write("\r\x1b[K")
@@ -285,12 +304,21 @@ def run(args) -> int:
     ids = {c.id for c in cases}
     s = finish(out, [c for c in R.load_cases([out]) if c["id"] in ids], known,
                {"guests": sorted({c.guest for c in cases}), "backends": backends or ALL_BACKENDS})
+    s["write_errors"] = lost + s["write_errors"]
     s["wall_seconds"] = round(time.monotonic() - t0, 1)
-    R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
+    try:
+        R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
+    except OSError:
+        pass                               # already listed by finish
     if args.json:
         print(json.dumps(s, indent=1))
     else:
         print_summary(s, s["wall_seconds"])
+    if s["write_errors"]:
+        # what the disk could not hold is said, and the job cannot vouch for a result it lost
+        print("nightly: could not write " + "; ".join(s["write_errors"]) + " -- free space and run again "
+              "with --resume", file=sys.stderr)
+        return 125
     return exit_code(s)
 
 

@@ -104,3 +104,42 @@ def test_real_nightly_known_divergence_resume_and_merge(tmp_path):
 def test_bad_shard_is_a_usage_error_not_a_traceback():
     r = _difftest("nightly", "--shard", "3/2", "--guests", "smoke")
     assert r.returncode == 2 and "--shard wants K/N" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_disk_full_nightly_writes_what_it_can_and_exits_125(tmp_path):
+    """A results dir on a file system that fills up: every case still runs, whatever fits is written
+    whole (no .tmp-* left), what did not fit is named, and the job exits 125 -- never a traceback,
+    never a green result it could not record."""
+    from test_bad_input import small_fs
+    with small_fs(tmp_path / "full", "96k") as d:
+        if d is None:
+            pytest.skip("cannot mount a tmpfs here (not root)")
+        r = _difftest("nightly", "--guests", "smoke,hgatp_probe", "--backends", "model", "--jobs", "1",
+                      "--out", str(d / "r"))
+        assert r.returncode == 125, r.stdout + r.stderr
+        assert "could not write" in r.stderr and "Traceback" not in r.stderr + r.stdout
+        assert not list(d.rglob(".tmp-*"))
+        for f in d.rglob("*.json"):
+            json.loads(f.read_text())                # what is there is whole
+
+
+def test_junit_is_well_formed_whatever_a_guest_prints():
+    """A guest's console bytes (ESC, BEL, NUL) reach pair summaries; junit.xml stays XML 1.0."""
+    import xml.etree.ElementTree as ET
+    c = _case("g|bare|bare|default|x", "mismatch", "g|1|trap 2~22|qemu-7.2~model@qemu-7.2")
+    c["pairs"][0]["summary"] = "P 1 \x1b[2J\x07 cleared \x00 the screen"
+    c["pairs"][0]["findings"][0]["fingerprint"] = "g|1|\x1b]0;title\x07|qemu-7.2~model@qemu-7.2"
+    root = ET.fromstring(R.junit([c]))
+    msg = root.find("testcase/failure").get("message")
+    assert "\x1b" not in msg and "\\x1b" in msg
+
+
+def test_trend_compares_like_with_like():
+    """A run over other guests than the previous one compares only the guests both ran, and says so
+    (it used to report every finding of the unselected guests as 'fixed')."""
+    prev = {"out": "old", "failing_fingerprints": ["a|1|x|p", "b|1|x|p"],
+            "selection": {"guests": ["a", "b"], "backends": ["qemu-7.2", "model"]}}
+    cases = [_case("a|bare|bare|default|x", "mismatch", "a|1|x|p")]
+    s = R.summarise(cases, {}, prev, {"guests": ["a"], "backends": ["qemu-7.2", "model"]})
+    assert s["trend"]["fixed"] == [] and s["trend"]["still_failing"] == ["a|1|x|p"]
+    assert "different guests" in s["trend"]["note"]
