@@ -304,6 +304,7 @@ _KEEP_FALSE = {c: frozenset(f.name for f in fields(c) if f.default is None and "
                for c in (Step, Trap, Xlat, WalkLevel)}
 _KEEP_FALSE_NAMES = frozenset().union(*_KEEP_FALSE.values())
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_ESC = json.encoder.encode_basestring_ascii      # a str as json writes it (ensure_ascii)
 _ABSENT = object()
 try:
     # JSONEncoder.encode builds a C encoder per call; build it once (same output: no indent,
@@ -401,6 +402,16 @@ class TraceWriter:
         if parts is None:
             return _ENCODE(_record(step, _STEP_KEYS))
         i, pc, insn, priv, v = step.i, step.pc, step.insn, step.priv, step.v
+        if (insn is None and step.trap is None and type(i) is int and type(pc) is int and not step.uart
+                and step.regs is None and (priv is None or type(priv) is int) and (v is None or type(v) is int)
+                and (step.raw is None or type(step.raw) is str)):
+            # a QEMU step (no instruction bits, its log line as raw): the whole line as text
+            head = (f'{{"i":{i},"pc":{pc}' + ("" if priv is None else f',"priv":{priv}')
+                    + ("" if v is None else f',"v":{v}'))
+            tail = "}" if not step.raw else '"raw":' + _ESC(step.raw) + "}"
+            if parts:
+                return head + ',"xlats":[' + ",".join(parts) + "]" + ("," + tail if tail != "}" else "}")
+            return head + ("," + tail if tail != "}" else "}")
         if (type(i) is int and type(pc) is int and type(insn) is int and type(priv) is int and type(v) is int
                 and step.trap is None):
             # ints are written as repr(int) by json; trap absent: the head as text
