@@ -13,11 +13,16 @@ listing exactly the findings it explains (difftest.findings).
       "fences|103-115|trap.gva cause=22 1~0|qemu-10.0~model@qemu-10.0",
     ]
     modes = ["sv39x4/*"]                            # optional: hgatp/vs (fnmatch) where it applies
+    varies = ["trap_stale|211|...|qemu-7.2~model@qemu-7.2"]   # optional: findings it explains that a
+                                                    # run may or may not show (QEMU-internal timing)
 
 Each ``findings`` item is ``guest|probes|what|a~b`` -- probes a comma list of ids and ranges (or
 ``-``/``done``), ``what`` and the pair exactly as the finding names them: no wildcards, so an entry
 can explain nothing it does not list.  Every listed (guest, probe, what, pair) is a *sub-finding*;
 one that a run exercised but did not see makes the entry "partly fixed" (all of them: "fixed").
+``varies`` items are explained the same way but not missed when absent: a QEMU outcome that depends on
+QEMU's own state -- e.g. whether its softmmu TLB, which QEMU resizes and flushes by host time, still
+holds a page -- with the reason in the evidence.
 ``difftest known --lint`` checks the file: fields, unique ids, well-formed items, no item listed by
 two entries.
 """
@@ -47,7 +52,9 @@ class Known:
     findings: list[str]          # "guest|probes|what|a~b" items as written
     upstream: str = ""
     modes: list[str] = field(default_factory=list)
-    subs: set = field(default_factory=set)       # expanded: (guest, probe, what, pair)
+    varies: list[str] = field(default_factory=list)
+    subs: set = field(default_factory=set)       # expanded: (guest, probe, what, pair), varies included
+    required: set = field(default_factory=set)   # the subs of ``findings`` (what "partly fixed" looks for)
     hits: int = 0
     seen: set = field(default_factory=set)       # sub-findings seen this run
 
@@ -98,8 +105,9 @@ def load(path: Path | str | None = None, *, must_exist: bool = False) -> list[Kn
         missing = [k for k in REQUIRED if not e.get(k)]
         if missing:
             raise KnownError(f"{p}: entry {i + 1} ({e.get('id', '?')}) lacks {', '.join(missing)}")
-        k = Known(**{f: e[f] for f in REQUIRED}, upstream=e.get("upstream", ""), modes=list(e.get("modes", [])))
-        for item in k.findings:
+        k = Known(**{f: e[f] for f in REQUIRED}, upstream=e.get("upstream", ""), modes=list(e.get("modes", [])),
+                  varies=list(e.get("varies", [])))
+        for item in k.findings + k.varies:
             try:
                 subs = parse_item(item)
             except ValueError as err:
@@ -110,6 +118,8 @@ def load(path: Path | str | None = None, *, must_exist: bool = False) -> list[Kn
                                      "one root cause per finding")
                 owner[s] = k.id
                 k.subs.add(s)
+                if item in k.findings:
+                    k.required.add(s)
         out.append(k)
     ids = [k.id for k in out]
     if len(set(ids)) != len(ids):
@@ -130,7 +140,7 @@ def fixed_status(k: Known, exercised) -> tuple[str, list[str]]:
     """("", []) when every sub-finding the run could see was seen; ("partly fixed", missing) or
     ("fixed", missing) otherwise.  ``exercised(guest, pair)`` says whether the run ran that guest
     on that pair."""
-    missing = sorted("|".join(s) for s in k.subs if s not in k.seen and exercised(s[0], s[3]))
+    missing = sorted("|".join(s) for s in k.required if s not in k.seen and exercised(s[0], s[3]))
     if not missing:
         return "", []
     return ("fixed" if not k.seen else "partly fixed"), missing

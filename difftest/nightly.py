@@ -171,7 +171,7 @@ def finish(out: Path, cases: list[dict], known: list[K.Known], selection: dict |
     entries = {}
     for k in known:
         st, missing = K.fixed_status(k, lambda g, pair: (g, pair) in ran)
-        if k.subs and not any((g, pair) in ran for g, _, _, pair in k.subs):
+        if k.required and not any((g, pair) in ran for g, _, _, pair in k.required):
             st = "not exercised"
         entries[k.id] = {"hits": k.hits, "status": st or "seen", "missing": missing}
     s = R.summarise(cases, entries, R.previous_summary(out), selection)

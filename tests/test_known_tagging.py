@@ -79,3 +79,19 @@ def test_every_reviewed_entry_names_its_rule_and_evidence():
     assert len(entries) >= 10
     for e in entries:
         assert e.rule and e.evidence and e.backend in ("qemu-7.2", "qemu-10.0") and e.subs
+
+
+def test_a_finding_that_varies_explains_without_being_missed(tmp_path):
+    """`varies` items (a QEMU outcome that depends on QEMU's own timing-driven state) are explained
+    when they appear and not reported as fixed when they do not."""
+    p = tmp_path / "k.toml"
+    p.write_text('[[divergence]]\nid="e"\nbackend="qemu-7.2"\nversions="7.2"\nrule="Priv. x"\nevidence="y"\n'
+                 'findings=["g|4|trap 2~22|qemu-7.2~model@qemu-7.2"]\n'
+                 'varies=["g|5|trap 2~22|qemu-7.2~model@qemu-7.2"]\n')
+    known = K.load(p)
+    c = _case(f72=[("4", "trap 2~22")])
+    s = nightly.finish(tmp_path / "out", [c], known)
+    assert s["entries"]["e"]["status"] == "seen"
+    c = _case(f72=[("4", "trap 2~22"), ("5", "trap 2~22")])
+    nightly.tag_known([c], known)
+    assert [f["known"] for f in c["pairs"][1]["findings"]] == ["e", "e"]
