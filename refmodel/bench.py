@@ -40,7 +40,8 @@ def guest_source(iters: int, mode: int) -> str:
   sw a2, 16(s1)
   addi s0, s0, -1
   bnez s0, 1b
-""" + FINISH_PASS + """mtrap:
+""" + FINISH_PASS + """3: j 3b            # stay after the pass write (QEMU >= 8 serves it asynchronously)
+mtrap:
   li a0, 0x100000
   li a1, 0x13333
   sw a1, 0(a0)
