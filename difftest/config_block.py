@@ -9,11 +9,11 @@ returns None and ``patch_copy`` returns the ELF itself with modes "".
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from difftest.atomic import write_atomic
 
 MAGIC = 0x46434748
 VERSION = 1
@@ -174,22 +174,6 @@ def selection_words(probe_ids) -> list[int]:
     return words
 
 
-def _atomic_write(dst: Path, data: bytes) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def patch_copy(elf_path, out_dir, *, hgatp_mode: str | None = None, vs_mode: str | None = None,
                probes=None, name: str | None = None) -> Patched:
     """Write a copy of the ELF with the chosen modes (None = lowest declared) into out_dir.
@@ -226,5 +210,5 @@ def patch_copy(elf_path, out_dir, *, hgatp_mode: str | None = None, vs_mode: str
     digest = hashlib.sha256(bytes(data)).hexdigest()[:12]
     dst = Path(out_dir) / f"{stem}.{tag}.{digest}.elf"
     if not dst.exists():
-        _atomic_write(dst, bytes(data))
+        write_atomic(dst, bytes(data))
     return Patched(dst, hg, vs, blk)

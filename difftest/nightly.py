@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from difftest import known as K
+from difftest.atomic import write_atomic
 from difftest import results as R
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +102,7 @@ def run_one(case: Case, out: str, timeout: float, max_steps: int) -> dict:
     for pr in res.get("pairs", []):      # relative to the results dir, so shards merge and dirs move
         pr["report"] = {k: os.path.relpath(v, out) for k, v in (pr.get("report") or {}).items()}
     try:
-        R.write_atomic(R.case_file(Path(out), case.id), json.dumps(res, indent=1))
+        write_atomic(R.case_file(Path(out), case.id), json.dumps(res, indent=1))
     except OSError as e:                 # a full disk: the case is lost, said, and the job goes on
         res["write_error"] = f"cannot write its result: {e.strerror or e}"
     return res
@@ -181,11 +182,11 @@ def finish(out: Path, cases: list[dict], known: list[K.Known], selection: dict |
     # so it can say what was lost)
     for name, make in (("junit.xml", lambda: R.junit(cases)), ("report.html", lambda: R.html_report(cases, s, out))):
         try:
-            R.write_atomic(out / name, make())
+            write_atomic(out / name, make())
         except OSError as e:
             s["write_errors"].append(f"{out / name}: {e.strerror or e}")
     try:
-        R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
+        write_atomic(out / "summary.json", json.dumps(s, indent=1))
     except OSError as e:
         s["write_errors"].append(f"{out / 'summary.json'}: {e.strerror or e}")
     return s
@@ -307,7 +308,7 @@ def run(args) -> int:
     s["write_errors"] = lost + s["write_errors"]
     s["wall_seconds"] = round(time.monotonic() - t0, 1)
     try:
-        R.write_atomic(out / "summary.json", json.dumps(s, indent=1))
+        write_atomic(out / "summary.json", json.dumps(s, indent=1))
     except OSError:
         pass                               # already listed by finish
     if args.json:
@@ -344,7 +345,7 @@ def run_merge(args) -> int:
                         (out / rel).parent.mkdir(parents=True, exist_ok=True)
                         shutil.copyfile(src, out / rel)
                     pr["report"][k] = str(rel)
-            R.write_atomic(R.case_file(out, c["id"]), json.dumps(c, indent=1))
+            write_atomic(R.case_file(out, c["id"]), json.dumps(c, indent=1))
             cases.append(c)
     s = finish(out, cases, known)
     if args.json:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import html
 import os
 import shlex
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from difftest.atomic import write_atomic
 from difftest.compare import Divergence, PairResult
 from difftest.compare import show as _h
 from difftest.disasm import disasm
@@ -274,16 +274,6 @@ def write_reports(pair: PairResult, div: Divergence | None, out_dir: str | os.Pa
     for ext, text in (("txt", render_text(secs)), ("md", render_markdown(secs, title)),
                       ("html", render_html(secs, title))):
         p = out / f"{stem}.{ext}"
-        # a unique temporary name: two runs of one case writing the same report never share it
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{p.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(p, text)
         paths[ext] = str(p)
     return paths

@@ -6,29 +6,12 @@ from __future__ import annotations
 import html
 import json
 import os
-import tempfile
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from difftest.findings import probe_order
 
 CASES = "cases"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """The whole file or nothing: a failed write (a full disk) leaves no temporary file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def case_file(out: Path, case_id: str) -> Path:
