@@ -174,7 +174,6 @@ def assemble(guest: str, a: str, b: str, probes: dict[str, ProbeDiff], uart_a: s
              uart_b: str | None, exit_a: tuple, exit_b: tuple) -> list[Finding]:
     """One Finding per probe with any difference.  ``uart_*`` are the whole consoles (None: the run
     did not finish, no console comparison); ``exit_*`` = (status, code)."""
-    probes = {k: v for k, v in probes.items()}
     ga = console_groups(uart_a) if uart_a is not None else {}
     gb = console_groups(uart_b) if uart_b is not None else {}
     console = uart_a is not None and uart_b is not None
