@@ -44,6 +44,10 @@ import zlib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Iterable, Iterator
 
+# the record types are the model's (refmodel.records: the model must not import the harness);
+# the schema re-exports them
+from refmodel.records import RECORD_FIELDS, Step, Trap, WalkLevel, Xlat, step_from_record  # noqa: F401
+
 SCHEMA_VERSION = 1
 
 ACCESSES = ("fetch", "load", "store")
@@ -81,62 +85,6 @@ class Header:
     exposes: dict[str, bool] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class WalkLevel:
-    """One PTE read during a walk (model only): enough for a report to explain it."""
-    stage: str          # "vs" | "g" | "s" (satp, V=0)
-    level: int          # 0 = leaf-most level (4 KiB), up to levels-1 (root)
-    pte_addr: int       # SPA the PTE was read from (after implicit G-stage translation for VS tables)
-    pte: int            # the 64-bit value read
-    decision: str       # e.g. "pointer", "leaf", "invalid (V=0)", "reserved W=1,R=0", "misaligned superpage"
-
-
-@dataclass
-class Xlat:
-    """One address translation a step performed (or, for QEMU, a logged TLB fill)."""
-    access: str                     # "fetch" | "load" | "store"
-    va: int                         # the address translated (GVA when v=1, VA otherwise)
-    priv: int                       # effective privilege of the access (after MPRV/HLV)
-    v: int                          # 1 when two-stage translation applies (V=1, HLV/HSV, MPRV+MPV)
-    gpa: int | None = None          # first-stage result (None: stage faulted, or not shown)
-    pa: int | None = None           # final SPA (None: faulted, or not shown)
-    fault_stage: str | None = None  # None | "vs" | "g" | "s" | "pmp"
-    fault_cause: int | None = None  # exception code when the translation faulted
-    implicit: bool = False          # fault hit an implicit G-stage access for a VS-stage PTE
-    vs_leaf_level: int | None = None  # level of the leaf (0 = 4 KiB), None for Bare / no leaf
-    g_leaf_level: int | None = None
-    maybe_stale: bool = False       # a PTE it used was written since the last relevant fence
-    walk: list[WalkLevel] | None = None
-    raw: str | None = None          # backend's own log line(s) for this record, for reports
-
-
-@dataclass
-class Trap:
-    cause: int                      # exception or interrupt code (without the interrupt bit)
-    interrupt: bool = False
-    epc: int | None = None
-    tval: int | None = None
-    htval: int | None = None        # htval or mtval2, whichever the target mode writes
-    tinst: int | None = None        # htinst or mtinst
-    gva: bool | None = None
-    target: str | None = None       # "M" | "HS" | "VS"
-    raw: str | None = None
-
-
-@dataclass
-class Step:
-    i: int                          # 0-based step index
-    pc: int
-    insn: int | None = None         # instruction bits (16- or 32-bit), None when not fetched/shown
-    priv: int | None = None         # before the step
-    v: int | None = None
-    trap: Trap | None = None        # the exception this step raised, if any
-    xlats: list[Xlat] = field(default_factory=list)
-    uart: str = ""                  # bytes written to the UART by this step (model); QEMU: ""
-    regs: dict[str, int] | None = None  # full state, only in bisect windows
-    raw: str | None = None          # backend's own log text for the step
 
 
 @dataclass
@@ -197,23 +145,6 @@ def _record(o, keys):
 
 def step_to_json(step: Step) -> dict:
     return _record(step, _STEP_KEYS)
-
-
-# The model's compact per-step record (refmodel.hart.Hart.records): a plain tuple, because
-# building one costs a third of building a Step and the model pays it on every instruction.
-RECORD_FIELDS = ("i", "pc", "insn", "priv", "v", "xlats", "trap", "uart")
-
-
-def step_from_record(r: tuple) -> Step:
-    """The Step a compact record stands for (trap and uart stored only when set; otherwise the
-    dataclass's class-level defaults answer, as for every other field left out)."""
-    st = _new(Step)
-    st.__dict__ = {"i": r[0], "pc": r[1], "insn": r[2], "priv": r[3], "v": r[4], "xlats": r[5]}
-    if r[6] is not None:
-        st.trap = r[6]
-    if r[7]:
-        st.uart = r[7]
-    return st
 
 
 def _defaults(cls) -> tuple[dict, frozenset, frozenset]:

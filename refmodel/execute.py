@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from refmodel import csr as C
 from refmodel.decode import sext
-from difftest.trace import Xlat
+from refmodel.records import Xlat
 from refmodel.memory import _U
 from refmodel.trap import (BREAKPOINT, ECALL_M, ECALL_S, ECALL_U, ECALL_VS, ILLEGAL, LOAD_MISALIGNED,
                            STORE_MISALIGNED, Exc)

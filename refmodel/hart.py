@@ -8,7 +8,7 @@ step count so runs are deterministic; they are not compared.
 """
 from __future__ import annotations
 
-from difftest.trace import Xlat, step_from_record
+from refmodel.records import Xlat, step_from_record
 from refmodel import csr as C
 from refmodel import mmu as _mmu
 from refmodel import pmp as _pmp
@@ -117,7 +117,7 @@ class Hart(Fences, TrapEntry):
     # ------------------------------------------------------------------ the step loop
     def records(self, max_steps: int):
         """The run loop.  Yields one compact record per instruction attempt (retired or trapped):
-        the tuple ``(i, pc, insn, priv, v, xlats, trap, uart)`` of difftest.trace.RECORD_FIELDS,
+        the tuple ``(i, pc, insn, priv, v, xlats, trap, uart)`` of refmodel.records.RECORD_FIELDS,
         holding everything the step's trace line holds (the translations with their walks, the
         trap, the UART bytes).  A tuple costs a third of a Step dataclass per instruction; the
         model backend writes its trace straight from these (TraceWriter.record), and ``run``
@@ -165,7 +165,7 @@ class Hart(Fences, TrapEntry):
             i += 1
 
     def run(self, max_steps: int):
-        """Yields one difftest.trace.Step per instruction attempt (retired or trapped)."""
+        """Yields one refmodel.records.Step per instruction attempt (retired or trapped)."""
         for r in self.records(max_steps):
             yield step_from_record(r)
 

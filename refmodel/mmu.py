@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from difftest.trace import WalkLevel, Xlat
+from refmodel.records import WalkLevel, Xlat
 
 M64 = (1 << 64) - 1
 PAGE_FAULT = {"fetch": 12, "load": 13, "store": 15}

@@ -6,7 +6,7 @@ and "Trap Return" (MRET/SRET restoring V).  Mixed into ``refmodel.hart.Hart``.
 """
 from __future__ import annotations
 
-from difftest.trace import Trap
+from refmodel.records import Trap
 from refmodel import csr as C
 from refmodel import tinst as _tinst
 from refmodel.trap import ACCESS_OF_CAUSE, ADDRESS_CAUSES, GUEST_PAGE_CAUSES, VIRTUAL_INSN, Exc, trap_target

@@ -269,7 +269,7 @@ def test_fast_paths_do_not_change_the_trace(tmp_path, guest, hg, vs):
 def test_shared_xlat_objects_repeat_one_access(tmp_path):
     """A loop's fetch and data records are shared objects (built once per TLB entry and va) and
     still carry the right addresses."""
-    from refmodel import bench
+    from difftest import bench
     elf = bench.build_guest(str(tmp_path), 20, 8)
     h = Hart.from_elf(elf, PROF)
     steps = [s for s in h.run(10_000) if s.v == 1]
@@ -283,7 +283,7 @@ def test_shared_xlat_objects_repeat_one_access(tmp_path):
 def test_bench_runs_the_same_instructions_on_model_and_qemu(tmp_path):
     """`difftest bench` figures come from one guest both sides finish: same step count, exit 0
     (rates are printed, never asserted)."""
-    from refmodel import bench
+    from difftest import bench
     r = bench.measure(iters=300)
     m, q, io = r["model"], r["qemu-7.2"], r["trace_io"]
     assert r["hgatp"] == "sv39x4" and m["exit_code"] == 0 and m["rate"] > 0 and m["cpu_rate"] > 0

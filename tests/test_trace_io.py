@@ -10,7 +10,7 @@ import pytest
 
 from difftest.trace import (Footer, Header, Step, TraceError, TraceReader, Trap, WalkLevel, Xlat, _drop_none, step_from_json,
                             step_to_json, write_trace)
-from refmodel import bench
+from difftest import bench
 from refmodel.hart import Hart
 from refmodel.profile import PROFILES
 

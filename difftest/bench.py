@@ -173,7 +173,7 @@ def add_subcommand(subparsers) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="refmodel.bench")
+    ap = argparse.ArgumentParser(prog="difftest.bench")
     sub = ap.add_subparsers()
     add_subcommand(sub)
     return run(ap.parse_args(["bench", *(argv if argv is not None else sys.argv[1:])]))
