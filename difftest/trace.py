@@ -63,7 +63,9 @@ EXPOSABLE = (
     "trap.tinst",    # htinst / mtinst
     "trap.gva",      # mstatus.GVA / hstatus.GVA written on trap entry
     "trap.target",   # which mode took the trap
+    "trap.fields",   # Trap.fields: the status fields trap entry writes (MPP/MPV/MPIE/MIE, SPV/SPVP, SPP/SPIE/SIE)
     "xlat.all",      # every translation is recorded (model); QEMU only logs TLB fills
+    "xlat.access",   # every explicit load/store with the physical address used, TLB hits included
     "xlat.gpa",      # first-stage result (guest-physical address)
     "xlat.walk",     # page-table walk detail
     "uart",
@@ -445,7 +447,7 @@ _SPEC = {
     Step: {"i": _I, "pc": _I, "insn": (int, _NONE), "priv": (int, _NONE), "v": (int, _NONE),
            "trap": (dict, _NONE), "xlats": (list,), "uart": _S, "regs": (dict, _NONE), "raw": (str, _NONE)},
     Trap: {"cause": _I, "interrupt": _B, "epc": (int, _NONE), "tval": (int, _NONE), "htval": (int, _NONE),
-           "tinst": (int, _NONE), "gva": (bool, _NONE), "target": (str, _NONE), "raw": (str, _NONE)},
+           "tinst": (int, _NONE), "gva": (bool, _NONE), "target": (str, _NONE), "fields": (dict, _NONE), "raw": (str, _NONE)},
     Xlat: {"access": _S, "va": _I, "priv": _I, "v": _I, "gpa": (int, _NONE), "pa": (int, _NONE),
            "fault_stage": (str, _NONE), "fault_cause": (int, _NONE), "implicit": _B,
            "vs_leaf_level": (int, _NONE), "g_leaf_level": (int, _NONE), "maybe_stale": _B,

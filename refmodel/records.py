@@ -52,6 +52,11 @@ class Trap:
     tinst: int | None = None        # htinst or mtinst
     gva: bool | None = None
     target: str | None = None       # "M" | "HS" | "VS"
+    # every status field trap entry writes, as "csr.FIELD" -> value (Priv. 20240411 3.1.6.1 and the
+    # H chapter's "Trap Entry"): target M: mstatus.MPP/MPV/MPIE/MIE; HS: hstatus.SPV/SPVP,
+    # sstatus.SPP/SPIE/SIE (the HS copies); VS: vsstatus.SPP/SPIE/SIE.  GVA is ``gva`` above.
+    # None: not shown; a key left out: not shown by that backend.
+    fields: dict | None = None
     raw: str | None = None
 
 
