@@ -229,6 +229,14 @@ def _cmp_trap(ctx: Ctx, sa: Step, sb: Step) -> None:
             if attr == "htval" and ta.cause in SECOND_STAGE_CAUSES:
                 kind = "second-stage"       # htval = faulting GPA >> 2 (Priv. 9.4.9)
             raise Mismatch(kind, f"trap.{attr}", va, vb, f"trap {ta.cause}: {attr} differs", cause=ta.cause)
+    if "trap.fields" in ctx.both and ta.fields and tb.fields and ta.target == tb.target:
+        # every status field trap entry wrote (Trap.fields), each a recorded difference like htval:
+        # the guest sees it only when it reads the CSR or returns (a wrong MPP shows at the MRET)
+        for k, va in ta.fields.items():
+            vb = tb.fields.get(k)
+            if vb is not None and va != vb:
+                ctx.trap_csr.add(sa.i, sa.pc, ta.cause, ta.target, k, va, vb,
+                                 list(ctx.window) + [(sa, sb)] if ctx.trap_csr.first is None else None, ctx.seg)
 
 
 INSN_TVAL_CAUSES = frozenset({2, 22})     # illegal / virtual instruction: mtval 0 or the instruction bits

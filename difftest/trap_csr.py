@@ -1,7 +1,8 @@
 """Trap-entry CSR values: compared at every trap, without stopping the comparison.
 
-What trap entry writes besides cause/epc/tval -- htval/mtval2, htinst/mtinst and GVA (Priv.
-20240411, H "Trap Entry") -- is invisible to the guest until it reads the CSR.  A backend that
+What trap entry writes besides cause/epc/tval -- htval/mtval2, htinst/mtinst, GVA and the status
+fields (MPP/MPV/MPIE/MIE, SPV/SPVP, SPP/SPIE/SIE: ``Trap.fields``; Priv. 20240411 3.1.6.1 and H
+"Trap Entry") -- is invisible to the guest until it reads the CSR.  A backend that
 writes a wrong value there usually runs on exactly like the other (QEMU leaving mstatus.GVA at 1
 from an earlier trap does, on every later ecall), so stopping at the first such difference would
 hide every later finding of the run.  The comparator therefore records these differences, grouped
@@ -11,7 +12,7 @@ can hold each one to a reviewed known divergence like any other finding:
     guest|hgatp|vs|a~b|trap.<field>|cause=<code>|<class a>~<class b>
 
 The value class is what a rule can be written about without pinning addresses: ``0``/``1`` for
-GVA, ``0``/``nz`` (nonzero) for htval and tinst.  Cause, epc, tval and the target mode do change
+GVA, ``0``/``nz`` (nonzero) for htval and tinst, the value itself for a status field.  Cause, epc, tval and the target mode do change
 what the guest runs next and stay hard divergences (difftest.compare).
 """
 from __future__ import annotations
@@ -22,14 +23,17 @@ SOFT_FIELDS = ("htval", "tinst", "gva")
 
 
 def value_class(fld: str, v) -> str:
-    """0/1 for GVA, 0/nz for htval and tinst (difftest.findings.vclass)."""
+    """0/1 for GVA, 0/nz for htval and tinst (difftest.findings.vclass); a status field
+    ("mstatus.MPP", Trap.fields) by its value, which is a mode or a bit."""
     from difftest.findings import vclass
+    if "." in fld:
+        return str(int(v))
     return vclass(bool(v) if fld == "gva" else v)
 
 
 @dataclass
 class TrapCsrGroup:
-    field: str                 # "htval" | "tinst" | "gva"
+    field: str                 # "htval" | "tinst" | "gva" | a status field, e.g. "mstatus.MPP"
     cause: int
     target: str | None         # the trap's target mode (side a)
     a: object                  # the first differing values

@@ -14,6 +14,30 @@ from refmodel.trap import ACCESS_OF_CAUSE, ADDRESS_CAUSES, GUEST_PAGE_CAUSES, VI
 M64 = (1 << 64) - 1
 
 
+def status_fields(target: str | None, mstatus: int | None, hstatus: int | None, vsstatus: int | None) -> dict:
+    """The status fields trap entry writes, as the CSRs stand after it (``Trap.fields``), for a
+    trap taken into ``target``.  Priv. 20240411 3.1.6.1: M: "MPIE is set to the value of MIE; MIE is
+    set to 0; MPP is set to y" (and, H 9.4.1, MPV to the previous V); S: SPIE/SIE/SPP likewise.
+    H "Trap Entry" / 9.2.1: a trap into HS writes hstatus.SPV with the previous V and, only when
+    V was 1, SPVP with the nominal privilege (SPVP is not written from V=0, so its value after
+    entry is also compared: a write it should not have done shows).  A trap into VS writes vsstatus.
+    A CSR given as None (not shown) gives no keys."""
+    out = {}
+    if target == "M" and mstatus is not None:
+        out = {"mstatus.MPP": (mstatus >> C.MPP_SHIFT) & 3, "mstatus.MPV": int(bool(mstatus & C.MPV)),
+               "mstatus.MPIE": int(bool(mstatus & C.MPIE)), "mstatus.MIE": int(bool(mstatus & C.MIE))}
+    elif target == "HS":
+        if hstatus is not None:
+            out = {"hstatus.SPV": int(bool(hstatus & C.H_SPV)), "hstatus.SPVP": int(bool(hstatus & C.H_SPVP))}
+        if mstatus is not None:
+            out.update({"sstatus.SPP": int(bool(mstatus & C.SPP)), "sstatus.SPIE": int(bool(mstatus & C.SPIE)),
+                        "sstatus.SIE": int(bool(mstatus & C.SIE))})
+    elif target == "VS" and vsstatus is not None:
+        out = {"vsstatus.SPP": int(bool(vsstatus & C.SPP)), "vsstatus.SPIE": int(bool(vsstatus & C.SPIE)),
+               "vsstatus.SIE": int(bool(vsstatus & C.SIE))}
+    return out
+
+
 class TrapEntry:
     def mret(self, insn):
         """Priv. 3.3.2 MRET with H 9.5.3: V = MPV when MPP != M."""
@@ -101,4 +125,5 @@ class TrapEntry:
         self.flush_tlb()
         return Trap(cause=e.cause, interrupt=False, epc=pc, tval=e.tval & M64,
                     htval=htval if target != "VS" else None, tinst=tinst if target != "VS" else None,
-                    gva=gva if target != "VS" else None, target=target)
+                    gva=gva if target != "VS" else None, target=target,
+                    fields=status_fields(target, c[0x300], c[0x600], c[0x200]))

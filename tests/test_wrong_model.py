@@ -174,3 +174,33 @@ def test_narrow_gpa_width_check_is_caught(tmp_path, monkeypatch):
     p, txt = _good_then_bad(tmp_path, monkeypatch, mode, lambda gpa: gpa < 1 << w and gpa >> (w - 2),
                             addr_bits=w - 2)
     assert f"GPA bits above {w - 2} set" in txt       # the model's account of its (wrong) fault
+
+
+def test_spvp_written_from_v0_is_caught(tmp_path, monkeypatch):
+    """Issue 14: every field trap entry writes is compared.  H "Trap Entry": a trap into HS writes
+    hstatus.SPVP only when V was 1.  A model that also writes it from V=0 ran the whole nightly green
+    while only htval/tinst/GVA were compared; with Trap.fields it is a finding of the probes whose
+    HS traps from V=0 change SPVP (trap_stale has seven such traps)."""
+    from refmodel import csr as C
+    from refmodel.trap_entry import TrapEntry, status_fields
+
+    def cls(case):
+        return {f.what for p in case.pairs for f in p.findings if "SPVP" in f.what}
+
+    good = run_case("trap_stale", backends=["qemu-10.0", "model"], out_dir=tmp_path / "good", timeout=120)
+    assert cls(good) == set()
+    original = TrapEntry.take_trap
+
+    def wrong(self, e, pc, insn=None):
+        priv, v = self.priv, self.v
+        t = original(self, e, pc, insn)
+        if t.target == "HS" and not v:       # deliberately wrong: SPVP written from V=0 too
+            c = self.csr
+            c[0x600] = (c[0x600] & ~C.H_SPVP) | (C.H_SPVP if priv else 0)
+            t.fields = status_fields("HS", c[0x300], c[0x600], None)
+        return t
+
+    monkeypatch.setattr(TrapEntry, "take_trap", wrong)
+    bad = run_case("trap_stale", backends=["qemu-10.0", "model"], out_dir=tmp_path / "bad", timeout=120)
+    found = cls(bad)
+    assert found and all("trap.hstatus.SPVP cause=" in w for w in found), found

@@ -29,6 +29,7 @@ from pathlib import Path
 from difftest.backends import gdbstub, proc
 from difftest.backends.qemu_cpu import parse_cpu_log, unswap
 from difftest.trace import Trap
+from refmodel.trap_entry import status_fields
 
 _EXEC_PC = re.compile(rb"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
 _INT = rb"riscv_cpu_do_interrupt:"
@@ -75,6 +76,7 @@ class TrapDetail:
                 self.skipped_dumps += k - self._next
                 self._next = k + 1
                 trap.target, trap.htval, trap.gva = got
+                trap.fields = _fields(self.dumps[k], trap.target)
                 self.matched += 1
                 if k < len(self.stops):
                     trap.tinst = _tinst(self.stops[k], self.dumps[k], trap)
@@ -83,7 +85,8 @@ class TrapDetail:
 
     def exposes(self) -> dict[str, bool]:
         """What the pass lets the trace show (trace.EXPOSABLE keys)."""
-        return {"trap.htval": True, "trap.gva": True, "trap.target": True, "trap.tinst": self.tinst_read}
+        return {"trap.htval": True, "trap.gva": True, "trap.target": True, "trap.fields": True,
+                "trap.tinst": self.tinst_read}
 
     def summary(self) -> dict:
         return {"traps": self.traps, "matched": self.matched, "tinst": self.tinst,
@@ -105,6 +108,15 @@ def _entry(d: dict, trap: Trap):
     if s and not m:
         return "HS", d.get("htval"), bool(d.get("hstatus", 0) & HSTATUS_GVA)
     return None                  # neither, or both (same handler, same cause and epc): cannot tell
+
+
+def _fields(d: dict, target: str) -> dict:
+    """Trap.fields from the handler-entry dump.  With V=1 (a trap into VS) QEMU's mstatus field
+    holds the guest's sstatus bits (riscv_cpu_swap_hypervisor_regs swaps SPP/SPIE/SIE with
+    vsstatus), so the dumped mstatus *is* vsstatus there (qemu_cpu.unswap)."""
+    if target == "VS":
+        return status_fields("VS", None, None, d.get("mstatus"))
+    return status_fields(target, d.get("mstatus"), d.get("hstatus"), None)
 
 
 def _tinst(stop: dict, dump: dict, trap: Trap):
