@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,7 @@ def profile_choice_note(names: list[str], pairs: list[PairResult]) -> str:
 
 
 def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, out_path,
-                 use_cache, guest, command, like=None):
+                 use_cache, guest, command, like=None, cancel=None):
     if is_model(name):
         from difftest.backends import model
         try:
@@ -179,7 +180,8 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
         except model.ModelError as e:
             return model._result("error", None, None, None, str(e), e.error_class)
         return model.run(elf, backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                         max_steps=max_steps, out_path=out_path, guest=guest, command=command, profile=prof)
+                         max_steps=max_steps, out_path=out_path, guest=guest, command=command, profile=prof,
+                         cancel=cancel)
     from difftest import backends as B
     kw = dict(backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
               max_steps=max_steps, out_path=out_path)
@@ -225,7 +227,8 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
     case = CaseResult(guest=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, backends=names,
                       elf=str(elf))
     guest_arg = os.fspath(guest) if _is_path(guest) else name
-    for b in names:
+
+    def one(b, cancel=None):
         if progress:
             progress(f"{name} {hgatp_mode or '-'}/{vs_mode or '-'}: running {b}")
         t0 = time.monotonic()
@@ -233,9 +236,43 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
         r = _run_backend(b, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                          max_steps=max_steps, out_path=out_dir / f"{safe}.trace.jsonl.gz", use_cache=use_cache,
                          guest=name, command=pair_command(guest_arg, hgatp_mode, vs_mode, [b], cpu),
-                         like=model_like(b, names) if is_model(b) else None)
+                         like=model_like(b, names) if is_model(b) else None, cancel=cancel)
         case.seconds[b] = round(time.monotonic() - t0, 3)
         case.runs[b] = r
+
+    # The models run in a thread of their own while QEMU runs in its process: the QEMU side is
+    # mostly waiting (its process, then reading its output), the model is pure Python, so the
+    # case takes about the longer of the two instead of their sum.  QEMU stays in the main thread,
+    # which owns the signal handling that stops it (backends/proc.py); on any unwinding the model
+    # thread is told to stop and is joined before the exception goes on.
+    models = [b for b in names if is_model(b)]
+    cancel = threading.Event()
+    crashed: list[BaseException] = []
+
+    def model_side():
+        try:
+            for b in models:
+                one(b, cancel)
+        except BaseException as e:          # noqa: BLE001 -- re-raised in the main thread
+            crashed.append(e)
+
+    th = threading.Thread(target=model_side, name="difftest-model", daemon=True) if models else None
+    if th is not None:
+        th.start()
+    try:
+        for b in names:
+            if not is_model(b):
+                one(b)
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        if th is not None:
+            th.join()
+    if crashed:
+        raise crashed[0]
+    case.runs = {b: case.runs[b] for b in names}              # in the case's order, whoever finished first
+    case.seconds = {b: case.seconds[b] for b in names}
     # QEMU~model pairs first: whether two QEMUs that differ each match their own-profile
     # model decides what the QEMU~QEMU report says (profile_choice_note)
     pairs = case_pairs(names)

@@ -76,8 +76,10 @@ def make_hart(elf_path, profile):
 
 def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
-        command: list[str] | None = None, profile=None, **_ignored) -> RunResult:
+        command: list[str] | None = None, profile=None, cancel=None, **_ignored) -> RunResult:
     """Run the model; write the trace to ``out_path``.  Never raises for a user-level problem.
+    ``cancel`` (a threading.Event): set by the engine when it unwinds while the model runs in its
+    thread beside QEMU; the run stops within CHECK_EVERY steps and leaves no trace file.
     ``backend`` is the name the trace header carries: "model", or "model@qemu-7.2" when the
     engine runs one model per QEMU profile (ARCHITECTURE section 7)."""
     elf_path = Path(elf_path)
@@ -108,9 +110,13 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
         for r in hart.records(max_steps=max_steps):     # compact records: no Step objects on this path
             record(r)
             n += 1
-            if n % CHECK_EVERY == 0 and time.monotonic() > deadline:
-                status, message = "timeout", f"the model did not finish within {timeout:g} s ({n} steps)"
-                break
+            if n % CHECK_EVERY == 0:
+                if time.monotonic() > deadline:
+                    status, message = "timeout", f"the model did not finish within {timeout:g} s ({n} steps)"
+                    break
+                if cancel is not None and cancel.is_set():      # the engine is unwinding (Ctrl-C, SIGTERM)
+                    w.abort()
+                    return _result("error", None, header, None, "cancelled", "interrupted")
         else:
             if not getattr(hart, "halted", True):
                 status, message = "step-limit", f"stopped after {n} steps (--max-steps)"
