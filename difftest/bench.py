@@ -11,6 +11,8 @@ model figure is for ``Hart.run``, which turns each record into a ``difftest.trac
 Rates are given by wall clock and by CPU time (the process's own, QEMU's from its rusage):
 on a shared machine the CPU-time figures are the steadier ones.  Then the model runs again
 writing its trace file as ``difftest run`` does, and the file is read back.
+``--pipeline``: the whole ``difftest run`` of a ~9.9 M-step bench guest against QEMU 10.0, end to end
+(issue 14's figure: wall time, each stage's share, peak RSS, translations compared).
 This is a benchmark, not a test: nothing asserts a rate.
 """
 from __future__ import annotations
@@ -150,7 +152,69 @@ def _print(r: dict) -> None:
               f"TraceReader {io['read_rate']:,.0f} steps/s ({io['read_seconds']:.2f} s)")
 
 
+PIPELINE_ITERS = 1_100_000          # 9 instructions each: about 9.9 M steps, the issue-14 figure
+
+
+def pipeline(iters: int = PIPELINE_ITERS, qemu_trace: str | None = None, keep: str | None = None) -> dict:
+    """The whole ``difftest run`` of the bench guest, QEMU 10.0 against the model, as a user runs it
+    (a child process, no trace cache): wall time, each stage's seconds (the QEMU backend and the
+    model run side by side, so their shares overlap), the comparison's, peak RSS (the largest
+    process: difftest itself or QEMU), steps and translations compared."""
+    d = keep or tempfile.mkdtemp(prefix="difftest-bench-")
+    try:
+        elf = build_guest(d, iters, 8)
+        cmd = [sys.executable, "-m", "difftest", "run", elf, "--backend", "qemu-10.0,model",
+               "--max-steps", str(max(20_000_000, iters * 12)), "--timeout", "3600", "--no-cache", "--json",
+               "--out", os.path.join(d, "run")]
+        if qemu_trace:
+            cmd += ["--qemu-trace", qemu_trace]
+        t = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        try:
+            out = json.loads(p.stdout)
+        except ValueError:
+            raise OSError(f"difftest run failed (exit {p.returncode}): {p.stderr.strip()[-400:]}") from None
+        case = out["cases"][0] if isinstance(out, dict) and "cases" in out else (out[0] if isinstance(out, list) else out)
+        pair = case["pairs"][0]
+        qemu = next(b for b in case["seconds"] if not b.startswith("model"))
+        foot = (case["runs"][qemu].get("footer") or {})
+        return {"iters": iters, "exit": p.returncode, "status": case["status"], "wall_seconds": wall,
+                "backend_seconds": case["seconds"], "compare_seconds": case.get("compare_seconds", {}),
+                "peak_rss_mb": rss_kb / 1024, "steps": pair.get("steps_run"), "steps_compared": pair.get("steps_compared"),
+                "xlats_compared": pair.get("xlats_compared"),
+                "explicit_accesses": (foot.get("extra") or {}).get("mem_accesses"),
+                "qemu_trace": qemu_trace or "log", "summary": pair.get("summary")}
+    finally:
+        if keep is None:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _print_pipeline(r: dict) -> None:
+    w = r["wall_seconds"]
+    print(f"pipeline  : difftest run of the bench guest ({r['steps']:,} steps), qemu-10.0 ({r['qemu_trace']}) "
+          f"vs model: {r['status']}, exit {r['exit']}")
+    print(f"wall      : {w:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB (largest process)")
+    for b, s in r["backend_seconds"].items():
+        print(f"  {b:<22} {s:7.1f} s  {s / w:6.1%} of wall (backends run side by side)")
+    for ab, s in r["compare_seconds"].items():
+        print(f"  compare {ab:<14} {s:7.1f} s  {s / w:6.1%} of wall")
+    acc = r["explicit_accesses"]
+    print(f"compared  : {r['steps_compared']:,} steps, {r['xlats_compared']:,} translations"
+          + (f"; explicit memory accesses executed (QEMU): {acc:,}" if acc is not None else
+             "; explicit memory accesses executed: not counted by this QEMU trace source"))
+
+
 def run(args) -> int:
+    if getattr(args, "pipeline", False):
+        try:
+            r = pipeline(args.iters if args.iters != 100_000 else PIPELINE_ITERS, getattr(args, "qemu_trace", None))
+        except (OSError, subprocess.CalledProcessError, StopIteration, KeyError) as e:
+            print(f"bench: the pipeline run failed: {e}", file=sys.stderr)
+            return 125
+        print(json.dumps(r, indent=2)) if getattr(args, "json", False) else _print_pipeline(r)
+        return 0
     try:
         r = measure(args.iters, trace_io=not getattr(args, "no_trace_io", False))
     except (OSError, subprocess.CalledProcessError) as e:
@@ -169,6 +233,11 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--iters", type=int, default=100_000, help="loop iterations (9 instructions each)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--no-trace-io", action="store_true", help="skip the trace file write/read figures")
+    p.add_argument("--pipeline", action="store_true",
+                   help="the whole `difftest run` of the bench guest (default 1100000 iterations, ~9.9 M steps), "
+                        "QEMU 10.0 against the model: wall time, each stage's share, peak RSS, translations compared")
+    p.add_argument("--qemu-trace", choices=("log", "plugin"), default=None,
+                   help="with --pipeline: the QEMU trace source (default: difftest run's)")
     p.set_defaults(func=run)
 
 

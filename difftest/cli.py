@@ -310,7 +310,7 @@ def _exit_for(results) -> int:
 def _case_json(c) -> dict:
     d = {"guest": c.guest, "hgatp_mode": c.hgatp_mode, "vs_mode": c.vs_mode, "cpu": c.cpu,
          "backends": c.backends, "status": c.status, "odd_one_out": c.odd_one_out, "seconds": c.seconds,
-         "note": getattr(c, "note", ""),
+         "compare_seconds": getattr(c, "compare_seconds", {}), "note": getattr(c, "note", ""),
          "elf": c.elf, "pairs": [_jsonable(p) for p in c.pairs], "runs": {},
          "findings": [_jsonable(f) for f in getattr(c, "findings", [])]}
     for b, r in c.runs.items():

@@ -40,6 +40,7 @@ class CaseResult:
     seconds: dict[str, float] = field(default_factory=dict)
     elf: str = ""                                      # the (patched) ELF every backend ran
     note: str = ""                                     # e.g. two QEMUs differ by a spec-allowed choice
+    compare_seconds: dict[str, float] = field(default_factory=dict)   # "a~b" -> seconds its comparison took
     findings: list = field(default_factory=list)       # of single runs: a model that fails its guest's
                                                        # self-checks (difftest.findings.model_findings)
 
@@ -284,7 +285,9 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
         if not is_model(a) and not is_model(b):
             probe = [PairResult(a, b, "mismatch")] + list(done.values())
             note = profile_choice_note(names, probe)
+        t0 = time.monotonic()
         done[(a, b)] = _compare_pair(case, a, b, elf, out_dir, guest_arg, note_if_mismatch=note)
+        case.compare_seconds[f"{a}~{b}"] = round(time.monotonic() - t0, 3)
     case.pairs = [done[ab] for ab in pairs]
     from difftest.findings import model_findings
     for b in names:
