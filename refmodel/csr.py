@@ -15,7 +15,7 @@ NAMES = {
     0xC00: "cycle", 0xC01: "time", 0xC02: "instret",
     0x100: "sstatus", 0x104: "sie", 0x105: "stvec", 0x106: "scounteren", 0x10A: "senvcfg",
     0x140: "sscratch", 0x141: "sepc", 0x142: "scause", 0x143: "stval", 0x144: "sip", 0x180: "satp",
-    0x600: "hstatus", 0x602: "hedeleg", 0x603: "hideleg", 0x604: "hie", 0x606: "hcounteren",
+    0x600: "hstatus", 0x602: "hedeleg", 0x603: "hideleg", 0x604: "hie", 0x605: "htimedelta", 0x606: "hcounteren",
     0x607: "hgeie", 0x643: "htval", 0x644: "hip", 0x645: "hvip", 0x64A: "htinst", 0xE12: "hgeip",
     0x60A: "henvcfg", 0x680: "hgatp",
     0x200: "vsstatus", 0x204: "vsie", 0x205: "vstvec", 0x240: "vsscratch", 0x241: "vsepc",
@@ -131,7 +131,9 @@ def read(h, num: int) -> int:
     if num == 0xC00 or num == 0xB00 or num == 0xC02 or num == 0xB02:
         return h.steps                         # deterministic: cycle = instret = steps (not compared)
     if num == 0xC01:
-        return h.steps // 100                  # deterministic time base (not compared)
+        # deterministic time base (not compared); H 9.2.7: "when V=1 ... the time CSR returns the
+        # value of time + htimedelta" (mod 2^64)
+        return (h.steps // 100 + (c[0x605] if h.v else 0)) & ((1 << 64) - 1)
     if num == 0x104:
         return c[0x304] & c[0x303] & 0x222
     if num == 0x144:

@@ -301,3 +301,19 @@ def test_ebreak_tval_is_a_profile_choice():
     h = Hart(PROFILES["qemu-7.2"])
     h.pc = BASE
     assert step(h, 0x00100073).trap.tval == 0
+
+
+# ---------------------------------------------------------------- htimedelta (H 9.2.7)
+def test_htimedelta_is_an_hs_csr_and_offsets_time_in_vs():
+    """Real H software writes htimedelta (0x605) early; it is a full 64-bit HS CSR, a virtual-
+    instruction trap from VS, and time read with V=1 is time + htimedelta (mod 2^64)."""
+    h = hart(1, 0, hcounteren=7, mcounteren=7, scounteren=7)
+    h.x[5] = (1 << 64) - 3
+    step(h, csrrw(0, 0x605, 5))
+    step(h, csrrs(6, 0x605))
+    assert h.x[6] == (1 << 64) - 3 and h.csr[0x605] == (1 << 64) - 3
+    base = h.steps // 100
+    h.v = 1
+    step(h, csrrs(7, 0xC01))
+    assert h.x[7] == (base + (1 << 64) - 3) & ((1 << 64) - 1)
+    assert step(h, csrrs(8, 0x605)).trap.cause == VIRTUAL_INSN
