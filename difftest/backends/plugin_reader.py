@@ -185,6 +185,19 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
     mark_pc = None
     insn_index = 0
     skip_pa = False            # the PA record of a dropped access follows
+    pend = None                # a MEM record waiting for its PA record
+    shared: dict = {}
+
+    def _xlat(k, pa):
+        """One Xlat object per distinct access (records are never mutated once made): a loop's
+        repeated accesses share it, and TraceWriter encodes each shared object once."""
+        key = k + (pa,)
+        x = shared.get(key)
+        if x is None:
+            if len(shared) >= 65536:
+                shared.clear()
+            x = shared[key] = Xlat(access=k[0], va=k[1], priv=k[2], v=k[3], pa=pa)
+        return x
 
     def place(trap: Trap) -> None:
         nonlocal last
@@ -227,21 +240,24 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
                 idx = b & 15
                 kind = _amo_kind(cur.insn)
                 access = kind or ("store" if a & 0x10 else "load")
-                # mmu_idx bit 2: 10.0 MMU_2STAGE_BIT (V=1, HLV/HSV, MPRV+MPV); 7.2: HLV/HSV only
-                x = Xlat(access=access, va=va, priv=_PRIV_OF_IDX[idx & 3], v=(idx >> 2) & 1)
                 if kind == "store" and not a & 0x10:
                     # an AMO/SC: with one vCPU TCG expands it to a load and a store, each with its
                     # callback; the load's says nothing of the store/AMO access (it may still fault:
                     # the load ran first), so only the write is the access (trace.py: "store")
                     skip_pa = bool(a & 0x20)
                     continue
-                cur.xlats.append(x)
+                # mmu_idx bit 2: 10.0 MMU_2STAGE_BIT (V=1, HLV/HSV, MPRV+MPV); 7.2: HLV/HSV only
+                pend = (access, va, _PRIV_OF_IDX[idx & 3], (idx >> 2) & 1)
+                if not a & 0x20:           # no physical address: the access is made now, pa None
+                    cur.xlats.append(_xlat(pend, None))
+                    pend = None
                 continue
             if t == PA:
                 if skip_pa:
                     skip_pa = False
-                elif cur is not None and cur.xlats:
-                    cur.xlats[-1].pa = r[4]
+                elif pend is not None and cur is not None:
+                    cur.xlats.append(_xlat(pend, r[4]))
+                    pend = None
                 continue
             if t == INSN:
                 if mark_pc is not None and mark_pc != r[4]:
