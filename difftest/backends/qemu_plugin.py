@@ -165,7 +165,7 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         # its own key: the plugin's bytes and the trace source are part of it
         key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode,
                         command(binary, Path("ELF"), cpu, Path("PLUGIN"), Path("REC"), Path("LOG"), Path("UART"),
-                                max_steps + 1) + [f"trace-source=plugin", f"plugin-sha256={plugin_sha}"])
+                                max_steps + 1) + ["trace-source=plugin", f"plugin-sha256={plugin_sha}"])
         hit = cache.fetch(key, out_path, guest=guest) if use_cache != "refresh" else None
         if hit is not None:
             return hit
