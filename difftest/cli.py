@@ -218,7 +218,8 @@ def cmd_run(args) -> int:
             try:
                 case = engine.run_case(args.guest, hgatp_mode=m, vs_mode=v, backends=backends, cpu=args.cpu,
                                        out_dir=d, timeout=args.timeout, max_steps=args.max_steps,
-                                       use_cache="refresh" if args.no_cache else True, progress=prog)
+                                       use_cache="refresh" if args.no_cache else True, progress=prog,
+                                       qemu_trace=args.qemu_trace)
             except engine.EngineError as e:
                 prog.done()
                 raise UserError(str(e), e.exit_code)
@@ -515,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists (the fresh trace replaces it)")
     s.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")
     s.add_argument("--max-steps", type=int, default=5_000_000, help="step limit per run (default 5000000)")
+    s.add_argument("--qemu-trace", choices=("log", "plugin"), default="log",
+                   help="QEMU trace source: log (-d exec,int,mmu, single-stepped; TLB fills only) or plugin "
+                        "(the difftrace TCG plugin: every access with its physical address; default log)")
     s.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     s.set_defaults(func=cmd_run)
 

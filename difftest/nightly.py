@@ -77,7 +77,7 @@ def _case_dict(c, case: Case) -> dict:
     return d
 
 
-def run_one(case: Case, out: str, timeout: float, max_steps: int) -> dict:
+def run_one(case: Case, out: str, timeout: float, max_steps: int, qemu_trace: str = "log") -> dict:
     """Worker: one case; its JSON is written atomically before returning (a killed nightly loses
     only cases still running)."""
     from difftest import engine
@@ -86,7 +86,7 @@ def run_one(case: Case, out: str, timeout: float, max_steps: int) -> dict:
     try:
         c = engine.run_case(case.guest, hgatp_mode=case.hgatp_mode, vs_mode=case.vs_mode,
                             backends=list(case.backends), cpu=case.cpu, out_dir=d, timeout=timeout,
-                            max_steps=max_steps)
+                            max_steps=max_steps, qemu_trace=qemu_trace)
         res = _case_dict(c, case)
     except Exception as e:           # engine errors and anything else become an "error" case, never a crash
         import errno
@@ -289,7 +289,7 @@ def run(args) -> int:
         print(f"nightly: {len(cases)} cases ({len(cases) - len(todo)} already done) -> {out}, {jobs} workers",
               file=sys.stderr)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futs = {pool.submit(run_one, c, str(out), args.timeout, args.max_steps): c for c in todo}
+        futs = {pool.submit(run_one, c, str(out), args.timeout, args.max_steps, args.qemu_trace): c for c in todo}
         for f in as_completed(futs):
             n += 1
             r = f.result()
@@ -371,6 +371,8 @@ def add_subcommand(sub) -> None:
     p.add_argument("--known", help="known divergences file (default known-divergences.toml)")
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--max-steps", type=int, default=5_000_000)
+    p.add_argument("--qemu-trace", choices=("log", "plugin"), default="log",
+                   help="QEMU trace source (see difftest run --help; default log)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
     m = sub.add_parser("merge", help="combine shard results dirs into one report", formatter_class=F,

@@ -19,5 +19,13 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
             except model.ModelError as e:
                 return RunResult("error", None, None, None, str(e), e.error_class)
         return model.run(elf_path, **args)
+    trace_source = kw.get("qemu_trace") or "log"
+    if trace_source == "plugin":
+        # the difftrace TCG plugin instead of the -d exec,int,mmu log (qemu_plugin.py)
+        from difftest.backends import qemu_plugin
+        return qemu_plugin.run(elf_path, use_cache=use_cache, **args)
+    if trace_source != "log":
+        return RunResult("error", None, None, None, f"unknown QEMU trace source {trace_source!r} (log or plugin)",
+                         "usage")
     from difftest.backends import qemu
     return qemu.run(elf_path, use_cache=use_cache, **args)

@@ -76,7 +76,9 @@ def _reg(dump: dict, r: int):
 
 def value_from_log(lines, pc: int, va: int):
     """The 32-bit value the first store at ``pc`` to ``va`` wrote, from a ``-d cpu,in_asm`` log
-    filtered to ``pc``; None when the log does not show it."""
+    filtered to ``pc``; None when the log does not show it.  ``va`` None: the last execution of
+    ``pc`` (QEMU 7.2 exits inside the finisher write, so the plugin backend knows the store as the
+    last instruction QEMU ran, but not its address)."""
     words: set[tuple[int, int]] = set()
 
     def tap():
@@ -85,6 +87,7 @@ def value_from_log(lines, pc: int, va: int):
             if m and int(m.group(1), 16) == pc:
                 words.add((int(m.group(2), 16), len(m.group(2)) // 2))
             yield ln
+    last = None
     for d in parse_cpu_log(tap()):
         if d.get("pc") != pc or len(words) != 1:
             continue
@@ -95,9 +98,11 @@ def value_from_log(lines, pc: int, va: int):
         base, val = _reg(d, rs1), _reg(d, rs2)
         if base is None or val is None:
             return None
-        if (base + imm) & _M64 == va:
+        if va is None:
+            last = val & ((1 << (8 * min(width, 4))) - 1)
+        elif (base + imm) & _M64 == va:
             return val & ((1 << (8 * min(width, 4))) - 1)
-    return None
+    return last
 
 
 def read_value(cmd_without_log: list[str], env: dict, pc: int, va: int, work: Path, deadline: float):

@@ -19,7 +19,9 @@ TRUNCATED_LOG = "truncated-log"       # the -d log ended in the middle of a reco
 STEP_LIMIT = "step-limit"             # more steps than max_steps (or a log past its size bound)
 NO_TRACE = "no-trace"                 # the binary exited without logging a step: it ran nothing
 EXIT_UNKNOWN = "exit-unknown"         # the guest's finisher write was seen but its value could not be read
-ERROR_CLASSES = (MISSING_BACKEND, BAD_ELF, TIMEOUT, CRASH, TRUNCATED_LOG, STEP_LIMIT, NO_TRACE, EXIT_UNKNOWN)
+BAD_TRACE = "bad-trace"               # QEMU's trace sources do not fit together (plugin: a trap it cannot place)
+ERROR_CLASSES = (MISSING_BACKEND, BAD_ELF, TIMEOUT, CRASH, TRUNCATED_LOG, STEP_LIMIT, NO_TRACE, EXIT_UNKNOWN,
+                 BAD_TRACE)
 
 
 @dataclass

@@ -136,11 +136,14 @@ TINST_REGS = ("mcause", "mepc", "mtinst", "scause", "sepc", "htinst")
 GDB_BUDGET = 30.0        # seconds for the gdbstub run (about 0.2 s for a guest with 50 traps here)
 
 
-def collect(cmd_without_log: list[str], env: dict, main_log: Path, work: Path, timeout: float) -> TrapDetail:
-    """The whole pass for one finished main run: handler entries from ``main_log``, the ``-d cpu``
-    dumps there, then htinst/mtinst through the gdbstub.  ``cmd_without_log`` is the main run's
-    command without its -d/-D/-serial options."""
-    handlers = handler_pcs(main_log)
+def collect(cmd_without_log: list[str], env: dict, main_log: Path | None, work: Path, timeout: float,
+            handlers: set[int] | None = None) -> TrapDetail:
+    """The whole pass for one finished main run: handler entries from ``main_log`` (or given as
+    ``handlers``: the plugin backend knows them from its own trace), the ``-d cpu`` dumps there,
+    then htinst/mtinst through the gdbstub.  ``cmd_without_log`` is the main run's command
+    without its -d/-D/-serial options."""
+    if handlers is None:
+        handlers = handler_pcs(main_log)
     if not handlers:
         return TrapDetail([], tinst_read=True)          # no trap: nothing left unshown
     if timeout <= 0:

@@ -1,0 +1,335 @@
+"""QEMU trace source "plugin" (``--qemu-trace plugin``): the difftrace TCG plugin instead of the log.
+
+The log source (qemu.py) single-steps QEMU with ``-d exec,int,mmu,nochain`` and sees a
+translation only when it fills QEMU's TLB.  Here QEMU runs normally (multi-instruction TBs,
+chained) with the difftrace plugin (difftest/backends/plugin/difftrace.c, built by scripts/setup
+into build/plugin/) and ``-d int,plugin``: the plugin's record file has every instruction (pc,
+bits, length) and every explicit access with the physical address QEMU used (TLB hits included);
+the log has the trap lines and the plugin's marker lines in event order
+(difftest/backends/plugin_reader.py puts them together).
+
+What comes from where (``Header.extra["sources"]``):
+
+* QEMU 10.0 (plugin API 4): priv/V and, at the first instruction after each trap, the trap-entry
+  CSRs, read by the plugin through QEMU's register API (one run, no other pass);
+* QEMU 7.2 (API 1, no register access): priv/V not shown; htval/GVA/target and htinst/mtinst come
+  from the log backend's trap-detail pass (trap_detail.collect: a ``-d cpu`` run filtered to the
+  handler entries, which the plugin trace gives, and the gdbstub run).
+
+Everything else -- finisher, exit code, console, timeout, crash, step limit, process handling,
+cache -- behaves as in the log backend and reuses its code (qemu.py, finisher.py, proc.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from difftest.backends import finisher, plugin_reader, proc, qemu, trap_detail
+from difftest.backends.binaries import ROOT, QemuBinary, locate
+from difftest.backends.result import (BAD_TRACE, CRASH, EXIT_UNKNOWN, MISSING_BACKEND, NO_TRACE, STEP_LIMIT, TIMEOUT,
+                                      TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
+from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
+
+PLUGIN_DIR = ROOT / "build" / "plugin"
+PLUGIN_SOURCE = ROOT / "difftest" / "backends" / "plugin" / "difftrace.c"
+# The new exposure key (not yet in trace.EXPOSABLE; the header carries it meanwhile):
+XLAT_ACCESS = "xlat.access"   # every explicit load/store with the physical address used, TLB hits
+#                               included; no fetches, no GPA
+TRACE_SOURCES = ("log", "plugin")
+
+
+def api_version(binary: QemuBinary) -> int:
+    """The plugin API build that ``binary`` loads: QEMU's loader accepts [min, cur] = [0, 1] up to
+    8.x and [2, 4] on 9.2 .. 10.x; the builds here are v1 (7.2) and v4 (10.0)."""
+    v = binary.version_tuple
+    if v < (9, 0):
+        return 1
+    if (9, 2) <= v < (11, 0):
+        return 4
+    raise BackendError(MISSING_BACKEND, f"{binary.name} is QEMU {binary.version}: no difftrace plugin build for "
+                                        f"its plugin API (builds: API 1 for QEMU < 9.0, API 4 for 9.2 .. 10.x)")
+
+
+def plugin_path(api: int) -> Path:
+    """The built plugin, or BackendError(missing-backend) saying to run scripts/setup."""
+    p = PLUGIN_DIR / f"difftrace-v{api}.so"
+    if not p.is_file():
+        raise BackendError(MISSING_BACKEND, f"the difftrace QEMU plugin {p} is not built; run scripts/setup")
+    # scripts/setup records the hash of the source it built from: a changed source means a stale build
+    try:
+        built_from = (PLUGIN_DIR / "difftrace.c.sha256").read_text().strip()
+        source = hashlib.sha256(PLUGIN_SOURCE.read_bytes()).hexdigest()
+    except OSError:
+        built_from, source = "", "?"
+    if built_from != source:
+        raise BackendError(MISSING_BACKEND, f"the difftrace QEMU plugin {p} was not built from the current "
+                                            f"{PLUGIN_SOURCE.name}; run scripts/setup")
+    return p
+
+
+def command(binary: QemuBinary, elf: Path, cpu: str, plugin: Path, rec: Path, log: Path, uart: Path,
+            limit: int) -> list[str]:
+    """The pinned machine (qemu.MACHINE, qemu.cpu_config) WITHOUT one instruction per TB, the
+    plugin and ``-d int,plugin`` (its marker lines and QEMU's trap lines share one log stream)."""
+    extra = ["-audio", "none"] if binary.version_tuple >= (8, 0) else []
+    return ([str(binary.path)] + qemu.MACHINE + extra + ["-cpu", qemu.cpu_config(binary, cpu), "-kernel", str(elf),
+            "-plugin", f"{plugin},out={rec},limit={limit}", "-serial", f"file:{uart}", "-d", "int,plugin",
+            "-D", str(log)])
+
+
+def exposes(api: int) -> dict:
+    e = {k: False for k in EXPOSABLE}
+    e.update({"insn": True, "trap.tval": True, XLAT_ACCESS: True})
+    if api >= 4:
+        e.update({"priv": True, "trap.htval": True, "trap.gva": True, "trap.target": True, "trap.tinst": True,
+                  "trap.fields": True})
+    return e
+
+
+def sources(api: int) -> dict:
+    s = {"pc, insn": "plugin instruction callbacks", "trap cause/epc/tval": "-d int",
+         "xlats": "plugin memory callbacks (qemu_plugin_get_hwaddr): every explicit access, physical "
+                  "address only; priv/v of an access from its mmu_idx"}
+    if api >= 4:
+        s["priv/v, trap target/htval/gva/tinst/fields"] = "plugin register reads at the first instruction after each trap"
+    else:
+        s["trap target/htval/gva"] = "trap-detail pass (-d cpu at the handler entries)"
+        s["trap tinst"] = "gdbstub pass"
+    return s
+
+
+POLL = qemu.POLL
+
+
+def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
+    """Wait for QEMU; stop it at ``deadline``, when the plugin says it stopped recording at its
+    limit (an "L" line), when the log holds more than max_steps + 1 trap lines (a fault storm
+    runs no instruction) or more than qemu.log_bound(max_steps) bytes."""
+    byte_limit, seen, pos, rest = qemu.log_bound(max_steps), 0, 0, b""
+    stats.setdefault("log_bytes", 0)
+    while True:
+        if proc.exited(p, POLL):
+            return "exit"
+        if time.monotonic() > deadline:
+            qemu._stop(p)
+            return "timeout"
+        try:
+            size = os.stat(log).st_size
+        except OSError:
+            continue
+        stats["log_bytes"] = max(stats["log_bytes"], size)
+        if size > byte_limit:
+            qemu._stop(p)
+            return "log-limit"
+        try:
+            with open(log, "rb") as f:
+                f.seek(pos)
+                chunk = f.read(min(size - pos, 64 << 20)) if size > pos else b""
+        except OSError:
+            continue
+        pos += len(chunk)
+        buf = rest + chunk
+        cut = buf.rfind(b"\n") + 1
+        whole, rest = b"\n" + buf[:cut], buf[cut:]
+        seen += whole.count(b"\nriscv_cpu_do_interrupt")
+        if seen > max_steps + 1 or b"\nL " in whole:
+            qemu._stop(p)
+            return "step-limit"
+
+
+def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
+        timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
+        use_cache: bool = True, **_ignored) -> RunResult:
+    """As qemu.run, with the plugin as the trace source.  Never raises for a user-level problem."""
+    deadline = time.monotonic() + timeout
+    elf = Path(elf_path)
+    try:
+        binary = locate(backend)
+        qemu.check_elf(elf)
+        cpu = cpu or "default"
+        qemu.cpu_config(binary, cpu)
+        api = api_version(binary)
+        plugin = plugin_path(api)
+    except BackendError as e:
+        return error_result(e)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    key = None
+    if use_cache:
+        from difftest import cache
+        plugin_sha = sha256_file(plugin)
+        # its own key: the plugin's bytes and the trace source are part of it
+        key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode,
+                        command(binary, Path("ELF"), cpu, Path("PLUGIN"), Path("REC"), Path("LOG"), Path("UART"),
+                                max_steps + 1) + ["trace-source=plugin", f"plugin-sha256={plugin_sha}"])
+        hit = cache.fetch(key, out_path, guest=guest) if use_cache != "refresh" else None
+        if hit is not None:
+            return hit
+    with proc.sigterm_unwinds():
+        res = _run_uncached(binary, elf, api=api, plugin=plugin, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu,
+                            timeout=timeout, deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
+    deterministic = res.status == "ok" or (res.error_class == STEP_LIMIT and res.footer is not None
+                                           and res.footer.steps == max_steps)
+    if key is not None and res.trace_path and deterministic:
+        from difftest import cache
+        cache.store(key, out_path, res)
+    return res
+
+
+def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path,
+                  guest) -> RunResult:
+    proc.sweep_stale(qemu.TMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=qemu.TMP_PREFIX) as tmp:
+        tmp = Path(tmp)
+        proc.claim(tmp)
+        rec, log, uart = tmp / "difftrace.bin", tmp / "qemu.log", tmp / "uart.txt"
+        # the plugin records one instruction more than max_steps: a run that passes the limit says so
+        cmd = command(binary, elf.resolve(), cpu, plugin, rec, log, uart, max_steps + 1)
+        shown = qemu.printable_command(binary, command(binary, elf.resolve(), cpu, plugin, Path("difftrace.bin"),
+                                                       Path("qemu.log"), Path("uart.txt"), max_steps + 1))
+        header = Header(guest=guest or elf.name.split(".")[0], elf_sha256=sha256_file(elf), hgatp_mode=hgatp_mode,
+                        vs_mode=vs_mode, backend=binary.name, backend_version=binary.version, cpu=cpu,
+                        cpu_config=qemu.cpu_config(binary, cpu), command=shown, exposes=exposes(api),
+                        extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown),
+                               "trace_source": "plugin", "plugin": str(plugin), "plugin_api": api,
+                               "plugin_sha256": sha256_file(plugin), "sources": sources(api)})
+        stats: dict = {}
+        errf = open(tmp / "stderr.txt", "w+b")
+        try:
+            p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                           env={**os.environ, **binary.env})
+        except OSError as e:
+            errf.close()
+            return error_result(BackendError(MISSING_BACKEND, f"cannot start {binary.path}: {e}; run scripts/setup"))
+        try:
+            why = _wait(p, log, deadline, max_steps, stats)
+        finally:
+            proc.kill(p)
+        errf.seek(0)
+        err = (errf.read() or b"").decode("utf-8", "replace").strip()
+        errf.close()
+        if log.exists():
+            stats["log_bytes"] = max(stats.get("log_bytes", 0), log.stat().st_size)
+        if p.returncode is not None and p.returncode == 1 and not rec.exists():
+            # QEMU refused the plugin (a build for another API, a broken .so): say what to do
+            return error_result(BackendError(MISSING_BACKEND, f"{binary.name} did not load the plugin {plugin}: "
+                                                              f"{err[-1000:]}; run scripts/setup"))
+        detail = None
+        if api < 4 and why == "exit" and log.exists() and p.returncode >= 0:
+            handlers = handler_pcs(log)
+            detail = trap_detail.collect(qemu.base_command(binary, elf.resolve(), cpu), binary.env, None, tmp,
+                                         deadline - time.monotonic(), handlers=handlers)
+            header.exposes.update(detail.exposes())
+        w = TraceWriter(out_path, header)
+        parse_timeout, written = False, 0
+        rstats: dict = {}
+        try:
+            if rec.exists() and log.exists():
+                steps = plugin_reader.steps(rec, log, api=api, max_steps=max_steps, stats=rstats)
+                last = None
+                for s in qemu.until_finisher(steps, stats):
+                    last = s
+                    if s.trap is not None and detail is not None:
+                        detail.fill(s.trap)
+                    w.step(s)
+                    written += 1
+                    if s.i % 4096 == 0 and time.monotonic() > deadline:
+                        parse_timeout = True
+                        break
+                if "finisher_step" in stats:
+                    stats["tail_safe"] = qemu.tail_is_safe(steps)
+                elif (last is not None and api < 4 and binary.version_tuple < (8, 0) and why == "exit"
+                      and p.returncode is not None and p.returncode >= 0 and not rstats.get("error")
+                      and last.trap is None and not last.xlats and _is_store(last.insn)):
+                    # QEMU 7.2 serves the finisher write synchronously: it exits inside the store,
+                    # before the plugin's (post-access) memory callback -- the last instruction is
+                    # the finisher store, whose address the finisher pass reads with its value
+                    stats.update(finisher_step=last.i, finisher_pc=last.pc, finisher_va=None)
+        except BaseException:
+            w.abort()
+            raise
+        stats["steps"] = written
+        stats["step_limit"] = rstats.get("step_limit", False)
+        stats["truncated"] = rstats.get("truncated", False)
+        uart_text = console_text(uart.read_bytes()) if uart.exists() else ""
+        finished = "finisher_step" in stats and not parse_timeout
+        finisher_value = None
+        if finished:
+            v, stats["finisher_why"] = finisher.read_value(qemu.base_command(binary, elf.resolve(), cpu), binary.env,
+                                                           stats["finisher_pc"], stats["finisher_va"], tmp, deadline)
+            finisher_value = finisher.exit_code_of(v) if v is not None else None
+            if v is not None and finisher_value is None:
+                stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
+        rc = p.returncode
+        exit_code = None
+        if rc is not None and rc < 0 and why == "exit":
+            status, message, _ = qemu._classify_exit(rc, err, stats, binary, None)
+        elif finished:
+            status, message, exit_code = qemu._classify_exit(rc if why == "exit" else 0, err, stats, binary,
+                                                             finisher_value)
+            if why != "exit" and finisher_value is None:
+                status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose exit "
+                                            f"code could not be read ({stats.get('finisher_why', '')})")
+        elif rstats.get("error"):
+            status, message = "error", f"the plugin trace cannot be trusted past step {written}: {rstats['error']}"
+        elif why == "timeout":
+            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped" + (
+                f" (its trace read up to step {written} within the same deadline)" if parse_timeout else "")
+        elif parse_timeout:
+            status, message = "timeout", (f"reading the plugin trace did not finish within --timeout {timeout:g} s "
+                                          f"(read up to step {written})")
+        elif why == "log-limit":
+            status, message = "step-limit", (f"QEMU was stopped: its log passed {stats['log_bytes']} bytes "
+                                             f"(bound {qemu.log_bound(max_steps)} for --max-steps {max_steps})")
+        elif why == "step-limit" or stats["step_limit"]:
+            status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps)"
+        else:
+            status, message, exit_code = qemu._classify_exit(rc, err, stats, binary, None)
+        if status == "exit" and rstats.get("error"):
+            status, message, exit_code = "error", f"the plugin trace cannot be trusted: {rstats['error']}", None
+        if status == "exit" and stats["truncated"]:
+            status, message, exit_code = "error", "the plugin's record file ends inside a record (truncated)", None
+        truncated = bool(stats["truncated"]) or status == "crash"
+        extra = {"log_bytes": stats.get("log_bytes", 0), "record_bytes": rec.stat().st_size if rec.exists() else 0,
+                 "plugin": {k: rstats.get(k) for k in ("int_lines", "markers", "traps", "traps_checked",
+                                                       "traps_unchecked", "mode_checks_failed", "limit", "error")}}
+        if detail is not None:
+            extra["trap_detail"] = detail.summary()
+        if finished:
+            extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
+        footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=written,
+                        uart=uart_text, message=message, truncated=truncated, extra=extra)
+        w.close(footer)
+    if status == "exit":
+        return RunResult("ok", str(out_path), header, footer, "", None)
+    if status == "no-trace":
+        os.unlink(out_path)
+        return RunResult("error", None, header, footer, message, NO_TRACE)
+    cls = {"timeout": TIMEOUT, "crash": CRASH, "step-limit": STEP_LIMIT}.get(status)
+    if cls is None:
+        cls = TRUNCATED_LOG if stats["truncated"] else BAD_TRACE if rstats.get("error") else EXIT_UNKNOWN
+    return RunResult("error", str(out_path), header, footer, message, cls)
+
+
+def _is_store(insn: int | None) -> bool:
+    """A store encoding (STORE, STORE-FP, or a compressed store) -- the finisher write's shape."""
+    if insn is None:
+        return False
+    if insn & 3 == 3:
+        return insn & 0x7F in (0x23, 0x27)
+    return finisher.decode_store(insn, 2) is not None or (insn & 3 in (0, 2) and (insn >> 13) & 7 == 5)
+
+
+def handler_pcs(log: Path) -> set[int]:
+    """The trap handlers' entries: the pc of the marker that follows each trap line."""
+    marks, _, _ = plugin_reader.parse_log(log)
+    return {pc for pc, traps in marks.values() if traps}
+
+
+def plugin_hash(api: int) -> str:
+    return hashlib.sha256(plugin_path(api).read_bytes()).hexdigest()
