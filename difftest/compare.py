@@ -144,8 +144,13 @@ def what_is_compared(ha: Header, hb: Header) -> tuple[list[str], list[str]]:
                 compared.append("xlat.all (every translation, in order)")
             elif ea or eb:
                 other = hb if ea else ha
-                compared.append(f"xlat (each translation {_name(other)} logged, against the model's answer at that step)")
-                not_compared.append(f"translations {_name(other)} did not log (TLB hits)")
+                if _exposes(other, "xlat.access"):
+                    compared.append(f"xlat (every explicit access {_name(other)} made, its physical address against "
+                                    f"the model's translation at that step, and every model access it did not make)")
+                    not_compared.append(f"fetch translations and GPAs (not shown by {_name(other)})")
+                else:
+                    compared.append(f"xlat (each translation {_name(other)} logged, against the model's answer at that step)")
+                    not_compared.append(f"translations {_name(other)} did not log (TLB hits)")
             else:
                 compared.append("xlat (fills both sides logged at the same step)")
                 not_compared.append("translations only one side logged, and TLB hits")

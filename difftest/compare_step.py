@@ -120,7 +120,7 @@ def _cmp_xlat(ctx: Ctx, xm: Xlat, xq: Xlat, m_is_a: bool) -> None:
             prob = ("first-stage", "xlat.gpa", xm.gpa + off, xq.gpa,
                     f"VS-stage result (GPA) for {xq.access} va={show(xq.va)} differs")
         elif xm.pa is not None and xq.pa is not None and xm.pa + off != xq.pa:
-            kind = "second-stage" if xq.v else "first-stage"
+            kind = "second-stage" if (xq.v if xq.v is not None else xm.v) else "first-stage"
             prob = (kind, "xlat.pa", xm.pa + off, xq.pa,
                     f"final physical address for {xq.access} va={show(xq.va)} differs")
     if prob is None:
@@ -156,6 +156,17 @@ def _cmp_xlats(ctx: Ctx, sa: Step, sb: Step) -> None:
                 ctx.xl_unmatched += 1
                 continue
             _cmp_xlat(ctx, cand[0], xq, all_a)
+        hq = ctx.hb if all_a else ctx.ha
+        if _exposes(hq, "xlat.access") and sa.trap is None and sb.trap is None and not _no_callback(sm.insn):
+            # the other side shows every explicit access (the plugin): one the model made that it
+            # did not (or the reverse, caught above as unmatched) is a difference too
+            seen = {(x.access, x.va >> 12) for x in sq.xlats}
+            for xm in sm.xlats:
+                if xm.access != "fetch" and not xm.fault_stage and (xm.access, xm.va >> 12) not in seen:
+                    va, vb = (f"{xm.access} va={show(xm.va)}", "none") if all_a else ("none", f"{xm.access} va={show(xm.va)}")
+                    raise Mismatch("first-stage", "xlat.missing", va, vb,
+                                   f"the model made a {xm.access} at va={show(xm.va)} that the other side did not",
+                                   xm if all_a else None, None if all_a else xm)
     else:
         # two logging backends (e.g. QEMU 7.2 ~ 10.0): compare the fills both logged at this step
         for xa in sa.xlats:
@@ -171,6 +182,16 @@ def _cmp_xlats(ctx: Ctx, sa: Step, sb: Step) -> None:
             for x in s.xlats:
                 if not x.maybe_stale:
                     ctx.history[_key(x)] = _answer(x)
+
+
+def _no_callback(insn) -> bool:
+    """Instructions whose access QEMU's plugin API does not show: HLVX.HU/HLVX.WU on 10.0 (no memory
+    callback, measured) and SC (a failed SC makes no access; the model may translate it)."""
+    if insn is None:
+        return False
+    if insn & 0x7F == 0x73 and (insn >> 12) & 7 == 4 and (insn >> 20) & 0x1F == 3 and (insn >> 25) in (0x32, 0x34):
+        return True                                  # hlvx.hu / hlvx.wu
+    return insn & 0x7F == 0x2F and (insn >> 27) == 3  # sc.w / sc.d
 
 
 def _fault_xlat(s: Step) -> Xlat | None:

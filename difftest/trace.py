@@ -448,7 +448,7 @@ _SPEC = {
            "trap": (dict, _NONE), "xlats": (list,), "uart": _S, "regs": (dict, _NONE), "raw": (str, _NONE)},
     Trap: {"cause": _I, "interrupt": _B, "epc": (int, _NONE), "tval": (int, _NONE), "htval": (int, _NONE),
            "tinst": (int, _NONE), "gva": (bool, _NONE), "target": (str, _NONE), "fields": (dict, _NONE), "raw": (str, _NONE)},
-    Xlat: {"access": _S, "va": _I, "priv": _I, "v": _I, "gpa": (int, _NONE), "pa": (int, _NONE),
+    Xlat: {"access": _S, "va": _I, "priv": _I, "v": (int, _NONE), "gpa": (int, _NONE), "pa": (int, _NONE),
            "fault_stage": (str, _NONE), "fault_cause": (int, _NONE), "implicit": _B,
            "vs_leaf_level": (int, _NONE), "g_leaf_level": (int, _NONE), "maybe_stale": _B,
            "walk": (list, _NONE), "raw": (str, _NONE)},
@@ -458,7 +458,7 @@ _SPEC = {
 }
 _REQUIRED = {Header: ("guest", "elf_sha256", "hgatp_mode", "vs_mode", "backend", "backend_version", "cpu",
                       "cpu_config"),
-             Step: ("i", "pc"), Trap: ("cause",), Xlat: ("access", "va", "priv", "v"),
+             Step: ("i", "pc"), Trap: ("cause",), Xlat: ("access", "va", "priv"),
              WalkLevel: ("stage", "level", "pte_addr", "pte", "decision"), Footer: ("status",)}
 FOOTER_STATUSES = ("exit", "timeout", "crash", "step-limit", "error")
 

@@ -29,7 +29,8 @@ class Xlat:
     access: str                     # "fetch" | "load" | "store"
     va: int                         # the address translated (GVA when v=1, VA otherwise)
     priv: int                       # effective privilege of the access (after MPRV/HLV)
-    v: int                          # 1 when two-stage translation applies (V=1, HLV/HSV, MPRV+MPV)
+    v: int | None = None            # 1 when two-stage translation applies (V=1, HLV/HSV, MPRV+MPV);
+                                    # None: not shown (QEMU 7.2's plugin sees V only for HLV/HSV)
     gpa: int | None = None          # first-stage result (None: stage faulted, or not shown)
     pa: int | None = None           # final SPA (None: faulted, or not shown)
     fault_stage: str | None = None  # None | "vs" | "g" | "s" | "pmp"

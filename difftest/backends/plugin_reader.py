@@ -174,6 +174,7 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
     stats.update(steps=0, step_limit=False, truncated=False, error=None, traps=0, traps_checked=0,
                  traps_unchecked=0, mode_checks_failed=0, **info)
     regs_on = api >= 4
+    v_in_idx = api >= 4        # 10.0: mmu_idx bit 2 is MMU_2STAGE_BIT (any V=1 access); 7.2: HLV/HSV only
     n = 0                      # steps yielded
     out: list[Step] = []       # steps made but not yet yielded (the last one may still get accesses)
     cur: Step | None = None    # the last step with an INSN (accesses go to it)
@@ -248,7 +249,8 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
                     skip_pa = bool(a & 0x20)
                     continue
                 # mmu_idx bit 2: 10.0 MMU_2STAGE_BIT (V=1, HLV/HSV, MPRV+MPV); 7.2: HLV/HSV only
-                pend = (access, va, _PRIV_OF_IDX[idx & 3], (idx >> 2) & 1)
+                # (7.2's mmu_idx does not say V for ordinary accesses: v is None there, not shown)
+                pend = (access, va, _PRIV_OF_IDX[idx & 3], 1 if idx & 4 else (0 if v_in_idx else None))
                 if not a & 0x20:           # no physical address: the access is made now, pa None
                     cur.xlats.append(_xlat(pend, None))
                     pend = None
