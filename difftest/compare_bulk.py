@@ -34,7 +34,8 @@ from difftest.compare_step import _answer, _exposes
 from difftest.marks import Marks
 from difftest.trace import Footer
 from difftest.tracebin import (ACCESS_CODES, F_INSN, F_ODD, F_TRAP, F_UART, T_FC_NONE, T_GPA_NONE, T_PA_NONE,
-                               T_STALE, chunk_step)
+                               T_STALE)
+from difftest.tracebin_read import chunk_step
 
 _U12 = np.uint64(12)
 _MASK12 = np.uint64(0xFFF)

@@ -2,8 +2,11 @@
 
 A trace is a header followed by one record per *step*.  A step is one
 instruction attempt: the instruction at ``pc`` either retires or traps.  The
-records are data classes; on disk a trace is gzip-compressed JSON lines
-(``.trace.jsonl.gz``): line 1 is the header, every further line one step.
+records are data classes.  On disk a trace is the binary format (``.trace.bin``,
+difftest.tracebin: numpy columns per chunk; ``TraceWriter`` writes it); the gzip-compressed JSON
+lines of before (``.trace.jsonl.gz``: line 1 the header, every further line one step) are still
+read by ``TraceReader`` -- which dispatches on the magic bytes -- for a deprecation period, and
+written only by ``JsonTraceWriter`` (tests, conversions).
 Streaming both ways: ``write_trace`` takes any iterable of steps and
 ``read_trace`` yields them lazily, so a 10 M-step trace never sits in memory.
 
@@ -600,7 +603,8 @@ class TraceReader:
         # one reader for both formats: the binary one (difftest.tracebin) by its magic bytes, else
         # the deprecated gzip JSON lines (old caches and saved traces)
         if cls is TraceReader:
-            from difftest.tracebin import MAGIC, BinTraceReader
+            from difftest.tracebin import MAGIC
+            from difftest.tracebin_read import BinTraceReader
             try:
                 with open(os.fspath(path), "rb") as f:
                     magic = f.read(len(MAGIC))
