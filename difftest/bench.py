@@ -78,7 +78,7 @@ def bench_trace_io(elf: str, workdir: str, profile_name: str = "qemu-7.2") -> di
     from difftest.trace import Footer, Header, TraceReader, TraceWriter
     from refmodel.hart import Hart
     from refmodel.profile import PROFILES
-    path = os.path.join(workdir, "bench.trace.jsonl.gz")
+    path = os.path.join(workdir, "bench.trace.bin")
     h = Hart.from_elf(elf, PROFILES[profile_name])
     w = TraceWriter(path, Header("bench", "", "sv39x4", "bare", "model", "", "default", profile_name))
     t = time.perf_counter()
@@ -148,7 +148,7 @@ def _print(r: dict) -> None:
         print("qemu-7.2  : not installed, no ratio")
     if io:
         print(f"trace file: model + TraceWriter {io['model_and_write_rate']:,.0f} steps/s "
-              f"({io['model_and_write_seconds']:.2f} s, {io['bytes']:,} bytes gzip); "
+              f"({io['model_and_write_seconds']:.2f} s, {io['bytes']:,} bytes, binary format); "
               f"TraceReader {io['read_rate']:,.0f} steps/s ({io['read_seconds']:.2f} s)")
 
 
@@ -206,6 +206,25 @@ def _print_pipeline(r: dict) -> None:
              "; explicit memory accesses executed: not counted by this QEMU trace source"))
 
 
+def bench_compare(trace_a, trace_b, *, step_by_step: bool = False, sled=None) -> dict:
+    """``difftest diff`` of two saved traces, timed: the bulk comparison of two binary traces
+    (difftest.compare_bulk), or with ``step_by_step`` the Step-object loop.  Peak RSS is the
+    process's (ru_maxrss: the peak of everything this process did, so run it in a fresh process
+    for a clean figure)."""
+    from difftest.compare import compare_full
+    from difftest.trace import TraceReader
+    t, c = time.perf_counter(), time.process_time()
+    pr, _ = compare_full(trace_a, trace_b, bulk=not step_by_step, sled=sled)
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    n = max(pr.steps_run, 1)
+    kinds = [type(TraceReader(p)).__name__ for p in (trace_a, trace_b)]
+    return {"status": pr.status, "summary": pr.summary, "steps_run": pr.steps_run, "steps_compared": pr.steps_compared,
+            "xlats_compared": pr.xlats_compared, "findings": len(pr.findings), "seconds": dt, "cpu_seconds": dc,
+            "steps_per_second": n / dt, "bytes": [os.path.getsize(p) for p in (trace_a, trace_b)], "readers": kinds,
+            "bulk": not step_by_step and kinds == ["BinTraceReader"] * 2,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def run(args) -> int:
     if getattr(args, "pipeline", False):
         try:
@@ -214,6 +233,16 @@ def run(args) -> int:
             print(f"bench: the pipeline run failed: {e}", file=sys.stderr)
             return 125
         print(json.dumps(r, indent=2)) if getattr(args, "json", False) else _print_pipeline(r)
+        return 0
+    if getattr(args, "compare", None):
+        r = bench_compare(*args.compare, step_by_step=args.step_by_step)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"compare   : {r['steps_run']:,} steps ({'bulk' if r['bulk'] else 'step by step'}) in "
+                  f"{r['seconds']:.2f} s = {r['steps_per_second']:,.0f} steps/s (CPU {r['cpu_seconds']:.2f} s), "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB; files {r['bytes'][0]:,} + {r['bytes'][1]:,} bytes\n"
+                  f"result    : {r['summary']}")
         return 0
     try:
         r = measure(args.iters, trace_io=not getattr(args, "no_trace_io", False))
@@ -238,6 +267,9 @@ def add_subcommand(subparsers) -> None:
                         "QEMU 10.0 against the model: wall time, each stage's share, peak RSS, translations compared")
     p.add_argument("--qemu-trace", choices=("log", "plugin"), default=None,
                    help="with --pipeline: the QEMU trace source (default: difftest run's)")
+    p.add_argument("--compare", nargs=2, metavar=("TRACE_A", "TRACE_B"),
+                   help="instead: time the comparison of two saved traces (bulk for two binary traces)")
+    p.add_argument("--step-by-step", action="store_true", help="with --compare: the Step-object loop (bulk=False)")
     p.set_defaults(func=run)
 
 

@@ -1,6 +1,6 @@
 """Trace cache: record a QEMU run once, check it many times.
 
-Entries live under ``.cache/traces/<key>.trace.jsonl.gz`` (+ ``.json`` with the
+Entries live under ``.cache/traces/<key>.trace.bin`` (the binary format, difftest.tracebin) (+ ``.json`` with the
 RunResult's status/message).  The key hashes the QEMU binary's identity (path,
 size, mtime, version), the ELF's sha256, the CPU variant, the step limit and
 the full command line and environment, and the backend's own source (qemu.py,
@@ -36,6 +36,7 @@ from pathlib import Path
 
 from difftest.backends.result import RunResult, sha256_file
 from difftest.trace import Footer, TraceError, TraceReader, _bad_footer, verify
+from difftest.tracebin import SUFFIX   # v3 of the key: entries are binary traces (gzip JSON entries are never looked up)
 
 CACHE_DIR = Path(os.environ.get("DIFFTEST_TRACE_CACHE", Path(__file__).resolve().parents[1] / ".cache" / "traces"))
 META_VERSION = 3
@@ -53,7 +54,7 @@ def _backend_code() -> str:
 
 def key(binary, elf, cpu: str, max_steps: int, hgatp_mode: str, vs_mode: str, cmd: list[str]) -> str:
     ident = {"qemu": binary.identity(), "env": binary.env, "elf": sha256_file(elf), "cpu": cpu, "code": _backend_code(),
-             "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "v": 2}
+             "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "v": 3}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:40]
 
 
@@ -99,7 +100,7 @@ def quarantine(k: str, why: str) -> None:
     q = CACHE_DIR / "quarantine"
     stamp = f"{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}.{os.urandom(4).hex()}"    # never overwrites one
     moved = False
-    for suffix in (".trace.jsonl.gz", ".json"):
+    for suffix in (SUFFIX, ".json"):
         p = CACHE_DIR / f"{k}{suffix}"
         try:
             q.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,7 @@ def _meta_bytes(meta: Path) -> bytes | None:
 def fetch(k: str, out_path, guest: str | None = None) -> RunResult | None:
     """Copy a cached trace to ``out_path`` and return its RunResult, or None on a miss.  An entry
     that fails a check is quarantined (a miss: the caller re-records and replaces it)."""
-    trace, meta = CACHE_DIR / f"{k}.trace.jsonl.gz", CACHE_DIR / f"{k}.json"
+    trace, meta = CACHE_DIR / f"{k}{SUFFIX}", CACHE_DIR / f"{k}.json"
     if not trace.exists() and not meta.exists():
         return None
     out_path = Path(out_path)
@@ -191,7 +192,7 @@ def store(k: str, trace_path, res: RunResult) -> None:
     tmp = mtmp = None
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        dst = CACHE_DIR / f"{k}.trace.jsonl.gz"
+        dst = CACHE_DIR / f"{k}{SUFFIX}"
         tmp = _tmp_beside(dst)
         digest = _copy_hashing(trace_path, tmp)
         try:

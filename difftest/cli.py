@@ -35,8 +35,8 @@ examples:
   difftest run gstage_basic --mode sv48x4 --backend qemu-7.2,qemu-10.0,model --json
   difftest run path/to/any.elf --backend qemu-7.2,qemu-10.0
                                                   a third-party ELF (no config block: run as is)
-  difftest diff a.trace.jsonl.gz b.trace.jsonl.gz compare two saved traces
-  difftest show build/runs/smoke/sv39x4-bare-default/model.trace.jsonl.gz --step 120
+  difftest diff a.trace.bin b.trace.bin compare two saved traces
+  difftest show build/runs/smoke/sv39x4-bare-default/model.trace.bin --step 120
   difftest new-guest my_probe                     a new guest from the documented template
 
 exit codes: 0 match, 1 mismatch, 2 usage or input error, 125 cannot build or run
@@ -523,8 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("diff", help="compare two saved traces", formatter_class=R,
-                       epilog="examples:\n  difftest diff qemu-10.0.trace.jsonl.gz model.trace.jsonl.gz\n"
-                              "  difftest diff a.trace.jsonl.gz b.trace.jsonl.gz --out reports/ --json")
+                       epilog="examples:\n  difftest diff qemu-10.0.trace.bin model.trace.bin\n"
+                              "  difftest diff a.trace.bin b.trace.bin --out reports/ --json")
     s.add_argument("trace_a")
     s.add_argument("trace_b")
     s.add_argument("--out", help="also write .txt/.md/.html reports here")
@@ -534,8 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_diff)
 
     s = sub.add_parser("show", help="print a trace, or the steps around one step", formatter_class=R,
-                       epilog="examples:\n  difftest show model.trace.jsonl.gz --count 40\n"
-                              "  difftest show qemu-10.0.trace.jsonl.gz --step 1234 --context 5")
+                       epilog="examples:\n  difftest show model.trace.bin --count 40\n"
+                              "  difftest show qemu-10.0.trace.bin --step 1234 --context 5")
     s.add_argument("trace")
     s.add_argument("--step", type=int, help="centre on this step")
     s.add_argument("--context", type=int, default=8, help="steps either side of --step (default 8)")

@@ -179,50 +179,198 @@ def _canonical(name: str, h: Header, other: Header) -> str:
     return name
 
 
-def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tuple[PairResult, Divergence | None]:
+class _Pass:
+    """The state of one comparison and the two things both paths share: one step pair's rules with
+    what a divergence records (``pair``), and the ending (``finish``).  The step-by-step loop
+    (``_compare_steps``) and the bulk pass over columns (difftest.compare_bulk) drive it, so they
+    cannot differ in what a compared step pair means."""
+
+    def __init__(self, ha: Header, hb: Header, guest, sled, window=None, history=None):
+        self.ha, self.hb = ha, hb
+        self.marks = Marks(sled)
+        self.compared, self.not_compared = what_is_compared(ha, hb)
+        self.both = {k for k in EXPOSABLE if _exposes(ha, k) and _exposes(hb, k)}
+        self.window = window if window is not None else collections.deque(maxlen=WINDOW)
+        self.ctx = Ctx(ha, hb, self.both, window=self.window, guest=guest or ha.guest)
+        if history is not None:
+            self.ctx.history = history
+        self.n = 0                                # step pairs compared
+        self.first: Divergence | None = None
+        self.probes: dict[str, F.ProbeDiff] = {}
+        self.seg = F.SETUP
+        self.resyncs = 0
+        self.stale_parts = 0
+        self.region_print = False                 # the last shared mark was a print mark
+        self.printing = {"a": 0, "b": 0}          # skipped steps that printed a probe's P/X lines
+
+    def pair(self, sa: Step, sb: Step) -> bool:
+        """Compare one step pair: True when they agree (the comparison goes on in step), False
+        after a divergence was recorded (the caller re-synchronises at the next shared mark)."""
+        marks, ctx = self.marks, self.ctx
+        ma = marks.of(sa.pc)
+        if ma is not None and ma == marks.of(sb.pc):
+            self.region_print = ma[0] == Marks.PRINT
+            if ma[0] == Marks.START:
+                self.seg = Marks.seg(ma)
+                ctx.seg = self.seg
+        try:
+            cmp_step(ctx, sa, sb)
+            self.window.append((sa, sb))
+            self.n += 1
+            return True
+        except Mismatch as m:
+            ha, hb, both = self.ha, self.hb, self.both
+            why = m.explanation
+            hidden = [k.split(".")[1] for k in ("trap.htval", "trap.tinst", "trap.gva", "trap.tval")
+                      if k not in both]
+            if m.kind == "control-flow" and ctx.last_trap and hidden and self.first is None:
+                why += (f" (note: the trap at step {ctx.last_trap[0]}, cause {ctx.last_trap[1]}, wrote "
+                        f"{'/'.join(hidden)}, which were not compared; a guest that reads them diverges later)")
+            summ = (f"{m.kind} mismatch at step {sa.i} pc={show(sa.pc)}: {why}: {m.field} "
+                    f"{_name(ha)}={show(m.va)} {_name(hb)}={show(m.vb)}")
+            pdiff = self.probes.setdefault(self.seg, F.ProbeDiff())
+            entry = (m.kind, what_of(m), sa.i, sb.i, sa.pc, summ)
+            if pdiff.hard is None:
+                pdiff.hard = entry
+            else:
+                pdiff.extra.append((entry[1], entry))
+            if self.first is None:
+                self.first = Divergence(m.kind, sa.i, m.field, m.va, m.vb, why, list(self.window), sa, sb, m.xa, m.xb)
+            self.n += 1                           # compared: it is where the difference was found
+        except StaleStop:
+            self.n += 1
+            self.stale_parts += 1
+        self.window.clear()
+        return False
+
+    def finish(self, run_a: int, run_b: int, desynced_at_end: bool, fa: Footer, fb: Footer,
+               uart_steps) -> tuple[PairResult, Divergence | None]:
+        """The result once both runs are read to their ends.  ``uart_steps()`` -> {"a": [(offset,
+        step)], "b": ...}: where each side's per-step console bytes begin (asked only for an
+        output-only difference)."""
+        ha, hb, ctx, n, first, probes = self.ha, self.hb, self.ctx, self.n, self.first, self.probes
+        window, printing, marks = self.window, self.printing, self.marks
+        not_compared = self.not_compared + _trap_detail_gaps(ha, fa) + _trap_detail_gaps(hb, fb)
+        ctx.trap_csr.to_probes(probes)
+        can_a, can_b = _canonical(_name(ha), ha, hb), _canonical(_name(hb), hb, ha)
+        # A run that stopped early (crash, timeout, truncated log, step limit) is an error of that
+        # backend, never a finding and never a green result: what did not run was not compared.
+        err_side = [(h, f) for h, f in ((ha, fa), (hb, fb))
+                    if f.status in ERROR_STATUSES or f.truncated or f.status == "step-limit"]
+        both_exit = fa.status == fb.status == "exit"
+        findings = F.assemble(ctx.guest, can_a, can_b, probes,
+                              fa.uart if both_exit else None, fb.uart if both_exit else None,
+                              (fa.status, fa.exit_code), (fb.status, fb.exit_code)) if not err_side else \
+            F.assemble(ctx.guest, can_a, can_b, probes, None, None, ("-", None), ("-", None))
+        if not err_side and both_exit and not findings and run_a != run_b and not desynced_at_end:
+            # every compared step agreed but one run went on: a finding of how the runs ended
+            what = f"exit length {run_a}~{run_b}"
+            findings.append(F.Finding(F.DONE, what, "exit", can_a, can_b,
+                                      F.fingerprint(ctx.guest, F.DONE, what, can_a, can_b), step=n,
+                                      summary=f"{_name(ha)} ended after {run_a} steps, {_name(hb)} after {run_b}"))
+        res = PairResult(_name(ha), _name(hb), "match", None, None, None, "", self.compared, not_compared)
+        res.findings = findings
+        res.steps_run = max(run_a, run_b)
+        res.steps_printing = (printing["a"], printing["b"])
+        res.steps_skipped = (run_a - n - printing["a"], run_b - n - printing["b"])
+        res.resyncs = self.resyncs
+        res.sled = bool(marks.n)
+        if err_side:
+            h, f = err_side[0]
+            res.status, res.kind, res.step = "error", "error", n
+            res.summary = (f"{_name(h)} did not finish: {f.status}" + (f" ({f.message})" if f.message else "")
+                           + f"; {n} steps compared" + (f", {len(findings)} finding(s) before it" if findings else ""))
+            res.fingerprint = f"{ctx.guest}|-|error {f.status}|{can_a}~{can_b}"
+            div = first or Divergence("error", n, "footer.status", fa.status, fb.status, res.summary,
+                                      list(window), None, None)
+            div.header_a, div.header_b, div.footer_a, div.footer_b = ha, hb, fa, fb
+            return _finish(res, ctx, n), div
+        if not findings:
+            res.status = "accepted-stale" if ctx.stale or self.stale_parts else "match"
+            res.summary = f"match: {n} steps compared of {res.steps_run}, {ctx.xl_cmp} translations compared"
+            if res.status == "accepted-stale":
+                res.summary = (f"accepted-stale: {n} steps agree; {ctx.stale + self.stale_parts} difference(s) are "
+                               f"stale translations the spec permits until the guest fences (Priv. 10.3.2 / 9.3.2)")
+                if self.stale_parts:
+                    res.summary += ("; where the runs parted on one, the comparison stopped there until the next "
+                                    "probe mark")
+            return _finish(res, ctx, n), None
+        f0 = findings[0]
+        if first is None:
+            # console-only or trap-entry-CSR-only findings: the report opens on the first of them
+            if ctx.trap_csr.first is not None:
+                step, pc, fld, va, vb, win = ctx.trap_csr.first
+                sa_, sb_ = win[-1]
+                first = Divergence("trap-csr", step, f"trap.{fld}", va, vb,
+                                   f"trap {sa_.trap.cause}: {fld} differs (the runs agree on every other value)",
+                                   win[:-1], sa_, sb_)
+            elif f0.kind == "exit":
+                first = Divergence("exit", n, "exit", f"{fa.status} {fa.exit_code}", f"{fb.status} {fb.exit_code}",
+                                   f0.summary, [], None, None)
+            else:
+                off = _first_diff(fa.uart, fb.uart)
+                st = None
+                us = uart_steps()
+                for tag in ("a", "b"):
+                    for o, i in us[tag]:
+                        if o <= off:
+                            st = i
+                first = Divergence("output", st, "uart", fa.uart[max(0, off - 40):off + 40],
+                                   fb.uart[max(0, off - 40):off + 40], f"console output differs at byte {off}",
+                                   [], None, None)
+        first.header_a, first.header_b, first.footer_a, first.footer_b = ha, hb, fa, fb
+        res.status, res.kind, res.pc = "mismatch", f0.kind, f0.pc
+        res.step = f0.step if f0.step is not None else first.step
+        res.fingerprint = f0.fingerprint
+        res.summary = (f"{len(findings)} finding(s) in {len(findings)} probe(s); first: probe {f0.probe}: "
+                       f"{f0.what} ({f0.summary})")
+        return _finish(res, ctx, n), first
+
+
+def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None,
+                 bulk: bool = True) -> tuple[PairResult, Divergence | None]:
     """Compare two traces to their ends; returns the result and, unless they match, the first
     divergence (for the report).  ``sled`` = (address, count) of the guest's probe marks
     (``config_block.probe_sled``): after a divergence both sides skip to the next probe mark they
     share and the comparison goes on, so every probe's difference becomes a finding
     (difftest.findings); without marks the comparison cannot resynchronise and the rest of the run
-    is counted as skipped."""
+    is counted as skipped.  Two binary traces are compared in bulk on their columns
+    (difftest.compare_bulk: the same results, Step objects only where a step needs a closer look);
+    ``bulk=False``, JSON-lines traces and in-memory steps go step by step."""
     try:
         A, B = _Source(trace_a), _Source(trace_b)
     except TraceError as e:
         return PairResult(a="?", b="?", status="error", kind="error", summary=str(e)), None
-    ha, hb = A.header, B.header
-    sled = sled or (ha.extra or {}).get("probe_sled") or (hb.extra or {}).get("probe_sled")
-    marks = Marks(sled)
-    compared, not_compared = what_is_compared(ha, hb)
-    both = {k for k in EXPOSABLE if _exposes(ha, k) and _exposes(hb, k)}
-    window: collections.deque = collections.deque(maxlen=WINDOW)
-    ctx = Ctx(ha, hb, both, window=window, guest=guest or ha.guest)
+    sled = sled or (A.header.extra or {}).get("probe_sled") or (B.header.extra or {}).get("probe_sled")
+    if bulk and hasattr(A._reader, "chunk") and hasattr(B._reader, "chunk"):
+        from difftest.compare_bulk import compare_columns
+        try:
+            return compare_columns(A._reader, B._reader, guest=guest, sled=sled)
+        except TraceError as e:      # a chunk that fails its checks when decoded: nothing is trusted
+            return PairResult(a=A.header.backend, b=B.header.backend, status="error", kind="error",
+                              summary=str(e)), None
+    return _compare_steps(A, B, guest, sled)
+
+
+def _compare_steps(A: _Source, B: _Source, guest, sled) -> tuple[PairResult, Divergence | None]:
+    """The step-by-step comparison (both traces streamed in lock-step)."""
+    P = _Pass(A.header, B.header, guest, sled)
+    marks = P.marks
     uart_steps = {"a": [], "b": []}          # (offset, step) where per-step uart begins
     uart_len = {"a": 0, "b": 0}
-    n = 0                                     # step pairs compared
-    run_a = run_b = 0                         # steps seen on each side
-    first: Divergence | None = None
-    probes: dict[str, F.ProbeDiff] = {}
-    seg = F.SETUP
+    run = {"a": 0, "b": 0}                    # steps seen on each side
     it_a, it_b = A.steps(), B.steps()
-    resyncs = 0
-    stale_parts = 0
     pending = None
+    printing = P.printing
 
     def pull(it, tag):
-        nonlocal run_a, run_b
         s = next(it, None)
         if s is not None:
-            if tag == "a":
-                run_a += 1
-            else:
-                run_b += 1
+            run[tag] += 1
             if s.uart:
                 uart_steps[tag].append((uart_len[tag], s.i))
                 uart_len[tag] += len(s.uart)
         return s
-
-    printing = {"a": 0, "b": 0}               # skipped steps that printed a probe's P/X lines
 
     def to_mark(it, tag, s, in_print):
         """Advance one side to its next start/print/end mark (s itself if it is one); the steps
@@ -239,8 +387,6 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
             s = pull(it, tag)
         return s
 
-    sa = sb = None
-    region_print = False                      # the last shared mark was a print mark
     desynced_at_end = False
     while True:
         if pending is not None:
@@ -250,43 +396,12 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
             sa, sb = pull(it_a, "a"), pull(it_b, "b")
         if sa is None or sb is None:
             break
-        ma = marks.of(sa.pc)
-        if ma is not None and ma == marks.of(sb.pc):
-            region_print = ma[0] == Marks.PRINT
-            if ma[0] == Marks.START:
-                seg = Marks.seg(ma)
-                ctx.seg = seg
-        try:
-            cmp_step(ctx, sa, sb)
-            window.append((sa, sb))
-            n += 1
+        if P.pair(sa, sb):
             continue
-        except Mismatch as m:
-            why = m.explanation
-            hidden = [k.split(".")[1] for k in ("trap.htval", "trap.tinst", "trap.gva", "trap.tval")
-                      if k not in both]
-            if m.kind == "control-flow" and ctx.last_trap and hidden and first is None:
-                why += (f" (note: the trap at step {ctx.last_trap[0]}, cause {ctx.last_trap[1]}, wrote "
-                        f"{'/'.join(hidden)}, which were not compared; a guest that reads them diverges later)")
-            summ = (f"{m.kind} mismatch at step {sa.i} pc={show(sa.pc)}: {why}: {m.field} "
-                    f"{_name(ha)}={show(m.va)} {_name(hb)}={show(m.vb)}")
-            pdiff = probes.setdefault(seg, F.ProbeDiff())
-            entry = (m.kind, what_of(m), sa.i, sb.i, sa.pc, summ)
-            if pdiff.hard is None:
-                pdiff.hard = entry
-            else:
-                pdiff.extra.append((entry[1], entry))
-            if first is None:
-                first = Divergence(m.kind, sa.i, m.field, m.va, m.vb, why, list(window), sa, sb, m.xa, m.xb)
-            n += 1                            # compared: it is where the difference was found
-        except StaleStop:
-            n += 1
-            stale_parts += 1
         # resynchronise: both sides to the next probe mark they share (probe ids ascend in a run;
         # a side whose mark is behind the other's goes on to its next one)
-        window.clear()
-        sa = to_mark(it_a, "a", pull(it_a, "a"), region_print)
-        sb = to_mark(it_b, "b", pull(it_b, "b"), region_print)
+        sa = to_mark(it_a, "a", pull(it_a, "a"), P.region_print)
+        sb = to_mark(it_b, "b", pull(it_b, "b"), P.region_print)
         while sa is not None and sb is not None and marks.of(sa.pc) != marks.of(sb.pc):
             if Marks.order(marks.of(sa.pc)) < Marks.order(marks.of(sb.pc)):
                 sa = to_mark(it_a, "a", pull(it_a, "a"), False)
@@ -295,88 +410,13 @@ def compare_full(trace_a, trace_b, *, guest: str | None = None, sled=None) -> tu
         if sa is None or sb is None:
             desynced_at_end = True
             break
-        resyncs += 1
+        P.resyncs += 1
         pending = (sa, sb)
     # what remains of either side was not compared
-    for it, tag in ((it_a, "a"), (it_b, "b")):      # (counted in run_a/run_b, so in steps_skipped)
+    for it, tag in ((it_a, "a"), (it_b, "b")):      # (counted in run, so in steps_skipped)
         while pull(it, tag) is not None:
             pass
-    fa, fb = A.footer, B.footer
-    not_compared = not_compared + _trap_detail_gaps(ha, fa) + _trap_detail_gaps(hb, fb)
-    ctx.trap_csr.to_probes(probes)
-    can_a, can_b = _canonical(_name(ha), ha, hb), _canonical(_name(hb), hb, ha)
-    # A run that stopped early (crash, timeout, truncated log, step limit) is an error of that
-    # backend, never a finding and never a green result: what did not run was not compared.
-    err_side = [(h, f) for h, f in ((ha, fa), (hb, fb))
-                if f.status in ERROR_STATUSES or f.truncated or f.status == "step-limit"]
-    both_exit = fa.status == fb.status == "exit"
-    findings = F.assemble(ctx.guest, can_a, can_b, probes,
-                          fa.uart if both_exit else None, fb.uart if both_exit else None,
-                          (fa.status, fa.exit_code), (fb.status, fb.exit_code)) if not err_side else \
-        F.assemble(ctx.guest, can_a, can_b, probes, None, None, ("-", None), ("-", None))
-    if not err_side and both_exit and not findings and run_a != run_b and not desynced_at_end:
-        # every compared step agreed but one run went on: a finding of how the runs ended
-        what = f"exit length {run_a}~{run_b}"
-        findings.append(F.Finding(F.DONE, what, "exit", can_a, can_b,
-                                  F.fingerprint(ctx.guest, F.DONE, what, can_a, can_b), step=n,
-                                  summary=f"{_name(ha)} ended after {run_a} steps, {_name(hb)} after {run_b}"))
-    res = PairResult(_name(ha), _name(hb), "match", None, None, None, "", compared, not_compared)
-    res.findings = findings
-    res.steps_run = max(run_a, run_b)
-    res.steps_printing = (printing["a"], printing["b"])
-    res.steps_skipped = (run_a - n - printing["a"], run_b - n - printing["b"])
-    res.resyncs = resyncs
-    res.sled = bool(marks.n)
-    if err_side:
-        h, f = err_side[0]
-        res.status, res.kind, res.step = "error", "error", n
-        res.summary = (f"{_name(h)} did not finish: {f.status}" + (f" ({f.message})" if f.message else "")
-                       + f"; {n} steps compared" + (f", {len(findings)} finding(s) before it" if findings else ""))
-        res.fingerprint = f"{ctx.guest}|-|error {f.status}|{can_a}~{can_b}"
-        div = first or Divergence("error", n, "footer.status", fa.status, fb.status, res.summary,
-                                  list(window), None, None)
-        div.header_a, div.header_b, div.footer_a, div.footer_b = ha, hb, fa, fb
-        return _finish(res, ctx, n), div
-    if not findings:
-        res.status = "accepted-stale" if ctx.stale or stale_parts else "match"
-        res.summary = f"match: {n} steps compared of {res.steps_run}, {ctx.xl_cmp} translations compared"
-        if res.status == "accepted-stale":
-            res.summary = (f"accepted-stale: {n} steps agree; {ctx.stale + stale_parts} difference(s) are stale "
-                           f"translations the spec permits until the guest fences (Priv. 10.3.2 / 9.3.2)")
-            if stale_parts:
-                res.summary += ("; where the runs parted on one, the comparison stopped there until the next "
-                                "probe mark")
-        return _finish(res, ctx, n), None
-    f0 = findings[0]
-    if first is None:
-        # console-only or trap-entry-CSR-only findings: the report opens on the first of them
-        if ctx.trap_csr.first is not None:
-            step, pc, fld, va, vb, win = ctx.trap_csr.first
-            sa_, sb_ = win[-1]
-            first = Divergence("trap-csr", step, f"trap.{fld}", va, vb,
-                               f"trap {sa_.trap.cause}: {fld} differs (the runs agree on every other value)",
-                               win[:-1], sa_, sb_)
-        elif f0.kind == "exit":
-            first = Divergence("exit", n, "exit", f"{fa.status} {fa.exit_code}", f"{fb.status} {fb.exit_code}",
-                               f0.summary, [], None, None)
-        else:
-            off = _first_diff(fa.uart, fb.uart)
-            st = None
-            for tag in ("a", "b"):
-                for o, i in uart_steps[tag]:
-                    if o <= off:
-                        st = i
-            first = Divergence("output", st, "uart", fa.uart[max(0, off - 40):off + 40],
-                               fb.uart[max(0, off - 40):off + 40], f"console output differs at byte {off}",
-                               [], None, None)
-    first.header_a, first.header_b, first.footer_a, first.footer_b = ha, hb, fa, fb
-    res.status, res.kind, res.pc = "mismatch", f0.kind, f0.pc
-    res.step = f0.step if f0.step is not None else first.step
-    res.fingerprint = f0.fingerprint
-    res.summary = (f"{len(findings)} finding(s) in {len(findings)} probe(s); first: probe {f0.probe}: "
-                   f"{f0.what} ({f0.summary})")
-    res = _finish(res, ctx, n)
-    return res, first
+    return P.finish(run["a"], run["b"], desynced_at_end, A.footer, B.footer, lambda: uart_steps)
 
 
 def _trap_detail_gaps(h: Header, f: Footer) -> list[str]:

@@ -177,11 +177,15 @@ def _cmp_xlats(ctx: Ctx, sa: Step, sb: Step) -> None:
                 continue
             _cmp_xlat(ctx, xa, xb, True)
     # remember the model's answers for the stale rule
+    hist = ctx.history
+    if type(hist) is not dict:
+        hist.seen(sa, sb)               # compare_bulk.LazyHistory: finds the answers in the columns
+        return
     for s, e in ((sa, all_a), (sb, all_b)):
         if e:
             for x in s.xlats:
                 if not x.maybe_stale:
-                    ctx.history[_key(x)] = _answer(x)
+                    hist[_key(x)] = _answer(x)
 
 
 def _no_callback(insn) -> bool:

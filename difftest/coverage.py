@@ -128,9 +128,9 @@ def _fmt(t) -> str:
 def run(args) -> int:
     from difftest.cli import UserError
     if args.traces:
-        traces = sorted(Path(args.traces).rglob("model*.trace.jsonl.gz"))
+        traces = sorted(Path(args.traces).rglob("model*.trace.*"))
         if not traces:
-            raise UserError(f"{args.traces}: no model traces (model*.trace.jsonl.gz) under it")
+            raise UserError(f"{args.traces}: no model traces (model*.trace.*) under it")
     else:
         try:
             traces = model_traces(Path(args.out) if args.out else ROOT / "build" / "coverage",

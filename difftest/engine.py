@@ -237,7 +237,7 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
         t0 = time.monotonic()
         safe = b.replace("/", "_")
         r = _run_backend(b, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                         max_steps=max_steps, out_path=out_dir / f"{safe}.trace.jsonl.gz", use_cache=use_cache,
+                         max_steps=max_steps, out_path=out_dir / f"{safe}.trace.bin", use_cache=use_cache,
                          guest=name, command=pair_command(guest_arg, hgatp_mode, vs_mode, [b], cpu),
                          like=model_like(b, names) if is_model(b) else None, cancel=cancel,
                          qemu_trace=qemu_trace)

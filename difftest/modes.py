@@ -67,7 +67,7 @@ def probe_one(elf, backend: str, cpu: str, *, timeout: float = 60, max_steps: in
     model = predict(backend, cpu)
     with tempfile.TemporaryDirectory(prefix="difftest-modes-") as tmp:
         r = run(elf, backend=backend, cpu=cpu, timeout=timeout, max_steps=max_steps,
-                out_path=Path(tmp) / "probe.trace.jsonl.gz", use_cache=use_cache)
+                out_path=Path(tmp) / "probe.trace.bin", use_cache=use_cache)
     # The HGATP line is read whatever the exit: the guest also self-checks other hgatp
     # rules and exits 1 on a failure (e.g. the hgatp PPN[1:0] finding), which does not
     # make its probe of the supported modes less true.

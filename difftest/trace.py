@@ -2,8 +2,11 @@
 
 A trace is a header followed by one record per *step*.  A step is one
 instruction attempt: the instruction at ``pc`` either retires or traps.  The
-records are data classes; on disk a trace is gzip-compressed JSON lines
-(``.trace.jsonl.gz``): line 1 is the header, every further line one step.
+records are data classes.  On disk a trace is the binary format (``.trace.bin``,
+difftest.tracebin: numpy columns per chunk; ``TraceWriter`` writes it); the gzip-compressed JSON
+lines of before (``.trace.jsonl.gz``: line 1 the header, every further line one step) are still
+read by ``TraceReader`` -- which dispatches on the magic bytes -- for a deprecation period, and
+written only by ``JsonTraceWriter`` (tests, conversions).
 Streaming both ways: ``write_trace`` takes any iterable of steps and
 ``read_trace`` yields them lazily, so a 10 M-step trace never sits in memory.
 
@@ -47,6 +50,7 @@ from typing import Iterable, Iterator
 # the record types are the model's (refmodel.records: the model must not import the harness);
 # the schema re-exports them
 from refmodel.records import RECORD_FIELDS, Step, Trap, WalkLevel, Xlat, step_from_record  # noqa: F401
+_REEXPORTS = (RECORD_FIELDS,)   # part of the schema's names (the compact record's fields) though unused here
 
 SCHEMA_VERSION = 1
 
@@ -257,8 +261,9 @@ os.umask(_UMASK)
 _BATCH = 512                                                  # lines joined per write()
 
 
-class TraceWriter:
-    """Streams a trace to ``path`` atomically: written to ``path.part`` then renamed.
+class JsonTraceWriter:
+    """The gzip JSON-lines writer of schema 1 (deprecated since the binary format, difftest.tracebin:
+    kept to write legacy traces in tests and conversions).  Streams a trace to ``path`` atomically: written to ``path.part`` then renamed.
 
     Lines are buffered and written ``_BATCH`` at a time.  gzip level 3: measured on a
     185k-step QEMU trace (24 MB of JSON), levels 1-3 all compress at ~450 MB/s (0.05 s), so
@@ -400,8 +405,22 @@ class TraceWriter:
             os.unlink(self._part)
 
 
-def write_trace(path, header: Header, steps: Iterable[Step], footer: Footer) -> None:
-    w = TraceWriter(path, header)
+def __getattr__(name):
+    # TraceWriter is the binary format's writer (difftest.tracebin imports this module: loaded lazily)
+    if name in ("TraceWriter", "BinTraceWriter"):
+        from difftest.tracebin import BinTraceWriter
+        return BinTraceWriter
+    raise AttributeError(name)
+
+
+def write_trace(path, header: Header, steps: Iterable[Step], footer: Footer, *, json_lines: bool = False) -> None:
+    """Write a whole trace: the binary format (difftest.tracebin), or with ``json_lines`` the
+    deprecated gzip JSON lines."""
+    if json_lines:
+        w = JsonTraceWriter(path, header)
+    else:
+        from difftest.tracebin import BinTraceWriter
+        w = BinTraceWriter(path, header)
     try:
         for s in steps:
             w.step(s)
@@ -581,6 +600,21 @@ class TraceReader:
     ``steps()`` validates each record and ends with an error footer (``.error`` says why) at
     the first bad one (module docstring, "Integrity")."""
 
+    def __new__(cls, path=None, *args, **kwargs):
+        # one reader for both formats: the binary one (difftest.tracebin) by its magic bytes, else
+        # the deprecated gzip JSON lines (old caches and saved traces)
+        if cls is TraceReader:
+            from difftest.tracebin import MAGIC
+            from difftest.tracebin_read import BinTraceReader
+            try:
+                with open(os.fspath(path), "rb") as f:
+                    magic = f.read(len(MAGIC))
+            except (OSError, TypeError):
+                magic = b""                     # __init__ reports it
+            if magic == MAGIC:
+                return object.__new__(BinTraceReader)
+        return object.__new__(cls)
+
     def __init__(self, path, *, verify: bool = True):
         self.path = os.fspath(path)
         self.error: str | None = None
@@ -700,6 +734,12 @@ def verify(path) -> tuple[Header, Footer]:
     """Read a whole trace and raise ``TraceError`` unless every byte and record is sound (gzip
     CRC, header, each step, the footer, nothing after it).  Returns its header and footer."""
     r = TraceReader(path)
+    if hasattr(r, "verify_all"):          # binary: decode and validate every chunk, no Step objects
+        try:
+            r.verify_all()
+        finally:
+            r.close()
+        return r.header, r.footer
     for _ in r.steps():
         pass
     if r.error is not None:

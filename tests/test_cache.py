@@ -26,7 +26,7 @@ def test_record_once_check_many(cache_dir, tmp_path):
     elf = build(tmp_path, 8)
     a = run(elf, backend=QEMU, hgatp_mode="sv39x4", out_path=tmp_path / "a.gz", timeout=60, max_steps=10_000)
     assert a.status == "ok" and not a.cached
-    assert len(list(cache_dir.glob("*.trace.jsonl.gz"))) == 1
+    assert len(list(cache_dir.glob("*.trace.bin"))) == 1
     b = run(elf, backend=QEMU, hgatp_mode="sv39x4", out_path=tmp_path / "b.gz", timeout=60, max_steps=10_000)
     assert b.status == "ok" and b.cached
     ha, sa, fa = read_trace(a.trace_path)
@@ -75,7 +75,7 @@ def test_concurrent_writers(cache_dir, tmp_path):
 def test_corrupt_entry_is_a_miss(cache_dir, tmp_path):
     elf = build(tmp_path, 8)
     run(elf, backend=QEMU, out_path=tmp_path / "a.gz", timeout=60, max_steps=10_000)
-    for p in cache_dir.glob("*.trace.jsonl.gz"):
+    for p in cache_dir.glob("*.trace.bin"):
         p.write_bytes(b"garbage")
     r = run(elf, backend=QEMU, out_path=tmp_path / "b.gz", timeout=60, max_steps=10_000)
     assert r.status == "ok" and not r.cached

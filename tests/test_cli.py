@@ -15,7 +15,7 @@ from test_compare import pair
 
 def _save(tmp_path, mq=None, **kw):
     (ha, sa, fa), (hb, sb, fb) = pair(mq, **kw)
-    a, b = tmp_path / "q.trace.jsonl.gz", tmp_path / "m.trace.jsonl.gz"
+    a, b = tmp_path / "q.trace.bin", tmp_path / "m.trace.bin"
     write_trace(a, ha, sa, fa)
     write_trace(b, hb, sb, fb)
     return str(a), str(b)

@@ -71,9 +71,9 @@ def test_traps_the_trap_detail_pass_could_not_match_are_listed_as_not_compared()
 
 def test_match_from_files(tmp_path):
     (ha, sa, fa), (hb, sb, fb) = pair()
-    write_trace(tmp_path / "a.trace.jsonl.gz", ha, sa, fa)
-    write_trace(tmp_path / "b.trace.jsonl.gz", hb, sb, fb)
-    r = compare(tmp_path / "a.trace.jsonl.gz", tmp_path / "b.trace.jsonl.gz")
+    write_trace(tmp_path / "a.trace.bin", ha, sa, fa)
+    write_trace(tmp_path / "b.trace.bin", hb, sb, fb)
+    r = compare(tmp_path / "a.trace.bin", tmp_path / "b.trace.bin")
     assert r.status == "match" and r.steps_compared == 6
 
 
@@ -220,7 +220,7 @@ def test_mismatch_before_crash_is_mismatch():
 
 
 def test_unreadable_trace_is_error(tmp_path):
-    p = tmp_path / "x.trace.jsonl.gz"
+    p = tmp_path / "x.trace.bin"
     p.write_bytes(b"not gzip")
     r = compare(p, p)
     assert r.status == "error" and "not a difftest trace" in r.summary

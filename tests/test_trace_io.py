@@ -1,5 +1,6 @@
 """Trace (de)serialisation fast paths store and read exactly what the plain dataclass
-route does (difftest/trace.py: ``_drop_none(asdict(step))`` per line, ``Step(**...)`` back)."""
+route does (difftest/trace.py: ``_drop_none(asdict(step))`` per line, ``Step(**...)`` back) -- the
+deprecated gzip JSON lines, still read; the binary format's own tests are tests/test_tracebin.py."""
 from __future__ import annotations
 
 import gzip
@@ -61,7 +62,7 @@ def test_step_to_json_is_drop_none_of_asdict():
 def test_written_lines_are_the_reference_lines_and_read_back_equal(tmp_path):
     steps = numbered(hand_steps() * 300)   # more than one write batch
     p = tmp_path / "t.trace.jsonl.gz"
-    write_trace(p, HEADER, steps, Footer("exit", 0, len(steps)))
+    write_trace(p, HEADER, steps, Footer("exit", 0, len(steps)), json_lines=True)
     lines = gzip.decompress(p.read_bytes()).decode().splitlines()
     assert lines[1:-1] == [reference_line(s) for s in steps]
     h, back, f = TraceReader(p).read_all()
@@ -88,7 +89,7 @@ def test_truncated_gzip_keeps_what_was_readable(tmp_path):
     read without that check, the steps before the cut still come back and the footer says error."""
     steps = numbered(hand_steps() * 2000)
     p = tmp_path / "t.trace.jsonl.gz"
-    write_trace(p, HEADER, steps, Footer("exit", 0, len(steps)))
+    write_trace(p, HEADER, steps, Footer("exit", 0, len(steps)), json_lines=True)
     data = p.read_bytes()
     q = tmp_path / "cut.trace.jsonl.gz"
     q.write_bytes(data[: len(data) // 2])
@@ -110,7 +111,7 @@ def test_model_steps_serialise_like_the_reference(tmp_path):
         assert step_from_json(d) == s
     # the writer memoises the JSON of the model's shared Xlat objects: still the reference lines
     p = tmp_path / "m.trace.jsonl.gz"
-    write_trace(p, HEADER, steps, Footer("exit", 0, len(steps)))
+    write_trace(p, HEADER, steps, Footer("exit", 0, len(steps)), json_lines=True)
     lines = gzip.decompress(p.read_bytes()).decode().splitlines()
     assert lines[1:-1] == [reference_line(s) for s in steps]
 
@@ -119,7 +120,7 @@ def test_compact_records_write_the_same_lines_as_steps(tmp_path):
     """The model backend writes its trace from Hart.records tuples (TraceWriter.record): the
     file must be byte-for-byte the one TraceWriter.step writes from the equivalent Steps."""
     from difftest import config_block, guests
-    from difftest.trace import TraceWriter, step_from_record
+    from difftest.trace import JsonTraceWriter as TraceWriter, step_from_record
     elf = str(config_block.patch_copy(guests.build("faults"), tmp_path, hgatp_mode="sv39x4", vs_mode="sv39").path)
     recs = list(Hart.from_elf(elf, PROFILES["qemu-7.2"]).records(max_steps=300_000))
     steps = list(Hart.from_elf(elf, PROFILES["qemu-7.2"]).run(max_steps=300_000))

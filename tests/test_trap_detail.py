@@ -51,7 +51,7 @@ def test_a_dump_that_is_not_this_traps_entry_is_skipped_not_guessed():
 
 def _qemu_trace(backend, tmp_path):
     elf = patch_copy(build("faults"), tmp_path, hgatp_mode="sv39x4", vs_mode="sv39").path
-    r = run_backend(elf, backend=backend, out_path=tmp_path / f"{backend}.trace.jsonl.gz", use_cache=False,
+    r = run_backend(elf, backend=backend, out_path=tmp_path / f"{backend}.trace.bin", use_cache=False,
                     timeout=120)
     assert r.status == "ok", r.message
     return read_trace(r.trace_path)
