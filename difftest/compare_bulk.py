@@ -34,7 +34,7 @@ from difftest.compare_step import _answer, _exposes
 from difftest.marks import Marks
 from difftest.trace import Footer
 from difftest.tracebin import (ACCESS_CODES, F_INSN, F_ODD, F_TRAP, F_UART, T_FC_NONE, T_GPA_NONE, T_PA_NONE,
-                               T_STALE)
+                               T_STALE, T_V_NONE)
 from difftest.tracebin_read import chunk_step
 
 _U12 = np.uint64(12)
@@ -150,7 +150,26 @@ def _plus_eq(base, off, target):
                     (base > target) & ((base - target) == (-off).astype(np.uint64)))
 
 
-def _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, gpa_both):
+def _pairs_found(L, cnt_x, rx, X, cnt_y, y_start, ry_all, Y):
+    """For each row of side x (steps 0..L-1, ``cnt_x`` rows each): does side y have, at the same
+    step, a row of the same access and page (and V, where both show it)?"""
+    t = np.repeat(np.arange(L), cnt_x)
+    acc, page = X["access"][rx], X["va"][rx] >> _U12
+    xv, xvn = X["v"][rx], (X["bits"][rx] & np.uint8(T_V_NONE)) != 0
+    y0, ny = y_start[t], cnt_y[t]
+    found = np.zeros(len(rx), bool)
+    last = len(ry_all) - 1
+    for k in range(int(ny.max(initial=0))):
+        valid = (ny > k) & ~found
+        if not valid.any() or last < 0:
+            continue
+        yr = ry_all[np.minimum(y0 + k, last)].astype(np.int64)
+        yvn = (Y["bits"][yr] & np.uint8(T_V_NONE)) != 0
+        found |= valid & (Y["access"][yr] == acc) & ((Y["va"][yr] >> _U12) == page) & (xvn | yvn | (Y["v"][yr] == xv))
+    return t, found
+
+
+def _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, gpa_both, q_every=False):
     """(steps whose translations are not trivially equal, translations compare_step counts per step)."""
     cnt_a = ca.xcount[oa:oa + L].astype(np.int64)
     cnt_b = cb.xcount[ob:ob + L].astype(np.int64)
@@ -185,12 +204,22 @@ def _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, gpa_both):
     else:       # two logging backends: side a's fills against side b's (priv must match too)
         cm, om, cnt_m, tm, cq, oq, cnt_q, tq, match_priv = cb, ob, cnt_b, tb, ca, oa, cnt_a, ta, True
     rq = cq.refs[cq.xoff[oq]:cq.xoff[oq + L]]
+    if q_every:
+        # every model access (not fetch) needs a counterpart the logging side shows
+        rm = cm.refs[cm.xoff[om]:cm.xoff[om + L]]
+        if len(rm):
+            Mc = tm.cols
+            nf = Mc["access"][rm] != np.uint8(ACCESS_CODES["fetch"])
+            tm_, fm = _pairs_found(L, cnt_m, rm, Mc, cnt_q, cq.xoff[oq + np.arange(L)] if L else np.zeros(0, np.int64),
+                                   cq.refs, tq.cols)
+            bad[tm_[nf & ~fm]] = True
     if len(rq) == 0:
         return bad, cnt_q
     t = np.repeat(np.arange(L), cnt_q)
     Q, M = tq.cols, tm.cols
     q_acc, q_page, q_v = Q["access"][rq], Q["va"][rq] >> _U12, Q["v"][rq]
     q_priv = Q["priv"][rq]
+    q_vnone = (Q["bits"][rq] & np.uint8(T_V_NONE)) != 0     # compare_step: xq.v None matches any V
     m_start = cm.xoff[om + t]
     m_cnt = cnt_m[t]
     found = np.zeros(len(rq), bool)
@@ -202,7 +231,7 @@ def _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, gpa_both):
         if not valid.any():
             continue
         mref = cm.refs[np.minimum(m_start + k, last)].astype(np.int64) if last >= 0 else np.zeros(len(rq), np.int64)
-        hit = valid & (M["access"][mref] == q_acc) & ((M["va"][mref] >> _U12) == q_page) & (M["v"][mref] == q_v)
+        hit = valid & (M["access"][mref] == q_acc) & ((M["va"][mref] >> _U12) == q_page) & (q_vnone | ((M["bits"][mref] & np.uint8(T_V_NONE)) != 0) | (M["v"][mref] == q_v))
         if match_priv:
             hit &= M["priv"][mref] == q_priv
         chosen[hit] = mref[hit]
@@ -241,7 +270,7 @@ def _block(P, ca, oa, cb, ob, L, ta, tb, mode):
         for p in (pa, pb):
             rel = p - lo                      # wraps below the sled: then far above span
             bad |= (rel < span) & ((rel & np.uint64(3)) == 0)
-    xb, xcnt = _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, "xlat.gpa" in both)
+    xb, xcnt = _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, "xlat.gpa" in both, getattr(P, "q_every", False))
     return bad | xb, xcnt
 
 
@@ -327,6 +356,9 @@ def compare_columns(A, B, *, guest=None, sled=None):
     win = LazyWindow(A, B)
     hist = LazyHistory(A, B, all_a, all_b)
     P = _Pass(ha, hb, guest, sled, window=win, history=hist)
+    # a logging side that shows every explicit access (the plugin): a model access it did not make
+    # is a difference too (compare_step: xlat.missing), so such steps go to cmp_step
+    P.q_every = mode in ("a-all", "b-all") and _exposes(hb if mode == "a-all" else ha, "xlat.access")
     ctx = P.ctx
     ma, mb = _Marks(A, P.marks), _Marks(B, P.marks)
     ia = ib = 0

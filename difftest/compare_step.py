@@ -171,7 +171,7 @@ def _cmp_xlats(ctx: Ctx, sa: Step, sb: Step) -> None:
         # two logging backends (e.g. QEMU 7.2 ~ 10.0): compare the fills both logged at this step
         for xa in sa.xlats:
             xb = next((x for x in sb.xlats if x.access == xa.access and (x.va >> 12) == (xa.va >> 12)
-                       and x.v == xa.v and x.priv == xa.priv), None)
+                       and (x.v is None or xa.v is None or x.v == xa.v) and x.priv == xa.priv), None)
             if xb is None:
                 ctx.xl_unmatched += 1
                 continue

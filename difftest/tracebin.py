@@ -21,7 +21,7 @@ then five sections, each ``u8 compressed (zlib) | u64 stored length | bytes``:
   xlat count u16[n], then the translation rows u32[rows] in step order: references into the
   trace's table of distinct translations.
 * TAB: the table rows first used in this chunk (the table grows chunk by chunk): va, gpa, pa u64,
-  fault_cause i64, access u8 (``ACCESS_CODES``), priv i8, v i8, fault_stage u8 (``STAGE_CODES``),
+  fault_cause i64, access u8 (``ACCESS_CODES``), priv i8, v i8 (T_V_NONE: not shown), fault_stage u8 (``STAGE_CODES``),
   vs_leaf_level i8, g_leaf_level i8, bits u8 (``T_*``: bools and None flags) -- one array each.
   The model shares one Xlat object across every step that repeats an access through a soft-TLB
   entry (refmodel.hart.access_pa), so the writer interns by object identity: a row costs 4 bytes.
@@ -59,7 +59,7 @@ ZLEVEL = 1                        # measured (docs/ARCHITECTURE 5): level 1 give
 
 F_TRAP, F_UART, F_RAW, F_REGS, F_ODD, F_INSN = 1, 2, 4, 8, 16, 32
 F_KNOWN = 63
-T_IMPLICIT, T_STALE, T_GPA_NONE, T_PA_NONE, T_FC_NONE, T_VSL_NONE, T_GL_NONE = 1, 2, 4, 8, 16, 32, 64
+T_IMPLICIT, T_STALE, T_GPA_NONE, T_PA_NONE, T_FC_NONE, T_VSL_NONE, T_GL_NONE, T_V_NONE = 1, 2, 4, 8, 16, 32, 64, 128
 ACCESS_CODES = {a: k for k, a in enumerate(ACCESSES)}
 STAGES = (None, "vs", "g", "s", "pmp")
 STAGE_CODES = {s: k for k, s in enumerate(STAGES)}
@@ -115,15 +115,15 @@ def _xlat_row(x) -> tuple | None:
                                                                                    x.vs_leaf_level), g("g_leaf_level", x.g_leaf_level)
     st, walk, raw = g("maybe_stale", x.maybe_stale), g("walk", x.walk), g("raw", x.raw)
     if (acc not in ACCESS_CODES or fs not in STAGE_CODES or not _is_int(va, 0, _U64) or not _is_int(priv, -128, 128)
-            or not _is_int(v, -128, 128) or not _opt_int(gpa, 0, _U64) or not _opt_int(pa, 0, _U64)
+            or not _opt_int(v, -128, 128) or not _opt_int(gpa, 0, _U64) or not _opt_int(pa, 0, _U64)
             or not _opt_int(fc, -(1 << 63), 1 << 63) or type(imp) is not bool or type(st) is not bool
             or not _opt_int(vsl, 0, 128) or not _opt_int(gl, 0, 128) or not (walk is None or type(walk) is list)
             or not (raw is None or type(raw) is str)):
         return None
     bits = ((T_IMPLICIT if imp else 0) | (T_STALE if st else 0) | (T_GPA_NONE if gpa is None else 0)
             | (T_PA_NONE if pa is None else 0) | (T_FC_NONE if fc is None else 0)
-            | (T_VSL_NONE if vsl is None else 0) | (T_GL_NONE if gl is None else 0))
-    return (va, gpa or 0, pa or 0, fc or 0, ACCESS_CODES[acc], priv, v, STAGE_CODES[fs], vsl or 0, gl or 0, bits,
+            | (T_VSL_NONE if vsl is None else 0) | (T_GL_NONE if gl is None else 0) | (T_V_NONE if v is None else 0))
+    return (va, gpa or 0, pa or 0, fc or 0, ACCESS_CODES[acc], priv, v or 0, STAGE_CODES[fs], vsl or 0, gl or 0, bits,
             walk, raw)
 
 
@@ -196,6 +196,56 @@ class BinTraceWriter:
             for j in range(m):
                 self.step(Step(i0 + k + j, int(pc[k + j]), None if insn is None else insn[k + j],
                                None if priv is None else priv[k + j], None if v is None else v[k + j]))
+
+    def bulk(self, pc, insn, has_insn, priv, v, xcount, refs, table: dict, traps: dict) -> None:
+        """Steps a backend already holds as numpy columns (the plugin backend, plugin_columns.Columns),
+        appended after anything written so far, chunk by chunk without a Python object per step.
+        ``refs`` index ``table`` (columns access, va, priv, v (-1 None), pa, pa_none), whose rows
+        are numbered by first use; ``traps``: {step index in these columns: Trap}."""
+        self._flush()
+        n = len(pc)
+        base = self._ntab                                   # table rows written before: refs shift by it
+        start = np.concatenate(([0], np.cumsum(xcount, dtype=np.int64)))
+        tab_done = 0
+        for k in range(0, n, CHUNK):
+            m = min(CHUNK, n - k)
+            r0, r1 = int(start[k]), int(start[k + m])
+            crefs = refs[r0:r1].astype("<u4")
+            upto = int(crefs.max()) + 1 if r1 > r0 else tab_done
+            upto = max(upto, tab_done)
+            flags = np.where(has_insn[k:k + m], np.uint8(F_INSN), np.uint8(0)).astype("u1")
+            side = {}
+            tj = sorted(j - k for j in traps if k <= j < k + m)
+            if tj:
+                side["trap"] = [[j, _value(traps[k + j])] for j in tj]
+                flags[tj] |= F_TRAP
+            cols = b"".join((np.ascontiguousarray(pc[k:k + m], "<u8").tobytes(),
+                             np.ascontiguousarray(insn[k:k + m], "<u4").tobytes(),
+                             np.ascontiguousarray(priv[k:k + m], "i1").tobytes(),
+                             np.ascontiguousarray(v[k:k + m], "i1").tobytes(), flags.tobytes(),
+                             np.ascontiguousarray(xcount[k:k + m], "<u2").tobytes(), (crefs + base).tobytes()))
+            tab = b""
+            nt = upto - tab_done
+            if nt:
+                sl = slice(tab_done, upto)
+                vnone = table["v"][sl] < 0
+                bits = (np.uint8(T_GPA_NONE | T_FC_NONE | T_VSL_NONE | T_GL_NONE)
+                        | np.where(table["pa_none"][sl], np.uint8(T_PA_NONE), np.uint8(0))
+                        | np.where(vnone, np.uint8(T_V_NONE), np.uint8(0))).astype("u1")
+                z8 = np.zeros(nt, "<u8")
+                parts = {"va": table["va"][sl], "gpa": z8, "pa": np.where(table["pa_none"][sl], 0, table["pa"][sl]),
+                         "fcause": np.zeros(nt, "<i8"), "access": table["access"][sl], "priv": table["priv"][sl],
+                         "v": np.where(vnone, 0, table["v"][sl]), "fstage": np.zeros(nt, "u1"),
+                         "vsl": np.zeros(nt, "i1"), "gl": np.zeros(nt, "i1"), "bits": bits}
+                tab = b"".join(np.ascontiguousarray(parts[name], d).tobytes() for name, d in _TAB_COLS)
+            payload = (_CHUNK_HEAD.pack(self._n, m, r1 - r0, nt) + _section(cols) + _section(tab)
+                       + _section(json.dumps(side, separators=(",", ":")).encode() if side else b"")
+                       + _section(_strcol([])) + _section(_strcol([])))
+            self._put(b"STEP", payload)
+            self._n += m
+            self._ntab += nt
+            tab_done = upto
+        self._memo = {}                                     # object interning restarts after the bulk rows
 
     def _flush(self) -> None:
         buf, self._buf = self._buf, []

@@ -16,7 +16,7 @@ from difftest.trace import (ACCESSES, Footer, Header, SCHEMA_VERSION, Step, Trap
                             Xlat, _bad, _bad_footer, _bad_step, _fast_new, _TRAP_INFO, _WALK_INFO as _WALK,
                             step_from_json)
 from difftest.tracebin import (F_INSN, F_KNOWN, F_ODD, F_RAW, F_REGS, F_TRAP, F_UART, MAGIC, STAGES, T_FC_NONE,
-                               T_GL_NONE, T_GPA_NONE, T_IMPLICIT, T_PA_NONE, T_STALE, T_VSL_NONE, VERSION, _CHUNK_HEAD,
+                               T_GL_NONE, T_GPA_NONE, T_IMPLICIT, T_PA_NONE, T_STALE, T_V_NONE, T_VSL_NONE, VERSION, _CHUNK_HEAD,
                                _END, _FRAME, _MEMO_MAX, _SEC, _TAB_COLS, _TAB_WIDTH)
 
 
@@ -62,7 +62,7 @@ class Table:
             new[name] = np.frombuffer(data, d, k, off)
             off += w * k
         if k and (new["access"].max() >= len(ACCESSES) or new["fstage"].max() >= len(STAGES)
-                  or new["vsl"].min() < 0 or new["gl"].min() < 0 or (new["bits"] & 128).any()):
+                  or new["vsl"].min() < 0 or new["gl"].min() < 0):
             raise ValueError("translation table has an invalid code")
         for name, a in new.items():
             self.cols[name] = np.concatenate((self.cols[name], a)) if name in self.cols else a.copy()
@@ -74,7 +74,7 @@ class Table:
             c = self.cols
             b = int(c["bits"][r])
             d = {"access": ACCESSES[c["access"][r]], "va": int(c["va"][r]), "priv": int(c["priv"][r]),
-                 "v": int(c["v"][r]), "gpa": None if b & T_GPA_NONE else int(c["gpa"][r]),
+                 "v": None if b & T_V_NONE else int(c["v"][r]), "gpa": None if b & T_GPA_NONE else int(c["gpa"][r]),
                  "pa": None if b & T_PA_NONE else int(c["pa"][r]), "fault_stage": STAGES[c["fstage"][r]],
                  "fault_cause": None if b & T_FC_NONE else int(c["fcause"][r]), "implicit": bool(b & T_IMPLICIT),
                  "vs_leaf_level": None if b & T_VSL_NONE else int(c["vsl"][r]),

@@ -197,7 +197,7 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
                 _check(traps[-1], regs, int(pc[k]), k, attached, inserted, priv, v, stats)
     else:
         n_cut = n_insn
-        if tail_traps:
+        if tail_traps and stats["limit"] is None:      # past the limit QEMU ran on unrecorded: not steps
             err = _place(tail_traps, n_insn, pc, bits, ilen, icls, attached, inserted, stats)
             if err:
                 error = error or err

@@ -29,11 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, plugin_reader, proc, qemu, trap_detail
+from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, trap_detail
 from difftest.backends.binaries import ROOT, QemuBinary, locate
 from difftest.backends.result import (BAD_TRACE, CRASH, EXIT_UNKNOWN, MISSING_BACKEND, NO_TRACE, STEP_LIMIT, TIMEOUT,
                                       TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
-from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
+import numpy as np
+
+from difftest.trace import ACCESSES, EXPOSABLE, Footer, Header, TraceWriter, console_text
 
 PLUGIN_DIR = ROOT / "build" / "plugin"
 PLUGIN_SOURCE = ROOT / "difftest" / "backends" / "plugin" / "difftrace.c"
@@ -229,7 +231,24 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         parse_timeout, written = False, 0
         rstats: dict = {}
         try:
+            cols = None
             if rec.exists() and log.exists():
+                try:
+                    cols = plugin_columns.columns(rec, log, api=api, max_steps=max_steps)
+                except plugin_columns.Fallback:
+                    cols = None          # the record-by-record reader below takes it
+            if cols is not None:
+                rstats = cols.stats
+                written = _write_columns(w, cols, stats, detail)
+                if ("finisher_step" not in stats and written and api < 4 and binary.version_tuple < (8, 0)
+                        and why == "exit" and p.returncode is not None and p.returncode >= 0
+                        and not rstats.get("error")):
+                    j = written - 1
+                    if j not in cols.traps and int(cols.xcount[j]) == 0 and cols.has_insn[j] \
+                            and _is_store(int(cols.insn[j])):
+                        # 7.2 exits inside the finisher store, before its memory callback (below)
+                        stats.update(finisher_step=j, finisher_pc=int(cols.pc[j]), finisher_va=None)
+            elif rec.exists() and log.exists():
                 steps = plugin_reader.steps(rec, log, api=api, max_steps=max_steps, stats=rstats)
                 last = None
                 for s in qemu.until_finisher(steps, stats):
@@ -314,6 +333,37 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
     if cls is None:
         cls = TRUNCATED_LOG if stats["truncated"] else BAD_TRACE if rstats.get("error") else EXIT_UNKNOWN
     return RunResult("error", str(out_path), header, footer, message, cls)
+
+
+def _write_columns(w, cols, stats: dict, detail) -> int:
+    """The bulk path of the trace: ``qemu.until_finisher`` and ``qemu.tail_is_safe`` on columns,
+    the trap-detail pass's values (7.2) on the traps in order, then the columns into the binary
+    trace without a Step per instruction.  Returns the steps written."""
+    n = cols.n
+    tab = cols.table
+    row_step = np.repeat(np.arange(n, dtype=np.int64), cols.xcount.astype(np.int64))
+    refs = cols.refs.astype(np.int64)
+    fin = (tab["access"][refs] == ACCESSES.index("store")) & ~tab["pa_none"][refs] \
+        & (tab["pa"][refs] >= np.uint64(qemu.FINISHER.start)) & (tab["pa"][refs] < np.uint64(qemu.FINISHER.stop))
+    keep = n
+    hits = np.flatnonzero(fin)
+    if len(hits):
+        r = int(hits[0])
+        i = int(row_step[r])
+        keep = i + 1
+        stats.update(finisher_step=i, finisher_pc=int(cols.pc[i]), finisher_va=int(tab["va"][refs[r]]))
+        rest = n - keep                       # qemu.tail_is_safe: none, or one pc without a trap (j .)
+        tail_pcs = set(cols.pc[keep:keep + 65].tolist())
+        stats["tail_safe"] = rest == 0 or (rest <= 64 and len(tail_pcs) == 1
+                                           and not any(keep <= j < n for j in cols.traps) and rest != 1)
+    traps = {j: t for j, t in cols.traps.items() if j < keep}
+    if detail is not None:
+        for j in sorted(traps):
+            detail.fill(traps[j])
+    rows = int(cols.xcount[:keep].sum(dtype=np.int64))
+    w.bulk(cols.pc[:keep], cols.insn[:keep], cols.has_insn[:keep], cols.priv[:keep], cols.v[:keep],
+           cols.xcount[:keep], cols.refs[:rows], tab, traps)
+    return keep
 
 
 def _is_store(insn: int | None) -> bool:
