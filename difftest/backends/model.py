@@ -103,14 +103,17 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
     except OSError as e:
         return _result("error", None, header, None, _io_message(out_path, e), "io-error")
     n = 0
+    batch: list = []
     status, message = "exit", ""
     deadline = time.monotonic() + timeout
     try:
-        record = w.record
+        add = batch.append
         for r in hart.records(max_steps=max_steps):     # compact records: no Step objects on this path
-            record(r)
+            add(r)
             n += 1
             if n % CHECK_EVERY == 0:
+                w.extend(batch)
+                batch.clear()
                 if time.monotonic() > deadline:
                     status, message = "timeout", f"the model did not finish within {timeout:g} s ({n} steps)"
                     break
@@ -118,6 +121,7 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
                     w.abort()
                     return _result("error", None, header, None, "cancelled", "interrupted")
         else:
+            w.extend(batch)
             if not getattr(hart, "halted", True):
                 status, message = "step-limit", f"stopped after {n} steps (--max-steps)"
     except OSError as e:     # the trace file cannot be written (disk full): no trace, nothing half-written
@@ -125,6 +129,11 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
         return _result("error", None, header, None, _io_message(out_path, e), "io-error")
     except Exception as e:   # a model bug must give a classified error and a readable trace, not a traceback
         status, message = "crash", f"the model raised {type(e).__name__}: {e} at step {n}"
+        try:
+            w.extend(batch)          # the steps before the crash stand
+        except OSError as e2:
+            w.abort()
+            return _result("error", None, header, None, _io_message(out_path, e2), "io-error")
     # uart_output: one character per UART byte (chr(byte)), the lossless form trace.py documents
     footer = Footer(status=status, exit_code=getattr(hart, "exit_code", None) if status == "exit" else None,
                     steps=n, uart=getattr(hart, "uart_output", "") or "", message=message)
