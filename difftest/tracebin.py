@@ -56,6 +56,7 @@ MAGIC = b"DTTRACE\0"
 VERSION = 1
 SUFFIX = ".trace.bin"
 CHUNK = 65536                     # steps per chunk: the writer's memory bound and the reader's unit
+BATCH = 4096                      # step tuples buffered before they become columns (the writer's GC cost)
 ZLEVEL = 1                        # measured (docs/ARCHITECTURE 5): level 1 gives most of the size win
 
 F_TRAP, F_UART, F_RAW, F_REGS, F_ODD, F_INSN = 1, 2, 4, 8, 16, 32
@@ -75,7 +76,6 @@ os.umask(_UMASK)
 _TAB_COLS = (("va", "<u8"), ("gpa", "<u8"), ("pa", "<u8"), ("fcause", "<i8"), ("access", "u1"), ("priv", "i1"),
              ("v", "i1"), ("fstage", "u1"), ("vsl", "i1"), ("gl", "i1"), ("bits", "u1"))
 _TAB_WIDTH = sum(np.dtype(d).itemsize for _, d in _TAB_COLS)
-_GET = [operator.itemgetter(k) for k in range(10)]
 _MEMO_MAX = 1 << 18               # interned objects remembered; past it a repeat costs one more row
 
 
@@ -129,6 +129,11 @@ def _xlat_row(x) -> tuple | None:
             walk, raw)
 
 
+def _where(flags_iter, n: int) -> list[int]:
+    """Indices where an iterator of n truth values is true (built in C, not a Python loop)."""
+    return np.flatnonzero(np.fromiter(flags_iter, bool, n)).tolist()
+
+
 def _plain(t) -> bool:
     """Can the columns hold step tuple ``t`` (i checked by the caller) exactly?"""
     _, pc, insn, priv, v, xl, trap, uart, regs, raw = t
@@ -156,8 +161,11 @@ class BinTraceWriter:
         self._file = os.fdopen(fd, "wb")
         self._crcs: list[int] = []
         self._buf: list[tuple] = []
-        self._n = 0
-        self._memo: dict[int, tuple[object, int]] = {}
+        self._parts: list[dict] = []
+        self._n = 0                       # steps written in chunks
+        self._pn = 0                      # steps in self._parts
+        self._memo: dict[int, int] = {}
+        self._keep: list = []
         self._ntab = 0
         try:
             self._file.write(MAGIC + struct.pack("<I", VERSION))
@@ -179,44 +187,29 @@ class BinTraceWriter:
         """A compact record (refmodel.records.RECORD_FIELDS): one list append per step."""
         buf = self._buf
         buf.append(r)
-        if len(buf) >= CHUNK:
+        if len(buf) >= BATCH:
             self._flush()
 
     def extend(self, recs: list) -> None:
-        """Many compact records at once (the model backend hands over a batch every few thousand
-        steps: a method call per step was a tenth of the model's time)."""
+        """Many compact records at once: the model backend hands over a batch every few thousand
+        steps (a method call per step was a tenth of the model's time); parts stay BATCH long."""
         buf = self._buf
-        buf.extend(recs)
-        while len(buf) >= CHUNK:
-            rest = buf[CHUNK:]
-            del buf[CHUNK:]
+        k = 0
+        while len(recs) - k >= BATCH - len(buf):
+            take = BATCH - len(buf)
+            buf.extend(recs[k:k + take])
+            k += take
             self._flush()
-            self._buf.extend(rest)
             buf = self._buf
-
-    def step(self, s: Step) -> None:
-        buf = self._buf
-        buf.append((s.i, s.pc, s.insn, s.priv, s.v, s.xlats, s.trap, s.uart, s.regs, s.raw))
-        if len(buf) >= CHUNK:
-            self._flush()
-
-    def columns(self, pc, insn=None, priv=None, v=None) -> None:
-        """Bulk steps without translations, traps or console bytes (a backend that already has
-        columns): ``insn``/``priv``/``v`` None or sequences with None where not shown."""
-        n = len(pc)
-        i0 = self._n + len(self._buf)
-        for k in range(0, n, CHUNK):
-            m = min(CHUNK, n - k)
-            for j in range(m):
-                self.step(Step(i0 + k + j, int(pc[k + j]), None if insn is None else insn[k + j],
-                               None if priv is None else priv[k + j], None if v is None else v[k + j]))
+        buf.extend(recs[k:])
 
     def bulk(self, pc, insn, has_insn, priv, v, xcount, refs, table: dict, traps: dict) -> None:
         """Steps a backend already holds as numpy columns (the plugin backend, plugin_columns.Columns),
-        appended after anything written so far, chunk by chunk without a Python object per step.
-        ``refs`` index ``table`` (columns access, va, priv, v (-1 None), pa, pa_none), whose rows
-        are numbered by first use; ``traps``: {step index in these columns: Trap}."""
+        after anything written so far, chunk by chunk without a Python object per step.  ``refs``
+        index ``table`` (columns access, va, priv, v (-1: None), pa, pa_none), whose rows are
+        numbered by first use; ``traps``: {step index within these columns: Trap}."""
         self._flush()
+        self._emit()
         n = len(pc)
         base = self._ntab                                   # table rows written before: refs shift by it
         start = np.concatenate(([0], np.cumsum(xcount, dtype=np.int64)))
@@ -225,8 +218,7 @@ class BinTraceWriter:
             m = min(CHUNK, n - k)
             r0, r1 = int(start[k]), int(start[k + m])
             crefs = refs[r0:r1].astype("<u4")
-            upto = int(crefs.max()) + 1 if r1 > r0 else tab_done
-            upto = max(upto, tab_done)
+            upto = max(int(crefs.max()) + 1 if r1 > r0 else 0, tab_done)
             flags = np.where(has_insn[k:k + m], np.uint8(F_INSN), np.uint8(0)).astype("u1")
             side = {}
             tj = sorted(j - k for j in traps if k <= j < k + m)
@@ -246,9 +238,9 @@ class BinTraceWriter:
                 bits = (np.uint8(T_GPA_NONE | T_FC_NONE | T_VSL_NONE | T_GL_NONE)
                         | np.where(table["pa_none"][sl], np.uint8(T_PA_NONE), np.uint8(0))
                         | np.where(vnone, np.uint8(T_V_NONE), np.uint8(0))).astype("u1")
-                z8 = np.zeros(nt, "<u8")
-                parts = {"va": table["va"][sl], "gpa": z8, "pa": np.where(table["pa_none"][sl], 0, table["pa"][sl]),
-                         "fcause": np.zeros(nt, "<i8"), "access": table["access"][sl], "priv": table["priv"][sl],
+                parts = {"va": table["va"][sl], "gpa": np.zeros(nt, "<u8"),
+                         "pa": np.where(table["pa_none"][sl], 0, table["pa"][sl]), "fcause": np.zeros(nt, "<i8"),
+                         "access": table["access"][sl], "priv": table["priv"][sl],
                          "v": np.where(vnone, 0, table["v"][sl]), "fstage": np.zeros(nt, "u1"),
                          "vsl": np.zeros(nt, "i1"), "gl": np.zeros(nt, "i1"), "bits": bits}
                 tab = b"".join(np.ascontiguousarray(parts[name], d).tobytes() for name, d in _TAB_COLS)
@@ -259,37 +251,91 @@ class BinTraceWriter:
             self._n += m
             self._ntab += nt
             tab_done = upto
-        self._memo = {}                                     # object interning restarts after the bulk rows
+        self._memo, self._keep = {}, []                     # interning restarts after the bulk rows
+
+    def step(self, s: Step) -> None:
+        buf = self._buf
+        buf.append((s.i, s.pc, s.insn, s.priv, s.v, s.xlats, s.trap, s.uart, s.regs, s.raw))
+        if len(buf) >= BATCH:
+            self._flush()
+
+    def columns(self, pc, insn=None, priv=None, v=None) -> None:
+        """Bulk steps without translations, traps or console bytes (a backend that already has
+        columns): ``insn``/``priv``/``v`` None or sequences with None where not shown."""
+        n = len(pc)
+        i0 = self._n + len(self._buf)
+        for k in range(0, n, CHUNK):
+            m = min(CHUNK, n - k)
+            for j in range(m):
+                self.step(Step(i0 + k + j, int(pc[k + j]), None if insn is None else insn[k + j],
+                               None if priv is None else priv[k + j], None if v is None else v[k + j]))
 
     def _flush(self) -> None:
+        """Turn the buffered step tuples (at most BATCH) into a part of the next chunk's columns: the
+        tuples -- and the model's per-step lists they hold -- die young, so Python's cyclic GC
+        never walks a chunk's worth of them (it cost 1.7 us a step when a whole chunk was kept)."""
         buf, self._buf = self._buf, []
         if not buf:
             return
-        try:
-            payload = self._encode(buf, {})
-        except _NotPlain:
+        first = self._n + self._pn
+        lens = set(map(len, buf))
+        if lens != {8} and lens != {10}:          # records and Steps mixed in one part: the long form
             buf = [t if len(t) == 10 else (*t, None, None) for t in buf]
+        try:
+            part = self._encode(buf, {}, first)
+        except _NotPlain:
             odd = {}
             clean = []
             for j, t in enumerate(buf):
-                if t[0] == self._n + j and _plain(t):
+                if t[0] == first + j and _plain(t):
                     clean.append(t)
                 else:
                     odd[j] = t
-                    clean.append((self._n + j, 0, None, None, None, [], None, "", None, None))
-            payload = self._encode(clean, odd)
-        self._put(b"STEP", payload)
-        self._n += len(buf)
+                    clean.append((first + j, 0, None, None, None, [], None, "", None, None))
+            part = self._encode(clean, odd, first)
+        self._parts.append(part)
+        self._pn += len(buf)
+        if self._pn >= CHUNK:
+            self._emit()
 
-    def _encode(self, buf: list[tuple], odd: dict) -> bytes:
-        n, first = len(buf), self._n
-        lens = set(map(len, buf))
-        if lens != {8} and lens != {10}:
-            raise _NotPlain        # records of mixed lengths: the slow path pads them
-        # one column at a time (zip(*buf) of 65536 tuples took 1.3 us a step, 3x this)
-        cols = [tuple(map(_GET[k], buf)) for k in range(min(lens))]
-        if len(cols) == 8:         # the model's compact records (RECORD_FIELDS): no regs, no raw
-            cols += [(None,) * n, (None,) * n]
+    def _emit(self) -> None:
+        """Write the parts as one STEP chunk."""
+        parts, self._parts = self._parts, []
+        if not parts:
+            return
+        n, first = self._pn, self._n
+        side: dict = {}
+        base = 0
+        for p in parts:
+            for key, lst in p["side"].items():
+                if key in ("walk", "xraw"):           # table rows: already global
+                    side.setdefault(key, []).extend(lst)
+                else:
+                    side.setdefault(key, []).extend([[j + base, v] for j, v in lst])
+            base += p["n"]
+        cat = {k: np.concatenate([p[k] for p in parts]) for k in ("pc", "insn", "priv", "v", "flags", "counts", "refs")}
+        new = [r for p in parts for r in p["new"]]
+        cols = b"".join((cat["pc"].tobytes(), cat["insn"].tobytes(), cat["priv"].tobytes(), cat["v"].tobytes(),
+                         cat["flags"].tobytes(), cat["counts"].tobytes(), cat["refs"].astype("<u4").tobytes()))
+        tab = b""
+        if new:
+            tcols = list(zip(*new))
+            tab = b"".join(np.array(tcols[k], dtype=d).tobytes() for k, (_, d) in enumerate(_TAB_COLS))
+        payload = (_CHUNK_HEAD.pack(first, n, len(cat["refs"]), len(new)) + _section(cols) + _section(tab)
+                   + _section(json.dumps(side, separators=(",", ":")).encode() if side else b"")
+                   + _section(_strcol([u for p in parts for u in p["uart"]]))
+                   + _section(_strcol([r for p in parts for r in p["raw"]])))
+        self._put(b"STEP", payload)
+        self._n += n
+        self._pn = 0
+
+    def _encode(self, buf: list[tuple], odd: dict, first: int) -> dict:
+        """One part's columns (numpy arrays), side entries (indices within the part), console and
+        raw strings and new table rows; the table grows here (row numbers are global)."""
+        n = len(buf)
+        cols = tuple(zip(*buf))
+        if len(cols) == 8:                         # the model's compact records: no regs, no raw
+            cols += ((None,) * n, (None,) * n)
         idx, pc, insn, priv, v, xl, trap, uart, regs, raw = cols
         if idx != tuple(range(first, first + n)):
             raise _NotPlain
@@ -319,34 +365,27 @@ class BinTraceWriter:
         if max(counts, default=0) >= 65536:
             raise _NotPlain
         flat = list(itertools.chain.from_iterable(xl))
-        memo = self._memo
-        # intern by object identity: the distinct objects of the chunk first (numpy over their ids;
-        # the memo keeps every interned object alive, so an id in it cannot have been reused)
+        # interned by identity: id -> table row; the objects are kept alive in _keep while their id
+        # is in the memo, so an id there always names the same object
+        memo, keep = self._memo, self._keep
+        refs = np.fromiter(map(memo.get, map(id, flat), itertools.repeat(-1)), np.int64, len(flat))
         new = []
-        if not flat:
-            refs = np.zeros(0, "<u4")
-        else:
-            ids = np.fromiter(map(id, flat), dtype=np.int64, count=len(flat))
-            uids, inv = np.unique(ids, return_inverse=True)
-            got = [memo.get(u) for u in uids.tolist()]
-            uref = [None if m is None else m[1] for m in got]
-            if None in uref:
-                # table rows for the new objects, in order of first use within the chunk
-                ufirst = np.full(len(uids), len(flat), np.int64)
-                np.minimum.at(ufirst, inv, np.arange(len(flat)))
-                for u in np.argsort(ufirst, kind="stable").tolist():
-                    if uref[u] is not None:
-                        continue
-                    x = flat[int(ufirst[u])]
-                    row = _xlat_row(x)
-                    if row is None:
-                        raise _NotPlain
-                    if len(memo) >= _MEMO_MAX:
-                        memo.clear()
-                    uref[u] = self._ntab + len(new)
-                    memo[id(x)] = (x, uref[u])
-                    new.append(row)
-            refs = np.array(uref, dtype="<u4")[inv.reshape(-1)]
+        miss = np.flatnonzero(refs < 0).tolist()      # only the misses are looked at in Python
+        for k in miss:
+            x = flat[k]
+            r = memo.get(id(x))                   # interned earlier in this chunk
+            if r is not None:
+                refs[k] = r
+                continue
+            row = _xlat_row(x)
+            if row is None:
+                raise _NotPlain
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+                keep.clear()
+            refs[k] = memo[id(x)] = self._ntab + len(new)
+            keep.append(x)
+            new.append(row)
         flags = np.zeros(n, "u1")
         if has_insn is True:
             flags |= F_INSN
@@ -354,20 +393,22 @@ class BinTraceWriter:
             flags[has_insn] |= F_INSN
         side: dict = {}
         if trap.count(None) != n:
-            side["trap"] = [[j, _value(t)] for j, t in enumerate(trap) if t is not None]
-            if any(type(trap[j]) is not Trap for j, _ in side["trap"]):
+            tj = _where(map(operator.is_not, trap, itertools.repeat(None)), n)
+            if any(type(trap[j]) is not Trap for j in tj):
                 raise _NotPlain
-            flags[[j for j, _ in side["trap"]]] |= F_TRAP
+            side["trap"] = [[j, _value(trap[j])] for j in tj]
+            flags[tj] |= F_TRAP
         if set(map(type, uart)) != {str} or set(map(type, raw)) - {str, type(None)} \
                 or set(map(type, regs)) - {dict, type(None)}:
             raise _NotPlain
-        uj = [] if uart.count("") == n else [j for j, s in enumerate(uart) if s]
+        uj = [] if uart.count("") == n else _where(map(bool, uart), n)
         flags[uj] |= F_UART
-        rj = [] if raw.count(None) == n else [j for j, s in enumerate(raw) if s is not None]
+        rj = [] if raw.count(None) == n else _where(map(operator.is_not, raw, itertools.repeat(None)), n)
         flags[rj] |= F_RAW
         if regs.count(None) != n:
-            side["regs"] = [[j, _value(r)] for j, r in enumerate(regs) if r is not None]
-            flags[[j for j, _ in side["regs"]]] |= F_REGS
+            gj = _where(map(operator.is_not, regs, itertools.repeat(None)), n)
+            side["regs"] = [[j, _value(regs[j])] for j in gj]
+            flags[gj] |= F_REGS
         if odd:
             side["odd"] = [[j, step_to_json(_as_step(t))] for j, t in odd.items()]
             flags[list(odd)] = F_ODD
@@ -377,21 +418,16 @@ class BinTraceWriter:
         xraw = [[self._ntab + k, r[12]] for k, r in enumerate(new) if r[12] is not None]
         if xraw:
             side["xraw"] = xraw
-        cols = b"".join((pcs.tobytes(), ins.tobytes(), prv.tobytes(), vv.tobytes(), flags.tobytes(),
-                         np.array(counts, dtype="<u2").tobytes(), np.array(refs, dtype="<u4").tobytes()))
-        tab = b""
-        if new:
-            tcols = list(zip(*new))
-            tab = b"".join(np.array(tcols[k], dtype=d).tobytes() for k, (_, d) in enumerate(_TAB_COLS))
         self._ntab += len(new)
-        return (_CHUNK_HEAD.pack(first, n, len(refs), len(new)) + _section(cols) + _section(tab)
-                + _section(json.dumps(side, separators=(",", ":")).encode() if side else b"")
-                + _section(_strcol([uart[j] for j in uj])) + _section(_strcol([raw[j] for j in rj])))
+        return {"n": n, "pc": pcs, "insn": ins, "priv": prv, "v": vv, "flags": flags,
+                "counts": np.array(counts, dtype="<u2"), "refs": refs, "side": side, "new": new,
+                "uart": [uart[j] for j in uj], "raw": [raw[j] for j in rj]}
 
     def close(self, footer: Footer) -> None:
         """Finish the file and rename it into place; on any error nothing is left behind."""
         try:
             self._flush()
+            self._emit()
             self._put(b"FOOT", json.dumps(asdict(footer)).encode())
             crcs = struct.pack(f"<{len(self._crcs)}I", *self._crcs)
             self._put(b"END\0", _END.pack(len(self._crcs), self._n, zlib.crc32(crcs)))
@@ -403,11 +439,11 @@ class BinTraceWriter:
         except BaseException:
             self.abort()
             raise
-        self._memo = {}
+        self._memo, self._keep = {}, []
 
     def abort(self) -> None:
-        self._buf = []
-        self._memo = {}
+        self._buf, self._parts = [], []
+        self._memo, self._keep = {}, []
         try:
             self._file.close()
         except (OSError, ValueError):
