@@ -315,6 +315,7 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
             status, message, exit_code = "error", "the plugin's record file ends inside a record (truncated)", None
         truncated = bool(stats["truncated"]) or status == "crash"
         extra = {"log_bytes": stats.get("log_bytes", 0), "record_bytes": rec.stat().st_size if rec.exists() else 0,
+                 "mem_accesses": stats.get("mem_accesses"),
                  "plugin": {k: rstats.get(k) for k in ("int_lines", "markers", "traps", "traps_checked",
                                                        "traps_unchecked", "mode_checks_failed", "limit", "error")}}
         if detail is not None:
@@ -361,6 +362,7 @@ def _write_columns(w, cols, stats: dict, detail) -> int:
         for j in sorted(traps):
             detail.fill(traps[j])
     rows = int(cols.xcount[:keep].sum(dtype=np.int64))
+    stats["mem_accesses"] = rows             # explicit accesses the run made (the finisher store included)
     w.bulk(cols.pc[:keep], cols.insn[:keep], cols.has_insn[:keep], cols.priv[:keep], cols.v[:keep],
            cols.xcount[:keep], cols.refs[:rows], tab, traps)
     return keep
