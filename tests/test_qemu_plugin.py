@@ -170,3 +170,20 @@ def test_step_limit_as_log_backend(tmp_path):
     r = backend_run(elf, backend="qemu-10.0", out_path=tmp_path / "t.trace.jsonl.gz", qemu_trace="plugin",
                     use_cache=False, max_steps=1000)
     assert (r.status, r.error_class, r.footer.steps) == ("error", "step-limit", 1000), r.message
+
+
+@pytest.mark.parametrize("code", [0, 5, 200, 0x3fff])
+def test_finisher_code_from_the_plugin_run_alone_on_10_0(code, tmp_path):
+    """Issue 14: one QEMU process per case on 10.0 -- the plugin records the value of every I/O
+    store, so the finisher's code (full value, >= 128 too: never read as a signal) comes from the
+    trace run itself, not from a second QEMU run."""
+    from difftest.asm import M_PROLOGUE, assemble, have_cc
+    if not have_cc():
+        pytest.skip("riscv64-unknown-elf-gcc is not installed")
+    val = 0x5555 if code == 0 else (code << 16) | 0x3333
+    elf = assemble(M_PROLOGUE + f"  li t6, 0x100000\n  li t5, {val:#x}\n  sw t5, 0(t6)\n1: j 1b\nmtrap: j mtrap\n",
+                   tmp_path / "fin.elf")
+    r = backend_run(elf, backend="qemu-10.0", out_path=tmp_path / "f.trace.bin", qemu_trace="plugin",
+                    use_cache=False, timeout=60, max_steps=10_000)
+    assert (r.status, r.footer.status, r.footer.exit_code) == ("ok", "exit", code), r.message
+    assert r.footer.extra["finisher"]["from"] == "plugin"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from difftest.backends.plugin_reader import (HEAD, INSN, LIMIT, MAGIC, MARK, MEM, OTHER, PA, REG, REG_NAMES, REC,
+from difftest.backends.plugin_reader import (HEAD, INSN, LIMIT, MAGIC, MARK, MEM, OTHER, PA, REG, REG_NAMES, REC, VAL,
                                              PluginTraceError, _entry, _fields, _mode_before, _static_target,
                                              _tinst, parse_log)
 from difftest.trace import ACCESSES, Trap
@@ -127,7 +127,7 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
     head = np.fromfile(rec_path, DT, count=1) if nrec else np.zeros(0, DT)
     if len(t) == 0 or t[0] != HEAD or head["w"][0] != MAGIC or head["a"][0] != api:
         raise Fallback("no difftrace header of this API")
-    if int(t.max(initial=0)) > LIMIT or np.count_nonzero(t == HEAD) != 1:
+    if int(t.max(initial=0)) > VAL or np.count_nonzero(t == HEAD) != 1:
         raise Fallback("a record type the bulk reader does not know")
     end = len(t)
     lim = np.flatnonzero(t == LIMIT)
@@ -143,12 +143,18 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
     nxt = np.minimum(mem_pos + 1, end - 1).astype(pos_t) if end else mem_pos
     mark_pos = np.flatnonzero(t == MARK)
     reg_pos = np.flatnonzero(t == REG)
+    val_pos = np.flatnonzero(t == VAL)
+    if len(val_pos) and (val_pos[0] == 0 or np.any(t[val_pos - 1] != PA)):
+        raise Fallback("a VAL record not after a PA record")
     # every field wanted, in one sequential pass over the file (a memory map of it would count
     # its ~300 MB in the peak)
     pc, bits, ilen, icls, ma, mb, mva, pa, mark_k, ra, rx = _gather(rec_path, nrec, [
         (ins_pos, "x", "<u8"), (ins_pos, "w", "<u4"), (ins_pos, "a", "u1"), (ins_pos, "b", "<u2"),
         (mem_pos, "a", "u1"), (mem_pos, "b", "<u2"), (mem_pos, "x", "<u8"), (nxt, "x", "<u8"),
         (mark_pos, "x", "<i8"), (reg_pos, "a", "u1"), (reg_pos, "x", "<u8")])
+    if len(val_pos):
+        vpa, vval = _gather(rec_path, nrec, [(val_pos - 1, "x", "<u8"), (val_pos, "x", "<u8")])
+        stats["io_stores"] = list(zip(vpa.tolist(), vval.tolist()))
 
     # accesses: owner = the instruction record before each MEM record
     owner = (np.searchsorted(ins_pos, mem_pos, side="right") - 1).astype(pos_t)

@@ -8,7 +8,8 @@ Two files from one QEMU run:
   2 MEM (a = size shift | store << 4 | PA known << 5 | I/O << 6, b = QEMU's MemOpIdx, whose bits
   0-3 are the mmu_idx, w = 1 read / 2 write / 3 read-modify-write, x = VA), 3 PA (x = physical
   address of the MEM before it), 4 REG (a = slot in ``REG_NAMES``, x = value), 5 MARK (x = index of
-  the INSN that follows its REG records), 6 LIMIT (x = index where recording stopped);
+  the INSN that follows its REG records), 6 LIMIT (x = index where recording stopped), 7 VAL (v4:
+  x = the value of the I/O store whose PA record is just before);
 * QEMU's **log** (``-d int,plugin``): ``riscv_cpu_do_interrupt: ...`` lines and the plugin's
   ``S <index> <pc>`` marker lines (``L <index>`` once at the limit), in event order.
 
@@ -37,7 +38,7 @@ from difftest.backends.trap_detail import _entry, _fields, _tinst
 from difftest.trace import Step, Trap, Xlat
 
 REC = struct.Struct("<BBHIQ")
-HEAD, INSN, MEM, PA, REG, MARK, LIMIT = range(7)
+HEAD, INSN, MEM, PA, REG, MARK, LIMIT, VAL = range(8)
 MAGIC = 0x43525444
 PURE, MEMORY, OTHER = range(3)
 # The C plugin's REG_NAMES, same order (slot numbers are positions here)
@@ -186,6 +187,7 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
     mark_pc = None
     insn_index = 0
     skip_pa = False            # the PA record of a dropped access follows
+    last_pa = None             # the PA record before a VAL record
     pend = None                # a MEM record waiting for its PA record
     shared: dict = {}
 
@@ -256,6 +258,7 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
                     pend = None
                 continue
             if t == PA:
+                last_pa = r[4]
                 if skip_pa:
                     skip_pa = False
                 elif pend is not None and cur is not None:
@@ -311,6 +314,9 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
             if t == HEAD:
                 if r[3] != MAGIC or r[1] != api:
                     raise PluginTraceError(f"record file header {r!r} is not difftrace API {api}")
+                continue
+            if t == VAL:              # the value of an I/O store (v4): the finisher's is the exit code
+                stats.setdefault("io_stores", []).append((last_pa, r[4]))
                 continue
             if t == LIMIT:
                 stats["limit"] = r[4]

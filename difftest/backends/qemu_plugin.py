@@ -279,8 +279,16 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         finished = "finisher_step" in stats and not parse_timeout
         finisher_value = None
         if finished:
-            v, stats["finisher_why"] = finisher.read_value(qemu.base_command(binary, elf.resolve(), cpu), binary.env,
-                                                           stats["finisher_pc"], stats["finisher_va"], tmp, deadline)
+            # 10.0: the plugin recorded the value of every I/O store (VAL records): the finisher's first
+            # write is the exit code, from this run; 7.2 (API v1 cannot read values): QEMU runs again
+            fv = next((val for pa_, val in rstats.get("io_stores", ()) if pa_ in qemu.FINISHER), None)
+            if fv is not None:
+                v, stats["finisher_why"] = fv, ""
+                stats["finisher_from"] = "plugin"
+            else:
+                v, stats["finisher_why"] = finisher.read_value(qemu.base_command(binary, elf.resolve(), cpu),
+                                                               binary.env, stats["finisher_pc"], stats["finisher_va"],
+                                                               tmp, deadline)
             finisher_value = finisher.exit_code_of(v) if v is not None else None
             if v is not None and finisher_value is None:
                 stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
@@ -321,7 +329,8 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         if detail is not None:
             extra["trap_detail"] = detail.summary()
         if finished:
-            extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
+            extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None,
+                                 "from": stats.get("finisher_from", "second run")}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=written,
                         uart=uart_text, message=message, truncated=truncated, extra=extra)
         w.close(footer)

@@ -37,6 +37,9 @@
  *   type 5 MARK   the next INSN is a marker instruction (see below): x = its index; the REG
  *                 records for it follow this record
  *   type 6 LIMIT  recording stopped at the instruction with index x (the limit)
+ *   type 7 VAL    (v4) follows the PA of a store to I/O (the UART, the finisher): x = the value
+ *                 stored (low 64 bits), a = its size shift -- so the finisher's exit code comes
+ *                 from this one run, without running QEMU again to read it
  *
  * Markers: QEMU 7.2 and 10.0 have no trap (discontinuity) callbacks.  The trap lines come from
  * QEMU's own "-d int" log; to place them, the plugin prints "S <index> <pc hex>" with
@@ -112,6 +115,21 @@ uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *haddr);
 void qemu_plugin_outs(const char *string);
 
 #if DT_API >= 4
+/* the value an access read or wrote (API v4) */
+enum qemu_plugin_mem_value_type { QEMU_PLUGIN_MEM_VALUE_U8, QEMU_PLUGIN_MEM_VALUE_U16, QEMU_PLUGIN_MEM_VALUE_U32,
+                                  QEMU_PLUGIN_MEM_VALUE_U64, QEMU_PLUGIN_MEM_VALUE_U128 };
+typedef struct {
+    enum qemu_plugin_mem_value_type type;
+    union {
+        uint8_t u8;
+        uint16_t u16;
+        uint32_t u32;
+        uint64_t u64;
+        struct { uint64_t low, high; } u128;
+    } data;
+} qemu_plugin_mem_value;
+qemu_plugin_mem_value qemu_plugin_mem_get_value(qemu_plugin_meminfo_t info);
+
 /* register access (API v3+): glib containers, by their public fields */
 struct qemu_plugin_register;
 typedef struct { char *data; unsigned int len; } GArray;
@@ -129,7 +147,7 @@ int qemu_plugin_read_register(struct qemu_plugin_register *handle, GByteArray *b
 #endif
 
 /* ---- the record file ---- */
-enum { R_HEAD, R_INSN, R_MEM, R_PA, R_REG, R_MARK, R_LIMIT };
+enum { R_HEAD, R_INSN, R_MEM, R_PA, R_REG, R_MARK, R_LIMIT, R_VAL };
 struct rec { uint8_t type, a; uint16_t b; uint32_t w; uint64_t x; } __attribute__((packed));
 _Static_assert(sizeof(struct rec) == 16, "records are 16 bytes");
 
@@ -293,6 +311,16 @@ static void mem_access(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint
     put(R_MEM, a, (uint16_t)(info & 0xffff), info >> 16, vaddr);
     if (hw) {
         put(R_PA, 0, 0, 0, qemu_plugin_hwaddr_phys_addr(hw));
+#if DT_API >= 4
+        if ((a & (1 << 4)) && (a & (1 << 6))) {
+            qemu_plugin_mem_value mv = qemu_plugin_mem_get_value(info);
+            uint64_t v = mv.type == QEMU_PLUGIN_MEM_VALUE_U8 ? mv.data.u8
+                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U16 ? mv.data.u16
+                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U32 ? mv.data.u32
+                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U64 ? mv.data.u64 : mv.data.u128.low;
+            put(R_VAL, a & 15, 0, 0, v);
+        }
+#endif
     }
     prev_mem_fired = true;
 }
