@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from difftest.backends.plugin_reader import (HEAD, INSN, LIMIT, MAGIC, MARK, MEM, OTHER, PA, REG, REG_NAMES, REC, VAL,
-                                             PluginTraceError, _entry, _fields, _mode_before, _static_target,
+                                             PluginTraceError, RAM, _entry, _fields, _mode_before, _static_target,
                                              _tinst, parse_log)
 from difftest.trace import ACCESSES, Trap
 
@@ -166,6 +166,9 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
     has_pa = (ma & 0x20) != 0
     if np.any(has_pa & ((mem_pos + 1 >= end) | (t[nxt] != PA))):
         raise Fallback("a PA record missing after its access")
+    if api < 4:          # 7.2's PA of a non-I/O access outside main RAM is wrong: not shown (plugin_reader.RAM)
+        odd = has_pa & ((ma & 0x40) == 0) & ((pa < np.uint64(RAM.start)) | (pa >= np.uint64(RAM.stop)))
+        has_pa &= ~odd
     pa[~has_pa] = 0
     del nxt, mem_pos
     is_store = (ma & 0x10) != 0

@@ -51,6 +51,11 @@ _MARK = re.compile(r"^S (\d+) ([0-9a-f]+)$")
 _LIMIT = re.compile(r"^L (\d+)$")
 _PRIV_OF_IDX = {0: 0, 1: 1, 2: 1, 3: 3}     # QEMU MMUIdx_U, S, S_SUM, M (both versions)
 CHUNK = 1 << 20
+# QEMU 7.2's qemu_plugin_hwaddr_phys_addr adds the RAM block's own ram_addr offset: right for main RAM
+# (the first block, offset 0), wrong for any other RAM-backed region -- the reset ROM at 0x1000 reads
+# as 0x8001020 with -m 128M (measured; 10.0 is right).  So on 7.2 a non-I/O PA outside main RAM is
+# not shown (None), never compared.  (qemu.MACHINE: virt, RAM at 0x80000000, -m 128M.)
+RAM = range(0x80000000, 0x80000000 + (128 << 20))
 
 
 class PluginTraceError(Exception):
@@ -189,6 +194,7 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
     skip_pa = False            # the PA record of a dropped access follows
     last_pa = None             # the PA record before a VAL record
     pend = None                # a MEM record waiting for its PA record
+    pend_io = False            # ... and whether it went to I/O
     shared: dict = {}
 
     def _xlat(k, pa):
@@ -253,6 +259,7 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
                 # mmu_idx bit 2: 10.0 MMU_2STAGE_BIT (V=1, HLV/HSV, MPRV+MPV); 7.2: HLV/HSV only
                 # (7.2's mmu_idx does not say V for ordinary accesses: v is None there, not shown)
                 pend = (access, va, _PRIV_OF_IDX[idx & 3], 1 if idx & 4 else (0 if v_in_idx else None))
+                pend_io = bool(a & 0x40)
                 if not a & 0x20:           # no physical address: the access is made now, pa None
                     cur.xlats.append(_xlat(pend, None))
                     pend = None
@@ -262,7 +269,7 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
                 if skip_pa:
                     skip_pa = False
                 elif pend is not None and cur is not None:
-                    cur.xlats.append(_xlat(pend, r[4]))
+                    cur.xlats.append(_xlat(pend, r[4] if v_in_idx or pend_io or r[4] in RAM else None))
                     pend = None
                 continue
             if t == INSN:
