@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -42,9 +43,13 @@ CACHE_DIR = Path(os.environ.get("DIFFTEST_TRACE_CACHE", Path(__file__).resolve()
 META_VERSION = 3
 
 
+@functools.lru_cache(maxsize=None)
 def _backend_code() -> str:
     """The QEMU backend's own source: a parser change must not serve traces parsed the old way.
-    (A change of the trace file format itself bumps the "v" of ``key``.)"""
+    (A change of the trace file format itself bumps the "v" of ``key``.)  Hashed once per process,
+    at its first run: a long nightly whose files are edited under it keeps running its old code, and
+    must keep storing under its old code's key -- hashing the files at every call once stored traces
+    made by the old parser under the new parser's key (seen: a 7.2 PA fix served unfixed traces)."""
     here = Path(__file__).resolve().parent / "backends"
     h = hashlib.sha256()
     for f in sorted(here.glob("*.py")):     # every backend module: a new one cannot be forgotten here

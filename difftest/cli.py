@@ -223,7 +223,7 @@ def cmd_run(args) -> int:
             except engine.EngineError as e:
                 prog.done()
                 raise UserError(str(e), e.exit_code)
-            _tag_known(case)
+            _tag_known(case, args.qemu_trace)
             results.append(case)
             if not args.json:
                 prog.done()
@@ -237,12 +237,13 @@ def cmd_run(args) -> int:
     return _exit_for(results)
 
 
-def _tag_known(case) -> None:
+def _tag_known(case, qemu_trace: str = "auto") -> None:
     """Name the reviewed entry (known-divergences.toml) that lists each finding, for the reader; the
     exit code stays 1 for any finding (the nightly is where known ones pass)."""
     from difftest import known as K
+    from difftest.nightly import plugin_traced
     try:
-        known = K.load()
+        known = K.load(plugin_for=plugin_traced(qemu_trace, case.backends))
     except K.KnownError:
         return
     for p in case.pairs:
@@ -516,9 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists (the fresh trace replaces it)")
     s.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")
     s.add_argument("--max-steps", type=int, default=5_000_000, help="step limit per run (default 5000000)")
-    s.add_argument("--qemu-trace", choices=("log", "plugin"), default="log",
-                   help="QEMU trace source: log (-d exec,int,mmu, single-stepped; TLB fills only) or plugin "
-                        "(the difftrace TCG plugin: every access with its physical address; default log)")
+    s.add_argument("--qemu-trace", choices=("auto", "log", "plugin"), default="auto",
+                   help="QEMU trace source: plugin (the difftrace TCG plugin, one run: every instruction and every "
+                        "access with its physical address, TLB hits included; on 10.0 also priv/V and the trap "
+                        "CSRs), log (-d exec,int,mmu single-stepped: TLB fills with their GPA, faulting "
+                        "translations), or auto (default: plugin on QEMU >= 9.2, log on 7.2)")
     s.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     s.set_defaults(func=cmd_run)
 

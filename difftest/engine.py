@@ -172,7 +172,7 @@ def profile_choice_note(names: list[str], pairs: list[PairResult]) -> str:
 
 
 def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, out_path,
-                 use_cache, guest, command, like=None, cancel=None, qemu_trace: str = "log"):
+                 use_cache, guest, command, like=None, cancel=None, qemu_trace: str = "auto"):
     if is_model(name):
         from difftest.backends import model
         try:
@@ -186,7 +186,7 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
     from difftest import backends as B
     kw = dict(backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
               max_steps=max_steps, out_path=out_path)
-    if qemu_trace != "log":
+    if qemu_trace and qemu_trace != "log":
         kw["qemu_trace"] = qemu_trace       # the QEMU trace source (backends.run; qemu_plugin.py)
     try:
         return B.run(elf, use_cache=use_cache, **kw)
@@ -218,7 +218,7 @@ def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], back
 
 def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[str], cpu: str = "default",
              out_dir: Path, timeout: float = 60, max_steps: int = 5_000_000, use_cache: bool = True,
-             progress=None, qemu_trace: str = "log") -> CaseResult:
+             progress=None, qemu_trace: str = "auto") -> CaseResult:
     """Run one case on every backend and compare the pairs of ``case_pairs``.  Raises EngineError
     only when the case cannot be set up; backend failures become "error" pairs.  With two or more
     QEMUs, "model" runs once per QEMU profile (``expand_backends``)."""

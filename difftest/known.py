@@ -15,6 +15,8 @@ listing exactly the findings it explains (difftest.findings).
     modes = ["sv39x4/*"]                            # optional: hgatp/vs (fnmatch) where it applies
     varies = ["trap_stale|211|...|qemu-7.2~model@qemu-7.2"]   # optional: findings it explains that a
                                                     # run may or may not show (QEMU-internal timing)
+    plugin_findings = [...]                         # optional: ``findings`` as they read when this QEMU
+                                                    # is traced by the plugin (--qemu-trace; load())
 
 Each ``findings`` item is ``guest|probes|what|a~b`` -- probes a comma list of ids and ranges (or
 ``-``/``done``), ``what`` and the pair exactly as the finding names them: no wildcards, so an entry
@@ -53,6 +55,7 @@ class Known:
     upstream: str = ""
     modes: list[str] = field(default_factory=list)
     varies: list[str] = field(default_factory=list)
+    plugin_findings: list[str] = field(default_factory=list)   # ``findings`` as the plugin source shows them
     subs: set = field(default_factory=set)       # expanded: (guest, probe, what, pair), varies included
     required: set = field(default_factory=set)   # the subs of ``findings`` (what "partly fixed" looks for)
     hits: int = 0
@@ -89,7 +92,12 @@ def parse_item(item: str) -> list[tuple[str, str, str, str]]:
     return [(guest, p, what.strip(), pair) for p in expand_probes(probes)]
 
 
-def load(path: Path | str | None = None, *, must_exist: bool = False) -> list[Known]:
+def load(path: Path | str | None = None, *, must_exist: bool = False, plugin_for=()) -> list[Known]:
+    """The entries.  ``plugin_for``: the QEMUs whose traces came from the plugin source
+    (``--qemu-trace``); an entry for one of them that has ``plugin_findings`` lists those instead of
+    ``findings`` -- the same probes and root cause, named as that source shows them (a faulting
+    translation QEMU's plugin API cannot show is seen as the trap it raised: ``trap 13~5`` where the
+    log gives ``xlat.fault_cause load 13~5``)."""
     p = Path(path) if path else DEFAULT_PATH
     if not p.exists():
         if must_exist or path:
@@ -106,7 +114,9 @@ def load(path: Path | str | None = None, *, must_exist: bool = False) -> list[Kn
         if missing:
             raise KnownError(f"{p}: entry {i + 1} ({e.get('id', '?')}) lacks {', '.join(missing)}")
         k = Known(**{f: e[f] for f in REQUIRED}, upstream=e.get("upstream", ""), modes=list(e.get("modes", [])),
-                  varies=list(e.get("varies", [])))
+                  varies=list(e.get("varies", [])), plugin_findings=list(e.get("plugin_findings", [])))
+        if k.plugin_findings and k.backend in set(plugin_for):
+            k.findings = list(k.plugin_findings)
         for item in k.findings + k.varies:
             try:
                 subs = parse_item(item)
@@ -150,6 +160,8 @@ def lint(path: Path | str | None = None) -> list[str]:
     """Problems of the file (empty: fine).  Loading checks the items; this adds what a reviewer wants."""
     try:
         known = load(path, must_exist=True)
+        both = {k.backend for k in known}
+        load(path, must_exist=True, plugin_for=both)      # the plugin variants parse and own their items too
     except KnownError as e:
         return [str(e)]
     out = []

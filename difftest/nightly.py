@@ -77,7 +77,7 @@ def _case_dict(c, case: Case) -> dict:
     return d
 
 
-def run_one(case: Case, out: str, timeout: float, max_steps: int, qemu_trace: str = "log") -> dict:
+def run_one(case: Case, out: str, timeout: float, max_steps: int, qemu_trace: str = "auto") -> dict:
     """Worker: one case; its JSON is written atomically before returning (a killed nightly loses
     only cases still running)."""
     from difftest import engine
@@ -254,10 +254,21 @@ def exit_code(s: dict) -> int:
     return 1 if any(f["status"] == "new" for f in s["findings"]) or s["errors"] else 0
 
 
+def plugin_traced(qemu_trace: str, backends) -> set:
+    """The QEMUs of ``backends`` whose traces come from the plugin source under ``--qemu-trace``."""
+    from difftest.backends import auto_source
+    qemus = [b for b in backends if b.startswith("qemu-")]
+    if qemu_trace == "plugin":
+        return set(qemus)
+    if qemu_trace == "auto":
+        return {b for b in qemus if auto_source(b) == "plugin"}
+    return set()
+
+
 def run(args) -> int:
     from difftest.cli import UserError
     try:
-        known = K.load(args.known)
+        known = K.load(args.known, plugin_for=plugin_traced(args.qemu_trace, ALL_BACKENDS))
     except K.KnownError as e:
         raise UserError(str(e))
     if args.resume:
@@ -304,7 +315,8 @@ def run(args) -> int:
         sys.stderr.write("\n")
     ids = {c.id for c in cases}
     s = finish(out, [c for c in R.load_cases([out]) if c["id"] in ids], known,
-               {"guests": sorted({c.guest for c in cases}), "backends": backends or ALL_BACKENDS})
+               {"guests": sorted({c.guest for c in cases}), "backends": backends or ALL_BACKENDS,
+                "qemu_trace": args.qemu_trace})
     s["write_errors"] = lost + s["write_errors"]
     s["wall_seconds"] = round(time.monotonic() - t0, 1)
     try:
@@ -326,7 +338,8 @@ def run(args) -> int:
 def run_merge(args) -> int:
     from difftest.cli import UserError
     try:
-        known = K.load(args.known)
+        # shards of one nightly share its --qemu-trace; merge takes the default's (auto)
+        known = K.load(args.known, plugin_for=plugin_traced(getattr(args, "qemu_trace", "auto"), ALL_BACKENDS))
     except K.KnownError as e:
         raise UserError(str(e))
     dirs = [Path(d) for d in args.dirs]
@@ -371,8 +384,9 @@ def add_subcommand(sub) -> None:
     p.add_argument("--known", help="known divergences file (default known-divergences.toml)")
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--max-steps", type=int, default=5_000_000)
-    p.add_argument("--qemu-trace", choices=("log", "plugin"), default="log",
-                   help="QEMU trace source (see difftest run --help; default log)")
+    p.add_argument("--qemu-trace", choices=("auto", "log", "plugin"), default="auto",
+                   help="QEMU trace source: auto (default: plugin on QEMU >= 9.2 -- one QEMU run per case --, "
+                        "log on 7.2), log or plugin; see difftest run --help")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
     m = sub.add_parser("merge", help="combine shard results dirs into one report", formatter_class=F,
