@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from difftest.backends.plugin_reader import (HEAD, INSN, LIMIT, MAGIC, MARK, MEM, OTHER, PA, REG, REG_NAMES, REC, VAL,
-                                             PluginTraceError, RAM, _entry, _fields, _mode_before, _static_target,
-                                             _tinst, parse_log)
+from difftest.backends.plugin_reader import (HEAD, INSN, LIMIT, MAGIC, MARK, MEM, OTHER, PA, RAM, REC, REG,
+                                             REG_NAMES, VAL, _mode_before, _static_target, fill_trap, parse_log)
 from difftest.trace import ACCESSES, Trap
 
 DT = np.dtype([("t", "u1"), ("a", "u1"), ("b", "<u2"), ("w", "<u4"), ("x", "<u8")])
@@ -308,16 +307,9 @@ def _place(traps, k, pc, bits, ilen, icls, attached, inserted, stats) -> str | N
 
 def _check(trap, regs, marker_pc, k, attached, inserted, priv, v, stats) -> None:
     """plugin_reader's ``check`` and the mode fix-up of the trap's own step."""
-    p = regs.get("priv")
-    dump = dict(regs, pc=marker_pc, v=(p >> 2) & 1 if p is not None else 0)
-    got = None if trap.interrupt else _entry(dump, trap)
-    if got is None:
-        stats["traps_unchecked"] += 1
+    dump = fill_trap(trap, regs, marker_pc, stats)
+    if dump is None:
         return
-    trap.target, trap.htval, trap.gva = got
-    trap.tinst = _tinst(dump, dump, trap)
-    trap.fields = _fields(dump, trap.target)
-    stats["traps_checked"] += 1
     pv = _mode_before(trap, dump)
     if pv[0] is None:
         return

@@ -170,6 +170,22 @@ def _mode_before(trap: Trap, d: dict):
     return None, None
 
 
+def fill_trap(trap: Trap, regs: dict, marker_pc: int, stats: dict) -> dict | None:
+    """target/htval/gva/tinst/fields of the last trap before a marker, from the registers read there,
+    decided as trap_detail decides them from a -d cpu dump; that dump, or None (not checked)."""
+    p = regs.get("priv")
+    dump = dict(regs, pc=marker_pc, v=(p >> 2) & 1 if p is not None else 0)
+    got = None if trap.interrupt else _entry(dump, trap)
+    if got is None:
+        stats["traps_unchecked"] += 1
+        return None
+    trap.target, trap.htval, trap.gva = got
+    trap.tinst = _tinst(dump, dump, trap)
+    trap.fields = _fields(dump, trap.target)
+    stats["traps_checked"] += 1
+    return dump
+
+
 def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: dict | None = None
           ) -> Iterator[Step]:
     """Yield the run's steps, lazily.  ``stats`` gets ``steps``, ``step_limit``, ``truncated``,
@@ -226,19 +242,8 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
         last = Step(i=len(out) + n, pc=trap.epc, trap=trap)
         out.append(last)
 
-    def check(trap: Trap, d: dict, marker_pc: int) -> None:
-        """target/htval/gva/tinst of the last trap before a marker from the registers read there."""
-        priv = d.get("priv")
-        dump = dict(d, pc=marker_pc, v=(priv >> 2) & 1 if priv is not None else 0)
-        got = None if trap.interrupt else _entry(dump, trap)
-        if got is None:
-            stats["traps_unchecked"] += 1
-            return
-        trap.target, trap.htval, trap.gva = got
-        trap.tinst = _tinst(dump, dump, trap)
-        trap.fields = _fields(dump, trap.target)
-        stats["traps_checked"] += 1
-        return dump
+    def check(trap: Trap, d: dict, marker_pc: int) -> dict | None:
+        return fill_trap(trap, d, marker_pc, stats)
 
     try:
         for r in records(rec_path):
