@@ -47,6 +47,7 @@ class BatchResult:
     stale: int = 0              # permitted stale translations the comparator accepted
     model_trace: str | None = None
     case_dir: str = ""
+    timing: dict = field(default_factory=dict)   # seconds per backend run and per comparison
 
 
 def interp_elf() -> Path:
@@ -81,7 +82,7 @@ def run_batch(batch: list[dict], *, backends: list[str], out_dir: Path, timeout:
         except OSError:
             pass
     index = probe_index(batch)
-    res = BatchResult(case.status, case_dir=str(out_dir))
+    res = BatchResult(case.status, case_dir=str(out_dir), timing={**case.seconds, **case.compare_seconds})
     for p in case.pairs:
         res.steps = max(res.steps, p.steps_run or 0)
         res.stale += getattr(p, "accepted_stale", 0) or 0

@@ -159,8 +159,8 @@ def _item(it, where: str, setup: bool) -> list[int]:
         if acc.startswith("mprv") and mode != "M":
             raise ScenarioError(f"{where}: {acc} runs from M only")
         show = acc not in NO_VALUE
-        return [R_ACCESS | ACCESSES.index(acc) << 8 | MODES.index(mode) << 16 | show << 24 | ms << 32,
-                _int(it, "addr"), _int(it, "value") if "value" in it else 0]
+        return [R_ACCESS | ACCESSES.index(acc) << 8 | MODES.index(mode) << 16 | show << 24,
+                _int(it, "addr"), _int(it, "value") if "value" in it else 0, ms]
     raise ScenarioError(f"{where}: unknown item type {t!r}")
 
 
