@@ -256,5 +256,5 @@ def dumps(s: dict) -> str:
     lines = [json.dumps(head)[:-1] + ","]
     for k in ("setup", "ops"):
         items = ",\n   ".join(json.dumps(it) for it in s[k])
-        lines.append(f' "{k}": [\n   {items}\n ]' + ("," if k == "setup" else ""))
+        lines.append(f' "{k}": [' + (f"\n   {items}\n " if items else "") + "]" + ("," if k == "setup" else ""))
     return "\n".join(lines) + "\n}\n"

@@ -1,0 +1,57 @@
+"""Classifying fuzz findings against the known-divergence catalogue, and the small HTML page.
+
+The catalogue (difftest.known) lists findings of the hand-written guests exactly: guest|probes|what|pair.
+A fuzz finding has no such guest or probe, and no self-check parts (the interpreter has no expectations:
+its ``what`` is what the comparator saw -- ``trap 21~23``, ``xlat.fault load g21~ok``, ``trap.gva ...``).
+So a fuzz class is *known* when some entry lists, for the same backend pair, a finding whose comparator
+parts (its ``what`` without the guest's own ``Xa(...)``/``Xb(...)``/``P(...)`` parts) are exactly the
+fuzz finding's: the same root cause seen from another probe.  Anything else is *new* -- to be reviewed,
+and either fixed in the model or added to the catalogue.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+
+def _parts(what: str) -> frozenset:
+    return frozenset(p for p in what.split(" + ") if not p.startswith(("Xa(", "Xb(", "P(")))
+
+
+def classify(what: str, pair: str, known) -> str | None:
+    """The id of the catalogue entry that explains this class, or None (new)."""
+    mine = _parts(what)
+    if not mine:
+        return None
+    for k in known:
+        for _, _, kwhat, kpair in k.subs:
+            if kpair == pair and _parts(kwhat) == mine:
+                return k.id
+    return None
+
+
+def write_html(summary: dict, path: Path) -> None:
+    e = html.escape
+    rows = []
+    for f in summary["findings"]:
+        st = f"known: {e(f['known'])}" if f["known"] else "<b>new</b>"
+        rep = f"<a href='{e(f['report'])}'>report</a>" if f.get("report") else ""
+        repro = f"<code>{e(f['replay'])}</code> ({f['shrunk_ops']} ops)" if f.get("replay") else "not shrunk"
+        rows.append(f"<tr class={'new' if not f['known'] else 'known'}><td>{e(f['what'])}</td><td>{e(f['pair'])}</td>"
+                    f"<td>{f['count']}</td><td>{st}</td><td>{repro}</td><td>{rep}</td></tr>")
+    cov = summary["coverage"]
+    modes = "".join(f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in sorted(summary["modes"].items()))
+    page = f"""<!doctype html><meta charset=utf-8><title>difftest fuzz</title>
+<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 6px}}
+tr.new td{{background:#fdd}} tr.known td{{background:#eee}}</style>
+<h1>difftest fuzz: {summary['new']} new, {summary['known']} known finding classes</h1>
+<p>seed {summary['seed']}, backends {e(', '.join(summary['backends']))}, {summary['scenarios']} scenarios
+({summary['probes']} probes) in {summary['runs']} guest runs, {summary['seconds']} s
+({summary['scenarios_per_second']} scenarios/s), {summary['accepted_stale']} permitted stale translations accepted.</p>
+<p>coverage: {cov['reached']} of {cov['reachable']} translation situations (difftest coverage).</p>
+<table><tr><th>what differs</th><th>pair</th><th>seen</th><th>status</th><th>minimal scenario</th><th></th></tr>
+{''.join(rows)}</table>
+<h2>Scenarios per starting mode</h2><table>{modes}</table>
+<h2>Errors</h2><pre>{e(chr(10).join(summary['errors'])) or 'none'}</pre>
+"""
+    path.write_text(page)

@@ -1,0 +1,248 @@
+"""The fuzz loop: Hypothesis-generated batches on J worker processes, findings deduplicated by class,
+each new class shrunk once (difftest.fuzz.shrink) and written to the corpus.
+
+``fuzz(cfg)`` is what ``difftest fuzz`` and the nightly call.  Worker j runs Hypothesis with seed
+``cfg.seed + j`` (the same seed gives the same batches), one batch (K scenarios, one HGATP x VS pair) per
+example, until ``cfg.count`` scenarios or ``cfg.seconds`` are spent.  A class (``what|a~b``) is
+shrunk by the first worker that claims it (an O_EXCL file), so two workers never shrink the same thing.
+Events go to the parent through a queue; the parent prints the progress line and builds the summary.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CORPUS = ROOT / "guests" / "fuzz_interp" / "corpus"
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    count: int | None = None           # scenarios in all (None: until seconds)
+    seconds: float | None = None
+    backends: list[str] = field(default_factory=lambda: ["qemu-10.0", "model"])
+    modes: list[tuple[str, str]] | None = None     # (hgatp, vs) pairs; None = all 16
+    jobs: int = 1
+    batch: int = 16                    # scenarios per guest run
+    max_ops: int = 8
+    out: str = ""
+    corpus: str = str(CORPUS)
+    shrink_budget: float = 180.0       # seconds per class
+    shrink: bool = True
+
+
+class _Stop(BaseException):
+    """Ends a worker's Hypothesis loop without it being taken for a failure to shrink."""
+
+
+def class_id(cls: str) -> str:
+    return hashlib.sha256(cls.encode()).hexdigest()[:12]
+
+
+def _worker(cfg: Config, j: int, q) -> None:
+    from hypothesis import HealthCheck, Verbosity, given, seed, settings
+
+    from difftest.fuzz import runner as R
+    from difftest.fuzz import scenario as S
+    from difftest.fuzz import shrink as SH
+    from difftest.fuzz import strategies as F
+    out = Path(cfg.out)
+    work = out / "work" / f"w{j}"
+    claims = out / "claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    t_end = time.monotonic() + cfg.seconds if cfg.seconds else None
+    quota = -(-cfg.count // cfg.jobs) if cfg.count else None
+    done = [0, 0]                          # scenarios, batches
+
+    def over() -> bool:
+        return (t_end is not None and time.monotonic() >= t_end) or (quota is not None and done[0] >= quota)
+
+    def run(b):
+        done[1] += 1
+        d = work / f"b{done[1]}"
+        try:
+            r = R.run_batch(b, backends=cfg.backends, out_dir=d)
+            cov = [list(t) for t in R.coverage_of(r.model_trace)] if r.model_trace else []
+        except Exception as e:        # a broken batch is reported, never the end of the search
+            q.put(("error", j, f"{type(e).__name__}: {e}", traceback.format_exc(limit=3)))
+            shutil.rmtree(d, ignore_errors=True)
+            return
+        done[0] += len(b)
+        fl = []
+        for f in r.findings:
+            rec = asdict(f)
+            rec["fingerprint"] = f.fingerprint
+            if f.scenario is not None:
+                rec["scenario_json"] = b[f.scenario]
+            fl.append(rec)
+        q.put(("batch", j, {"scenarios": len(b), "probes": sum(len(S.probes(s)) for s in b), "status": r.status,
+                            "seconds": r.seconds, "steps": r.steps, "stale": r.stale, "errors": r.errors,
+                            "modes": [b[0]["hgatp"], b[0]["vs"]], "timing": r.timing, "findings": fl,
+                            "coverage": cov}))
+        keep_reports = d / "reports"
+        for f in r.findings:
+            if f.scenario is None or not cfg.shrink or over():
+                continue
+            try:
+                fd = os.open(claims / class_id(f.cls), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            budget = cfg.shrink_budget if t_end is None else min(cfg.shrink_budget, max(0.0, t_end - time.monotonic()))
+            t0 = time.monotonic()
+            m, runs = SH.shrink(b[f.scenario], f.cls, backends=cfg.backends, work=work / "shrink", budget=budget)
+            q.put(("shrunk", j, {"cls": f.cls, "scenario": m or b[f.scenario], "shrunk": m is not None,
+                                 "runs": runs, "seconds": round(time.monotonic() - t0, 1),
+                                 "original_ops": len(b[f.scenario]["ops"])}))
+        # traces are large and the reports hold what a person reads: keep those of batches with findings
+        for p in d.glob("*.trace.jsonl.gz"):
+            p.unlink()
+        if not r.findings:
+            shutil.rmtree(d, ignore_errors=True)
+        elif keep_reports.exists():
+            pass
+
+    # Hypothesis draws one scenario per example (it mutates earlier examples: as single scenarios ~92%
+    # of them are new, as whole batches a tenth); new ones queue per starting mode pair and a full queue
+    # is one guest run -- the runs are what costs (each ~2 s of fixed QEMU and start-up work)
+    seen: set[str] = set()
+    queues: dict[tuple, list] = {}
+
+    def one(b):
+        if over():
+            raise _Stop()
+        key = json.dumps(b[0], sort_keys=True)
+        if key in seen:
+            return
+        seen.add(key)
+        qq = queues.setdefault((b[0]["hgatp"], b[0]["vs"]), [])
+        qq.append(b[0])
+        want = cfg.batch if quota is None else min(cfg.batch, quota - done[0])
+        if len(qq) >= want:
+            queues[(b[0]["hgatp"], b[0]["vs"])] = []
+            run(qq)
+
+    test = given(F.batch(1, cfg.modes, cfg.max_ops))(one)
+    test = settings(max_examples=10**9, database=None, deadline=None, verbosity=Verbosity.quiet,
+                    suppress_health_check=list(HealthCheck), print_blob=False)(test)
+    test = seed(cfg.seed + j)(test)
+    try:
+        test()
+    except _Stop:
+        pass
+    except Exception as e:
+        q.put(("error", j, f"{type(e).__name__}: {e}", traceback.format_exc(limit=5)))
+    q.put(("done", j, done[0]))
+
+
+def fuzz(cfg: Config, progress=None) -> dict:
+    """Run the search; return the summary (also written to <out>/summary.json)."""
+    from difftest import known as K
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from difftest.fuzz import runner as R
+    R.interp_elf()                                 # build once, before the workers race for it
+    t0 = time.monotonic()
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(cfg, j, q), daemon=True) for j in range(cfg.jobs)]
+    for p in procs:
+        p.start()
+    st = {"scenarios": 0, "probes": 0, "batches": 0, "steps": 0, "stale": 0, "run_seconds": 0.0,
+          "modes": {}, "errors": [], "classes": {}, "shrunk": {}, "coverage": set()}
+    running = len(procs)
+    try:
+        while running:
+            try:
+                ev = q.get(timeout=5)
+            except Exception:
+                if not any(p.is_alive() for p in procs):
+                    break
+                continue
+            kind, j = ev[0], ev[1]
+            if kind == "done":
+                running -= 1
+            elif kind == "error":
+                st["errors"].append(ev[2])
+            elif kind == "batch":
+                b = ev[2]
+                st["scenarios"] += b["scenarios"]
+                st["probes"] += b["probes"]
+                st["batches"] += 1
+                st["steps"] += b["steps"]
+                st["stale"] += b["stale"]
+                st["run_seconds"] += b["seconds"]
+                key = "/".join(b["modes"])
+                st["modes"][key] = st["modes"].get(key, 0) + b["scenarios"]
+                st["errors"] += b["errors"]
+                st["coverage"] |= {tuple(c) for c in b["coverage"]}
+                for f in b["findings"]:
+                    c = st["classes"].setdefault(f["cls"], {"cls": f["cls"], "what": f["what"], "pair": f["pair"],
+                                                            "kind": f["kind"], "count": 0,
+                                                            "fingerprint": f["fingerprint"],
+                                                            "example": f.get("scenario_json"),
+                                                            "report": f["report"], "summary": f["summary"]})
+                    c["count"] += 1
+            elif kind == "shrunk":
+                s = ev[2]
+                st["shrunk"][s["cls"]] = s
+            if progress:
+                el = time.monotonic() - t0
+                progress(f"{st['scenarios']} scenarios in {el:.0f} s ({st['scenarios'] / max(el, 1e-9):.2f}/s), "
+                         f"{st['batches']} runs, {len(st['classes'])} finding classes, {len(st['shrunk'])} shrunk")
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+    elapsed = time.monotonic() - t0
+    return summarise(cfg, st, elapsed, K)
+
+
+def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
+    from difftest.fuzz import scenario as S
+    from difftest.fuzz.report import classify, write_html
+    try:
+        known = K.load()
+    except K.KnownError as e:
+        known, st["errors"] = [], st["errors"] + [str(e)]
+    corpus = Path(cfg.corpus)
+    findings = []
+    for cls, c in sorted(st["classes"].items()):
+        entry = classify(c["what"], c["pair"], known)
+        rec = dict(c, known=entry, status="known" if entry else "new")
+        s = st["shrunk"].get(cls)
+        if s is not None:
+            corpus.mkdir(parents=True, exist_ok=True)
+            path = corpus / f"{class_id(cls)}.json"
+            sc = dict(s["scenario"])
+            path.write_text(S.dumps(sc))
+            (corpus / f"{class_id(cls)}.finding").write_text(cls + "\n")
+            rec.update(corpus=str(path), shrunk_ops=len(sc["ops"]), shrunk=s["shrunk"], shrink_runs=s["runs"],
+                       shrink_seconds=s["seconds"], original_ops=s["original_ops"],
+                       replay=f"difftest fuzz --replay {path} --backend {','.join(cfg.backends)}")
+        findings.append(rec)
+    cov = st.pop("coverage")
+    from difftest import coverage as C
+    summary = {"seed": cfg.seed, "backends": cfg.backends, "jobs": cfg.jobs, "batch": cfg.batch,
+               "seconds": round(elapsed, 1), "scenarios": st["scenarios"], "probes": st["probes"],
+               "runs": st["batches"], "scenarios_per_second": round(st["scenarios"] / max(elapsed, 1e-9), 2),
+               "steps": st["steps"], "accepted_stale": st["stale"], "modes": st["modes"],
+               "errors": st["errors"][:50], "findings": findings,
+               "new": sum(1 for f in findings if f["status"] == "new"),
+               "known": sum(1 for f in findings if f["status"] == "known"),
+               "coverage": C.summarise_reached(cov),
+               "reached": sorted((list(t) for t in cov), key=C.fmt)}
+    if cfg.out:
+        out = Path(cfg.out)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_html(summary, out / "report.html")
+    return summary
