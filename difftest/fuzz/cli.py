@@ -127,8 +127,9 @@ def run(args) -> int:
 
 
 def print_summary(s: dict, out: Path) -> None:
-    print(f"{s['scenarios']} scenarios ({s['probes']} probes) in {s['runs']} runs, {s['seconds']} s: "
-          f"{s['scenarios_per_second']} scenarios/s; {s['accepted_stale']} permitted stale translations")
+    print(f"{s['scenarios']} scenarios ({s['probes']} probes) in {s['runs']} runs, {s['search_seconds']} s of search: "
+          f"{s['scenarios_per_second']} scenarios/s; {s['accepted_stale']} permitted stale translations accepted; "
+          f"shrinking {sum(1 for f in s['findings'] if f.get('replay'))} classes: {s['shrink_seconds']} s")
     c = s["coverage"]
     print(f"coverage: {c['reached']}/{c['reachable']} translation situations   "
           + "  ".join(f"{k} {v}" for k, v in c["per_mode"].items() if not v.startswith("0/")))

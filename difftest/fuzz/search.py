@@ -87,34 +87,27 @@ def _worker(cfg: Config, j: int, q) -> None:
                             "seconds": r.seconds, "steps": r.steps, "stale": r.stale, "errors": r.errors,
                             "modes": [b[0]["hgatp"], b[0]["vs"]], "timing": r.timing, "findings": fl,
                             "coverage": cov}))
-        keep_reports = d / "reports"
         for f in r.findings:
-            if f.scenario is None or not cfg.shrink or over():
+            if f.scenario is None or not cfg.shrink:
                 continue
             try:
                 fd = os.open(claims / class_id(f.cls), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 continue
             os.close(fd)
-            budget = cfg.shrink_budget if t_end is None else min(cfg.shrink_budget, max(0.0, t_end - time.monotonic()))
-            t0 = time.monotonic()
-            m, runs = SH.shrink(b[f.scenario], f.cls, backends=cfg.backends, work=work / "shrink", budget=budget)
-            q.put(("shrunk", j, {"cls": f.cls, "scenario": m or b[f.scenario], "shrunk": m is not None,
-                                 "runs": runs, "seconds": round(time.monotonic() - t0, 1),
-                                 "original_ops": len(b[f.scenario]["ops"])}))
+            to_shrink.append((f.cls, b[f.scenario], f.op))
         # traces are large and the reports hold what a person reads: keep those of batches with findings
         for p in d.glob("*.trace.jsonl.gz"):
             p.unlink()
         if not r.findings:
             shutil.rmtree(d, ignore_errors=True)
-        elif keep_reports.exists():
-            pass
 
     # Hypothesis draws one scenario per example (it mutates earlier examples: as single scenarios ~92%
     # of them are new, as whole batches a tenth); new ones queue per starting mode pair and a full queue
     # is one guest run -- the runs are what costs (each ~2 s of fixed QEMU and start-up work)
     seen: set[str] = set()
     queues: dict[tuple, list] = {}
+    to_shrink: list[tuple[str, dict, int]] = []      # classes this worker claimed first, shrunk after the search
 
     def one(b):
         if over():
@@ -140,6 +133,23 @@ def _worker(cfg: Config, j: int, q) -> None:
         pass
     except Exception as e:
         q.put(("error", j, f"{type(e).__name__}: {e}", traceback.format_exc(limit=5)))
+    if quota is not None:                     # --count: the scenarios still queued run too
+        for qq in queues.values():
+            if qq and done[0] < quota:
+                run(qq[:quota - done[0]])
+    q.put(("searched", j, done[0]))
+    # Shrinking comes after the search (--time is the search's), each class by the worker that
+    # claimed it, so a run's scenario count does not depend on how many classes it found
+    for cls, sc, op in to_shrink:
+        t0 = time.monotonic()
+        try:
+            m, runs = SH.shrink(sc, cls, backends=cfg.backends, work=work / "shrink", budget=cfg.shrink_budget,
+                               op=op)
+        except Exception as e:
+            q.put(("error", j, f"shrinking {cls}: {type(e).__name__}: {e}", traceback.format_exc(limit=5)))
+            continue
+        q.put(("shrunk", j, {"cls": cls, "scenario": m or sc, "shrunk": m is not None, "runs": runs,
+                             "seconds": round(time.monotonic() - t0, 1), "original_ops": len(sc["ops"])}))
     q.put(("done", j, done[0]))
 
 
@@ -157,8 +167,8 @@ def fuzz(cfg: Config, progress=None) -> dict:
     for p in procs:
         p.start()
     st = {"scenarios": 0, "probes": 0, "batches": 0, "steps": 0, "stale": 0, "run_seconds": 0.0,
-          "modes": {}, "errors": [], "classes": {}, "shrunk": {}, "coverage": set()}
-    running = len(procs)
+          "modes": {}, "errors": [], "classes": {}, "shrunk": {}, "coverage": set(), "search_seconds": None}
+    running = searching = len(procs)
     try:
         while running:
             try:
@@ -167,9 +177,13 @@ def fuzz(cfg: Config, progress=None) -> dict:
                 if not any(p.is_alive() for p in procs):
                     break
                 continue
-            kind, j = ev[0], ev[1]
+            kind = ev[0]
             if kind == "done":
                 running -= 1
+            elif kind == "searched":
+                searching -= 1
+                if not searching:
+                    st["search_seconds"] = time.monotonic() - t0
             elif kind == "error":
                 st["errors"].append(ev[2])
             elif kind == "batch":
@@ -194,7 +208,7 @@ def fuzz(cfg: Config, progress=None) -> dict:
             elif kind == "shrunk":
                 s = ev[2]
                 st["shrunk"][s["cls"]] = s
-            if progress:
+            if progress and searching:
                 el = time.monotonic() - t0
                 progress(f"{st['scenarios']} scenarios in {el:.0f} s ({st['scenarios'] / max(el, 1e-9):.2f}/s), "
                          f"{st['batches']} runs, {len(st['classes'])} finding classes, {len(st['shrunk'])} shrunk")
@@ -231,10 +245,12 @@ def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
                        replay=f"difftest fuzz --replay {path} --backend {','.join(cfg.backends)}")
         findings.append(rec)
     cov = st.pop("coverage")
+    search_s = st["search_seconds"] or elapsed
     from difftest import coverage as C
     summary = {"seed": cfg.seed, "backends": cfg.backends, "jobs": cfg.jobs, "batch": cfg.batch,
-               "seconds": round(elapsed, 1), "scenarios": st["scenarios"], "probes": st["probes"],
-               "runs": st["batches"], "scenarios_per_second": round(st["scenarios"] / max(elapsed, 1e-9), 2),
+               "seconds": round(elapsed, 1), "search_seconds": round(search_s, 1),
+               "shrink_seconds": round(elapsed - search_s, 1), "scenarios": st["scenarios"], "probes": st["probes"],
+               "runs": st["batches"], "scenarios_per_second": round(st["scenarios"] / max(search_s, 1e-9), 2),
                "steps": st["steps"], "accepted_stale": st["stale"], "modes": st["modes"],
                "errors": st["errors"][:50], "findings": findings,
                "new": sum(1 for f in findings if f["status"] == "new"),

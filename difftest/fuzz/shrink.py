@@ -73,8 +73,9 @@ def size(s: dict) -> tuple:
 
 
 def shrink(s: dict, cls: str, *, backends: list[str], work: Path, budget: float = 180.0,
-           max_runs: int = 200, log=None) -> tuple[dict | None, int]:
-    """(the smallest variant of ``s`` found that still shows ``cls``, or None; runs made)."""
+           max_runs: int = 200, op: int | None = None, log=None) -> tuple[dict | None, int]:
+    """(the smallest variant of ``s`` found that still shows ``cls``, or None; runs made).  ``op``: the
+    index of the operation the class was seen at -- the operations after it are cut first (one run)."""
     best: list[dict] = []
     runs = [0]
     deadline = time.monotonic() + budget
@@ -85,9 +86,17 @@ def shrink(s: dict, cls: str, *, backends: list[str], work: Path, budget: float 
         r = R.run_batch([v], backends=backends, out_dir=work / f"shrink{runs[0] % 4}")
         return any(f.cls == cls for f in r.findings)
 
+    if op is not None and op + 1 < len(s["ops"]):
+        cut = dict(s, ops=s["ops"][:op + 1])
+        if shows(cut):
+            s = cut
+            best[:] = [cut]
+
     def test(v):
         if best and v == best[0]:
             raise _Reproduced()          # the final replay of the minimum, also after the budget
+        if v == s:
+            return                       # the (possibly cut) original: known to show it, one run saved
         if time.monotonic() > deadline or runs[0] >= max_runs:
             return                       # out of budget: nothing more counts as failing
         if shows(v):
