@@ -156,7 +156,7 @@ def add_subcommand(sub) -> None:
     p.add_argument("--vs-mode", default="all", help="starting VS modes, comma-separated or all")
     p.add_argument("--backend", default="qemu-10.0,model", help="default qemu-10.0,model")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--batch", type=int, default=16, help="scenarios per guest run (default 16)")
+    p.add_argument("--batch", type=int, default=32, help="scenarios per guest run (default 32)")
     p.add_argument("--out", help="results directory (default results/fuzz-<UTC time>)")
     p.add_argument("--corpus", help="where minimal scenarios go (default guests/fuzz_interp/corpus)")
     p.add_argument("--no-shrink", action="store_true", help="report classes without shrinking them")

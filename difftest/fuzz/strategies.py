@@ -249,8 +249,25 @@ def scenario(draw, hgatp: str, vs: str, max_ops: int = 8) -> dict:
     if not any(o["t"] == "access" for o in ops):
         ops.append({"t": "access", "acc": "ld", "mode": "VS", "addr": _address(chains[0], "data", "ld", False),
                     "value": 0})
-    return {"fuzz_scenario": 1, "hgatp": hgatp, "vs": vs, "vmid": draw(st.integers(0, 3)),
-            "asid": draw(st.integers(0, 3)), "setup": setup, "ops": ops}
+    return _only_used_modes({"fuzz_scenario": 1, "hgatp": hgatp, "vs": vs, "vmid": draw(st.integers(0, 3)),
+                             "asid": draw(st.integers(0, 3)), "setup": setup, "ops": ops})
+
+
+def _only_used_modes(s: dict) -> dict:
+    """Table writes only for the modes the scenario starts in or switches to: each mode's copy costs
+    the guest a walk of its own (the table builder was half of every run's steps)."""
+    used = {s["hgatp"], s["vs"]} | {o["mode"] for o in s["ops"] if o["t"] == "atp"}
+    keys = {"map": ["modes"], "or": ["modes"], "reloc": ["vs_modes", "g_modes"]}
+    for part in ("setup", "ops"):
+        out = []
+        for it in s[part]:
+            if it["t"] in keys:
+                it = dict(it, **{k: [m for m in it[k] if m in used] for k in keys[it["t"]]})
+                if not any(it[k] for k in keys[it["t"]]) and part == "setup":
+                    continue
+            out.append(it)
+        s[part] = out
+    return s
 
 
 @st.composite
