@@ -128,7 +128,7 @@ def run(args) -> int:
 
 def print_summary(s: dict, out: Path) -> None:
     print(f"{s['scenarios']} scenarios ({s['probes']} probes) in {s['runs']} runs, {s['search_seconds']} s of search: "
-          f"{s['scenarios_per_second']} scenarios/s; {s['accepted_stale']} permitted stale translations accepted; "
+          f"{s['scenarios_per_second']} scenarios/s ({s['scenarios_per_cpu_second']} per CPU-second); {s['accepted_stale']} permitted stale translations accepted; "
           f"shrinking {sum(1 for f in s['findings'] if f.get('replay'))} classes: {s['shrink_seconds']} s")
     c = s["coverage"]
     print(f"coverage: {c['reached']}/{c['reachable']} translation situations   "

@@ -137,7 +137,12 @@ def _worker(cfg: Config, j: int, q) -> None:
         for qq in queues.values():
             if qq and done[0] < quota:
                 run(qq[:quota - done[0]])
-    q.put(("searched", j, done[0]))
+    import resource
+    # CPU seconds of the search (this worker, its model threads and its QEMUs): the machine may be
+    # shared, and scenarios per CPU-second is the figure that does not depend on who else runs
+    cpu = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    q.put(("searched", j, done[0], cpu))
     # Shrinking comes after the search (--time is the search's), each class by the worker that
     # claimed it, so a run's scenario count does not depend on how many classes it found
     for cls, sc, op in to_shrink:
@@ -167,7 +172,8 @@ def fuzz(cfg: Config, progress=None) -> dict:
     for p in procs:
         p.start()
     st = {"scenarios": 0, "probes": 0, "batches": 0, "steps": 0, "stale": 0, "run_seconds": 0.0,
-          "modes": {}, "errors": [], "classes": {}, "shrunk": {}, "coverage": set(), "search_seconds": None}
+          "modes": {}, "errors": [], "classes": {}, "shrunk": {}, "coverage": set(), "search_seconds": None,
+          "cpu_seconds": 0.0}
     running = searching = len(procs)
     try:
         while running:
@@ -182,6 +188,7 @@ def fuzz(cfg: Config, progress=None) -> dict:
                 running -= 1
             elif kind == "searched":
                 searching -= 1
+                st["cpu_seconds"] += ev[3]
                 if not searching:
                     st["search_seconds"] = time.monotonic() - t0
             elif kind == "error":
@@ -251,6 +258,8 @@ def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
                "seconds": round(elapsed, 1), "search_seconds": round(search_s, 1),
                "shrink_seconds": round(elapsed - search_s, 1), "scenarios": st["scenarios"], "probes": st["probes"],
                "runs": st["batches"], "scenarios_per_second": round(st["scenarios"] / max(search_s, 1e-9), 2),
+               "search_cpu_seconds": round(st["cpu_seconds"], 1),
+               "scenarios_per_cpu_second": round(st["scenarios"] / max(st["cpu_seconds"], 1e-9), 2),
                "steps": st["steps"], "accepted_stale": st["stale"], "modes": st["modes"],
                "errors": st["errors"][:50], "findings": findings,
                "new": sum(1 for f in findings if f["status"] == "new"),
