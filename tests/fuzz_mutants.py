@@ -159,7 +159,7 @@ def main(argv) -> int:
         killed = []
         for g in guests:
             hg, vs = G.declared_modes(G.build(g))
-            for m in hg:
+            for m in [x for x in hg if x != "bare"][:2] or hg[:1]:     # a sample of the modes, for time
                 c = engine.run_case(g, hgatp_mode=m, vs_mode=vs[0] if len(vs) == 1 else vs[min(1, len(vs) - 1)],
                                     backends=a.backend.split(","), out_dir=out / f"{g}-{m}", timeout=300)
                 for p in c.pairs:

@@ -134,7 +134,7 @@ def print_summary(s: dict, out: Path) -> None:
     print(f"coverage: {c['reached']}/{c['reachable']} translation situations   "
           + "  ".join(f"{k} {v}" for k, v in c["per_mode"].items() if not v.startswith("0/")))
     for f in s["findings"]:
-        tag = f"known: {f['known']}" if f["known"] else "NEW"
+        tag = f"known: {f['known']}" if f["known"] else "NEW" + (f", resembles {f['resembles']}" if f.get("resembles") else "")
         print(f"  [{tag}] {f['what']}  ({f['pair']}, seen {f['count']}x)")
         if f.get("replay"):
             print(f"      minimal: {f['shrunk_ops']} op(s) (from {f['original_ops']}): {f['replay']}")

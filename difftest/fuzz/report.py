@@ -19,13 +19,28 @@ def _parts(what: str) -> frozenset:
 
 
 def classify(what: str, pair: str, known) -> str | None:
-    """The id of the catalogue entry that explains this class, or None (new)."""
+    """The id of the catalogue entry that explains this class, or None (new).  Two root causes can
+    look the same to the comparator (QEMU 7.2's ``trap 21~23`` is its AMO bug and its implicit-access
+    bug): then every such entry is named, comma-separated, and the minimal scenario tells which."""
     mine = _parts(what)
     if not mine:
         return None
+    ids = [k.id for k in known if any(kpair == pair and _parts(kwhat) == mine for _, _, kwhat, kpair in k.subs)]
+    return ", ".join(ids) or None
+
+
+def resembles(what: str, pair: str, known) -> str | None:
+    """For a new class: an entry listing the same comparator parts up to the cause codes and access
+    types (``trap.gva cause=13 0~1`` vs the listed ``trap.gva cause=21 0~1``) -- likely the same root
+    cause seen on another exception, a hint for the reviewer, never counted as known."""
+    import re
+
+    def norm(w):
+        return frozenset(re.sub(r"cause=\d+|\b(load|store|fetch)\b|[gs]?\d+~|~[gs]?\d+", "#", p) for p in _parts(w))
+    mine = norm(what)
     for k in known:
         for _, _, kwhat, kpair in k.subs:
-            if kpair == pair and _parts(kwhat) == mine:
+            if kpair == pair and norm(kwhat) == mine:
                 return k.id
     return None
 
@@ -34,7 +49,8 @@ def write_html(summary: dict, path: Path) -> None:
     e = html.escape
     rows = []
     for f in summary["findings"]:
-        st = f"known: {e(f['known'])}" if f["known"] else "<b>new</b>"
+        st = f"known: {e(f['known'])}" if f["known"] else "<b>new</b>" + (
+            f" (resembles {e(f['resembles'])})" if f.get("resembles") else "")
         rep = f"<a href='{e(f['report'])}'>report</a>" if f.get("report") else ""
         repro = f"<code>{e(f['replay'])}</code> ({f['shrunk_ops']} ops)" if f.get("replay") else "not shrunk"
         rows.append(f"<tr class={'new' if not f['known'] else 'known'}><td>{e(f['what'])}</td><td>{e(f['pair'])}</td>"

@@ -230,7 +230,7 @@ def fuzz(cfg: Config, progress=None) -> dict:
 
 def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
     from difftest.fuzz import scenario as S
-    from difftest.fuzz.report import classify, write_html
+    from difftest.fuzz.report import classify, resembles, write_html
     try:
         known = K.load()
     except K.KnownError as e:
@@ -239,7 +239,8 @@ def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
     findings = []
     for cls, c in sorted(st["classes"].items()):
         entry = classify(c["what"], c["pair"], known)
-        rec = dict(c, known=entry, status="known" if entry else "new")
+        rec = dict(c, known=entry, status="known" if entry else "new",
+                   resembles=None if entry else resembles(c["what"], c["pair"], known))
         s = st["shrunk"].get(cls)
         if s is not None:
             corpus.mkdir(parents=True, exist_ok=True)
