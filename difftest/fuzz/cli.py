@@ -98,7 +98,8 @@ def run(args) -> int:
     cfg = search.Config(seed=args.seed, count=args.count, seconds=args.time if args.count is None or args.time else None,
                         backends=backends, modes=[(h, v) for h in hg for v in vs], jobs=args.jobs, batch=args.batch,
                         out=str(out), corpus=args.corpus or str(search.CORPUS), shrink=not args.no_shrink,
-                        shrink_budget=args.shrink_budget)
+                        shrink_budget=args.shrink_budget,
+                        shrink_only=[x.strip() for x in args.shrink_only.split(",") if x.strip()] if args.shrink_only else None)
     if cfg.count is None and cfg.seconds is None:
         cfg.seconds = 60
     tty = sys.stderr.isatty()
@@ -134,13 +135,14 @@ def print_summary(s: dict, out: Path) -> None:
     print(f"coverage: {c['reached']}/{c['reachable']} translation situations   "
           + "  ".join(f"{k} {v}" for k, v in c["per_mode"].items() if not v.startswith("0/")))
     for f in s["findings"]:
-        tag = f"known: {f['known']}" if f["known"] else "NEW" + (f", resembles {f['resembles']}" if f.get("resembles") else "")
+        tag = f"known: {f['known']}" if f["known"] else "follows an earlier difference" if f["status"] == "follows" \
+            else "NEW" + (f", resembles {f['resembles']}" if f.get("resembles") else "")
         print(f"  [{tag}] {f['what']}  ({f['pair']}, seen {f['count']}x)")
         if f.get("replay"):
             print(f"      minimal: {f['shrunk_ops']} op(s) (from {f['original_ops']}): {f['replay']}")
     for e in s["errors"][:10]:
         print(f"  error: {e}")
-    print(f"{s['new']} new, {s['known']} known finding classes; {out}/summary.json, {out}/report.html")
+    print(f"{s['new']} new, {s['known']} known finding classes, {s['follows']} only after an earlier difference; {out}/summary.json, {out}/report.html")
 
 
 def add_subcommand(sub) -> None:
@@ -161,6 +163,8 @@ def add_subcommand(sub) -> None:
     p.add_argument("--corpus", help="where minimal scenarios go (default guests/fuzz_interp/corpus)")
     p.add_argument("--no-shrink", action="store_true", help="report classes without shrinking them")
     p.add_argument("--shrink-budget", type=float, default=180.0, help="seconds of shrinking per class (default 180)")
+    p.add_argument("--shrink-only", metavar="GLOBS", help="shrink only classes matching these fnmatch patterns over "
+                   "'what|a~b', comma-separated (e.g. '*g21~ok*')")
     p.add_argument("--replay", metavar="FILE", help="run one saved scenario and report its findings")
     p.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
     p.set_defaults(func=run)

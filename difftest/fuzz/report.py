@@ -49,7 +49,8 @@ def write_html(summary: dict, path: Path) -> None:
     e = html.escape
     rows = []
     for f in summary["findings"]:
-        st = f"known: {e(f['known'])}" if f["known"] else "<b>new</b>" + (
+        st = f"known: {e(f['known'])}" if f["known"] else "follows an earlier difference" \
+            if f["status"] == "follows" else "<b>new</b>" + (
             f" (resembles {e(f['resembles'])})" if f.get("resembles") else "")
         rep = f"<a href='{e(f['report'])}'>report</a>" if f.get("report") else ""
         repro = f"<code>{e(f['replay'])}</code> ({f['shrunk_ops']} ops)" if f.get("replay") else "not shrunk"
@@ -61,6 +62,7 @@ def write_html(summary: dict, path: Path) -> None:
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 6px}}
 tr.new td{{background:#fdd}} tr.known td{{background:#eee}}</style>
 <h1>difftest fuzz: {summary['new']} new, {summary['known']} known finding classes</h1>
+<p>{summary['follows']} more classes were seen only after an earlier difference in the same scenario.</p>
 <p>seed {summary['seed']}, backends {e(', '.join(summary['backends']))}, {summary['scenarios']} scenarios
 ({summary['probes']} probes) in {summary['runs']} guest runs, {summary['seconds']} s
 ({summary['scenarios_per_second']} scenarios/s), {summary['accepted_stale']} permitted stale translations accepted.</p>

@@ -31,6 +31,10 @@ class FuzzFinding:
     op: int | None              # index into that scenario's ops
     summary: str = ""
     report: str = ""            # the pair's HTML report
+    # an earlier operation of the same scenario differed already on this pair: this one may only follow
+    # from it (a store one side did and the other faulted on, read back later) -- a class seen only
+    # this way is reported as "follows", never as new, and is not shrunk (its cause is)
+    secondary: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -93,6 +97,13 @@ def run_batch(batch: list[dict], *, backends: list[str], out_dir: Path, timeout:
             si, oi = index.get(f.probe, (None, None))
             res.findings.append(FuzzFinding(f"{f.what}|{f.a}~{f.b}", f.what, f"{f.a}~{f.b}", f.kind, si, oi,
                                             f.summary, (p.report or {}).get("html", "")))
+    first: dict = {}
+    for f in res.findings:
+        if f.scenario is not None:
+            k = (f.scenario, f.pair)
+            first[k] = min(first.get(k, f.op), f.op)
+    for f in res.findings:
+        f.secondary = f.scenario is not None and f.op > first[(f.scenario, f.pair)]
     for f in case.findings:          # the interpreter failing on the model (a malformed block): never ok
         res.findings.append(FuzzFinding(f"{f.what}|{f.a}~{f.b}", f.what, f"{f.a}~{f.b}", f.kind, None, None,
                                         f.summary))

@@ -37,10 +37,16 @@ class Config:
     corpus: str = str(CORPUS)
     shrink_budget: float = 180.0       # seconds per class
     shrink: bool = True
+    shrink_only: list[str] | None = None   # fnmatch patterns over "what|a~b": shrink only these classes
 
 
 class _Stop(BaseException):
     """Ends a worker's Hypothesis loop without it being taken for a failure to shrink."""
+
+
+def _wanted(cls: str, patterns) -> bool:
+    import fnmatch
+    return not patterns or any(fnmatch.fnmatchcase(cls, p) for p in patterns)
 
 
 def class_id(cls: str) -> str:
@@ -88,7 +94,7 @@ def _worker(cfg: Config, j: int, q) -> None:
                             "modes": [b[0]["hgatp"], b[0]["vs"]], "timing": r.timing, "findings": fl,
                             "coverage": cov}))
         for f in r.findings:
-            if f.scenario is None or not cfg.shrink:
+            if f.scenario is None or f.secondary or not cfg.shrink or not _wanted(f.cls, cfg.shrink_only):
                 continue
             try:
                 fd = os.open(claims / class_id(f.cls), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -207,11 +213,14 @@ def fuzz(cfg: Config, progress=None) -> dict:
                 st["coverage"] |= {tuple(c) for c in b["coverage"]}
                 for f in b["findings"]:
                     c = st["classes"].setdefault(f["cls"], {"cls": f["cls"], "what": f["what"], "pair": f["pair"],
-                                                            "kind": f["kind"], "count": 0,
+                                                            "kind": f["kind"], "count": 0, "primary": 0,
                                                             "fingerprint": f["fingerprint"],
                                                             "example": f.get("scenario_json"),
                                                             "report": f["report"], "summary": f["summary"]})
                     c["count"] += 1
+                    c["primary"] += not f["secondary"]
+                    if not f["secondary"] and c["example"] is None:
+                        c["example"] = f.get("scenario_json")
             elif kind == "shrunk":
                 s = ev[2]
                 st["shrunk"][s["cls"]] = s
@@ -239,7 +248,7 @@ def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
     findings = []
     for cls, c in sorted(st["classes"].items()):
         entry = classify(c["what"], c["pair"], known)
-        rec = dict(c, known=entry, status="known" if entry else "new",
+        rec = dict(c, known=entry, status="known" if entry else "new" if c["primary"] else "follows",
                    resembles=None if entry else resembles(c["what"], c["pair"], known))
         s = st["shrunk"].get(cls)
         if s is not None:
@@ -265,6 +274,7 @@ def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
                "errors": st["errors"][:50], "findings": findings,
                "new": sum(1 for f in findings if f["status"] == "new"),
                "known": sum(1 for f in findings if f["status"] == "known"),
+               "follows": sum(1 for f in findings if f["status"] == "follows"),
                "coverage": C.summarise_reached(cov),
                "reached": sorted((list(t) for t in cov), key=C.fmt)}
     if cfg.out:
