@@ -62,8 +62,9 @@ def test_block_encoding_and_checks():
     s = S.check(hand_scenario())
     words = S.encode([s, s])
     assert words[0] == S.MAGIC | S.VERSION << 32 and words[1] == len(words) - 3
-    assert sum(1 for w in words[3:] if w & 0xff == S.R_ACCESS) == 2 * len(S.probes(s))
-    assert R.probe_index([s, s])["10"] == (0, S.probes(s)[9]) and R.probe_index([s, s])["11"] == (1, 0)
+    n = len(S.probes(s))
+    idx = R.probe_index([s, s])
+    assert len(idx) == 2 * n and idx[str(n)] == (0, S.probes(s)[-1]) and idx[str(n + 1)] == (1, 0)
     bad = dict(s, setup=[{"t": "map", "stage": "g", "va": 0x80000000, "level": 2, "pte": 1, "modes": X4}])
     with pytest.raises(S.ScenarioError, match="identity"):
         S.check(bad)
