@@ -86,6 +86,7 @@ def _gva(set_, rule):
 
 # name -> (apply, rule broken, hand-written guests that probe it)
 MUTANTS = {
+    "none": (lambda s: None, "the control: the model as committed", ["smoke"]),
     "g-store-w-inverted": (lambda s: _permitted(s, lambda w, st, pte, a, h, o: "wrong: W=1 G store" if st == "g" and a == "store" and pte & mmu.PTE_W else ...),
                            "G-stage store needs W", ["gstage_basic", "pte_bits"]),
     "g-u-not-required": (lambda s: _permitted(s, lambda w, st, pte, a, h, o: o(w, st, pte | mmu.PTE_U, a, h) if st == "g" else ...),
