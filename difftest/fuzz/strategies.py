@@ -45,6 +45,19 @@ def _pte(pa: int, level: int, flags: int, ppn_or: int) -> int:
 
 
 @st.composite
+def _flips(draw) -> list:
+    """PTE bit flips of a valid leaf: none half of the time (so walks get deep), else one to three --
+    Hypothesis's own list sizes left 9 in 10 leaves valid, and rules that need a flipped bit (U=0 at
+    the G stage, X-only pages for HLVX and MXR) went untested in a two-minute run."""
+    if not draw(st.booleans()):
+        return []
+    return draw(st.lists(st.sampled_from(LEAF_FLIPS), min_size=1, max_size=3, unique=True))
+
+
+NONLEAF_BITS = [A, D, U, G, RSV54, N, PBMT_NC]
+
+
+@st.composite
 def _region(draw, kind_list, mode: str, level: int) -> int:
     """A leaf base of ``level`` in ``mode``'s address space (GPA for x4 modes, GVA for VS modes)."""
     size, w, top = S.leaf_size(level), S.width(mode), S.top_level(mode)
@@ -105,7 +118,7 @@ def chain(draw, hgatp: str, vs: str) -> dict:
         if vs != "bare" and base >> 55:
             base = _reachable(base, lg)       # a VS PTE names GPAs below 2^56 only (44-bit PPN)
         gpa = base + (spa - (spa & ~(S.leaf_size(lg) - 1)))
-        flags, ppn_or = _flags(G_LEAF, draw(st.lists(st.sampled_from(LEAF_FLIPS), max_size=3, unique=True)))
+        flags, ppn_or = _flags(G_LEAF, draw(_flips()))
         modes = _modes(X4, base, lg)
         if modes:
             it = {"t": "map", "stage": "g", "va": base, "level": lg, "pte": _pte(spa, lg, flags, ppn_or), "modes": modes}
@@ -120,7 +133,7 @@ def chain(draw, hgatp: str, vs: str) -> dict:
         gb = gpa & ~(S.leaf_size(lv) - 1)
         gva = vbase + (gpa - gb)
         flags, ppn_or = _flags(VS_LEAF | (U if user else 0),
-                               draw(st.lists(st.sampled_from(LEAF_FLIPS), max_size=3, unique=True)))
+                               draw(_flips()))
         leaf = _pte(gpa, lv, flags, ppn_or)
         vmodes = _modes(VSM, vbase, lv, canonical=True)
         reloc = hgatp != "bare" and lv < S.top_level(vs) and draw(st.booleans())
@@ -138,6 +151,17 @@ def chain(draw, hgatp: str, vs: str) -> dict:
             items.append(it)
             c["maps"]["vs"] = it
     c["gva"] = gva
+    # a non-leaf PTE on the chain's walk with bits ORed in (A/D/U and reserved bits are reserved there;
+    # G marks the mappings below global at the VS stage)
+    if draw(st.booleans()) and draw(st.booleans()):
+        stage, mode, va, lv = ("vs", vs, c["maps"]["vs"]["va"], c["maps"]["vs"]["level"]) if "vs" in c["maps"] \
+            else ("g", hgatp, c["maps"]["g"]["va"], c["maps"]["g"]["level"]) if "g" in c["maps"] else (None,) * 4
+        if stage and lv + 1 <= S.top_level(mode):
+            names = VSM if stage == "vs" else X4
+            modes = _modes(names, va, lv + 1, canonical=stage == "vs")
+            bits = sum(draw(st.lists(st.sampled_from(NONLEAF_BITS), min_size=1, max_size=2, unique=True)))
+            if modes:
+                items.append({"t": "or", "stage": stage, "va": va, "level": lv + 1, "pte": bits, "modes": modes})
     c["items"] = items
     return c
 
