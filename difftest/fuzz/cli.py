@@ -51,10 +51,9 @@ def _backends(text: str) -> list[str]:
 
 def replay(path: str, backends: list[str], out: Path, as_json: bool) -> int:
     """Run one saved scenario; say whether the class recorded beside it (NAME.finding) reappears."""
-    from difftest import known as K
     from difftest.cli import UserError
     from difftest.fuzz import runner as R
-    from difftest.fuzz.report import classify
+    from difftest.fuzz.report import classify, load_known
     try:
         s = S.load(path)
     except S.ScenarioError as e:
@@ -62,7 +61,7 @@ def replay(path: str, backends: list[str], out: Path, as_json: bool) -> int:
     rec = Path(path).with_suffix(".finding")
     expected = rec.read_text().strip() if rec.is_file() else None
     r = R.run_batch([s], backends=backends, out_dir=out)
-    known = K.load()
+    known = load_known()
     classes = sorted({f.cls for f in r.findings})
     res = {"scenario": str(path), "status": r.status, "classes": classes, "expected": expected,
            "reproduced": expected in classes if expected else None, "errors": r.errors,

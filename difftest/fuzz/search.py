@@ -240,8 +240,9 @@ def fuzz(cfg: Config, progress=None) -> dict:
 def summarise(cfg: Config, st: dict, elapsed: float, K) -> dict:
     from difftest.fuzz import scenario as S
     from difftest.fuzz.report import classify, resembles, write_html
+    from difftest.fuzz.report import load_known
     try:
-        known = K.load()
+        known = load_known()
     except K.KnownError as e:
         known, st["errors"] = [], st["errors"] + [str(e)]
     corpus = Path(cfg.corpus)

@@ -219,12 +219,18 @@ def op_items(draw, hgatp: str, vs: str, chains: list[dict]) -> list[dict]:
         hyp = acc.startswith(("hlv", "hsv", "mprv"))
         phys = mode in ("M", "HS", "U") and not hyp and not acc.endswith("fence.vma") \
             and not acc.startswith("hfence")
+        ms = 0
+        if acc.startswith("mprv"):
+            ms = MPRV | (MPV if draw(st.booleans()) else 0) | (draw(st.sampled_from([1, 0, 3])) << 11)
+            # MPV=0 (satp Bare) or MPP=M: a physical address -- only ever the data page: QEMU's virt has
+            # devices and a PCIe window where the model has nothing, a platform difference, not the spec's
+            phys = not ms & MPV or (ms >> 11) & 3 == 3
         addr = _address(c, where, acc, phys)
         if acc == "hfence.gvma":
             addr = (c["gpa"] if c else HOLE) >> 2
         it = {"t": "access", "acc": acc, "mode": mode, "addr": addr, "value": draw(st.integers(0, 3))}
-        if acc.startswith("mprv"):
-            it["mstatus"] = MPRV | (MPV if draw(st.booleans()) else 0) | (draw(st.sampled_from([1, 0, 3])) << 11)
+        if ms:
+            it["mstatus"] = ms
         return [it]
     if kind == "rewrite":
         stage = draw(st.sampled_from(sorted(c["maps"])))
