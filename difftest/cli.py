@@ -22,7 +22,7 @@ from pathlib import Path
 EXIT_MATCH, EXIT_MISMATCH, EXIT_USAGE, EXIT_CANNOT_RUN = 0, 1, 2, 125
 
 SUBCOMMAND_MODULES = ("difftest.modes", "difftest.known", "difftest.kvmcli", "difftest.nightly", "difftest.bisect",
-                    "difftest.coverage", "difftest.bench")
+                    "difftest.coverage", "difftest.bench", "difftest.fuzz.cli")
 
 DEFAULT_BACKENDS = "qemu-10.0,model"
 ROOT = Path(__file__).resolve().parent.parent

@@ -104,6 +104,10 @@ def report(traces) -> dict:
     reached: set[tuple] = set()
     for t in traces:
         reached |= reached_in(t)
+    return report_from(reached, len(traces))
+
+
+def report_from(reached: set[tuple], ntraces: int) -> dict:
     allmodes = {(h, v) for h in ("bare", "sv39x4", "sv48x4", "sv57x4") for v in ("bare", "sv39", "sv48", "sv57")}
     per = {}
     for h, v in sorted(allmodes):
@@ -114,8 +118,27 @@ def report(traces) -> dict:
     v0 = reachable_v0()
     per["V=0"] = {"reachable": len(v0), "reached": len(v0 & reached), "missing": sorted(_fmt(t) for t in v0 - reached)}
     known = set().union(*(reachable(h, v) for h, v in allmodes)) | v0
-    return {"traces": len(traces), "per_mode": per, "other": sorted(_fmt(t) for t in reached - known),
+    return {"traces": ntraces, "per_mode": per, "other": sorted(_fmt(t) for t in reached - known),
             "reached_total": len(reached & known), "reachable_total": len(known)}
+
+
+def summarise_reached(reached: set[tuple]) -> dict:
+    """{"reached": n, "reachable": m, "per_mode": {mode: "r/m"}} of a set of situations (the fuzzer's)."""
+    r = report_from(reached, 0)
+    return {"reached": r["reached_total"], "reachable": r["reachable_total"],
+            "per_mode": {k: f"{v['reached']}/{v['reachable']}" for k, v in r["per_mode"].items()}}
+
+
+def fuzz_reached(path) -> set[tuple]:
+    """The situations a `difftest fuzz` run reached (its summary.json, or the directory holding it)."""
+    p = Path(path)
+    p = p / "summary.json" if p.is_dir() else p
+    data = json.loads(p.read_text())
+    return {tuple(t) for t in data.get("reached", [])}
+
+
+def fmt(t) -> str:
+    return _fmt(t)
 
 
 def _fmt(t) -> str:
@@ -137,7 +160,24 @@ def run(args) -> int:
                                   [g.strip() for g in args.guests.split(",")] if args.guests else None)
         except Exception as e:
             raise UserError(f"cannot run the model over the guests: {e}", 125)
+    fuzz = None
+    if getattr(args, "fuzz", None):
+        try:
+            fuzz = fuzz_reached(args.fuzz)
+        except (OSError, ValueError, TypeError) as e:
+            raise UserError(f"{args.fuzz}: not the results of `difftest fuzz` ({e})")
     r = report(traces)
+    if fuzz is not None:
+        hand = set()
+        for t in traces:
+            hand |= reached_in(t)
+        both = report_from(hand | fuzz, len(traces))
+        fz = report_from(fuzz, 0)
+        r["fuzz"] = {"reached_total": fz["reached_total"], "combined_total": both["reached_total"],
+                     "only_fuzz": sorted(_fmt(t) for t in (fuzz - hand) if _fmt(t) not in r["other"]),
+                     "per_mode": {k: {"guests": r["per_mode"][k]["reached"], "fuzz": v["reached"],
+                                      "combined": both["per_mode"][k]["reached"], "reachable": v["reachable"]}
+                                  for k, v in fz["per_mode"].items()}}
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
@@ -148,6 +188,14 @@ def run(args) -> int:
         if args.verbose:
             for m in v["missing"]:
                 print(f"    missing: {m}")
+    if fuzz is not None:
+        f = r["fuzz"]
+        print(f"fuzzer: {f['reached_total']}/{r['reachable_total']} reached; guests + fuzzer: "
+              f"{f['combined_total']}/{r['reachable_total']}")
+        for k, v in f["per_mode"].items():
+            print(f"  {k:<16} guests {v['guests']:>4}  fuzz {v['fuzz']:>4}  both {v['combined']:>4} / {v['reachable']}")
+        for m in f["only_fuzz"] if args.verbose else []:
+            print(f"    only the fuzzer: {m}")
     if r["other"]:
         print(f"other (outside the configured mode's list, e.g. mode switches): {len(r['other'])}")
     return 0
@@ -160,6 +208,8 @@ def add_subcommand(sub) -> None:
     p.add_argument("--traces", help="read model traces under this dir (e.g. a nightly results dir) instead of running")
     p.add_argument("--guests", help="comma-separated guests (default all)")
     p.add_argument("--out", help="where the model traces go (default build/coverage)")
+    p.add_argument("--fuzz", metavar="RESULTS", help="also count what a `difftest fuzz` run reached (its --out dir "
+                   "or summary.json), next to the guests")
     p.add_argument("-v", "--verbose", action="store_true", help="list the missing situations")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
