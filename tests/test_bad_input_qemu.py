@@ -138,9 +138,10 @@ mtrap:
 
 
 def _start(tmp_path: Path, elf: Path) -> subprocess.Popen:
+    # the log trace source: its trap-detail and gdbstub passes are QEMUs of their own to kill too
     return subprocess.Popen(difftest_cmd(tmp_path, "run", str(elf), "--backend", "qemu-10.0,model", "--timeout",
-                                         "300", "--max-steps", "50000000", "--no-cache", "--out",
-                                         str(tmp_path / "out")),
+                                         "300", "--max-steps", "50000000", "--no-cache", "--qemu-trace", "log",
+                                         "--out", str(tmp_path / "out")),
                             cwd=ROOT, env=env_for(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 

@@ -140,7 +140,8 @@ def test_repeated_access_mistranslation_caught_only_by_plugin(tmp_path, monkeypa
     from difftest.bench import build_guest
     elf = build_guest(str(tmp_path), 200, 8)           # VS loop under Sv39x4: the same loads, again and again
     _mistranslate_repeated_loads(monkeypatch)
-    log = run_case(elf, backends=["qemu-10.0", "model"], out_dir=tmp_path / "log", timeout=120, use_cache=False)
+    log = run_case(elf, backends=["qemu-10.0", "model"], out_dir=tmp_path / "log", timeout=120, use_cache=False,
+                   qemu_trace="log")
     plug = run_case(elf, backends=["qemu-10.0", "model"], out_dir=tmp_path / "plugin", timeout=120, use_cache=False,
                     qemu_trace="plugin")
     assert log.status == "match", log.pairs[0].summary
