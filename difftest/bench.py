@@ -185,7 +185,7 @@ def pipeline(iters: int = PIPELINE_ITERS, qemu_trace: str | None = None, keep: s
                 "peak_rss_mb": rss_kb / 1024, "steps": pair.get("steps_run"), "steps_compared": pair.get("steps_compared"),
                 "xlats_compared": pair.get("xlats_compared"),
                 "explicit_accesses": (foot.get("extra") or {}).get("mem_accesses"),
-                "qemu_trace": qemu_trace or "log", "summary": pair.get("summary")}
+                "qemu_trace": qemu_trace or "auto", "summary": pair.get("summary")}
     finally:
         if keep is None:
             shutil.rmtree(d, ignore_errors=True)

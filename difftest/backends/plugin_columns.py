@@ -165,6 +165,8 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
     has_pa = (ma & 0x20) != 0
     if np.any(has_pa & ((mem_pos + 1 >= end) | (t[nxt] != PA))):
         raise Fallback("a PA record missing after its access")
+    expect_k = np.searchsorted(ins_pos, mark_pos)         # (the markers' own check, below)
+    del t, ins_pos                                        # not needed past here: memory for what follows
     if api < 4:          # 7.2's PA of a non-I/O access outside main RAM is wrong: not shown (plugin_reader.RAM)
         odd = has_pa & ((ma & 0x40) == 0) & ((pa < np.uint64(RAM.start)) | (pa >= np.uint64(RAM.stop)))
         has_pa &= ~odd
@@ -210,8 +212,6 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
     # priv/V (API 4): the "priv" register read at each marker, carried to the next marker
     priv = np.full(n_insn, -1, dtype="i1")
     v = np.full(n_insn, -1, dtype="i1")
-    expect_k = np.searchsorted(ins_pos, mark_pos)
-    del ins_pos
     if np.any(mark_k != expect_k):
         j = int(np.flatnonzero(mark_k != expect_k)[0])
         raise Fallback(f"marker record for instruction {int(mark_k[j])} at instruction {int(expect_k[j])}")
