@@ -143,12 +143,15 @@ def _stop(p: subprocess.Popen) -> None:
     proc.stop(p)                           # SIGTERM lets QEMU flush its log
 
 
-def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
-    """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (exec
-    lines or trap lines, counted incrementally) or more than log_bound(max_steps) bytes.  ``stats``
-    gets the peak log size seen."""
+def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict,
+          step_lines: tuple = None, stop_line: bytes | None = None) -> str:
+    """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (lines
+    starting with one of ``step_lines`` -- exec or trap lines --, counted incrementally), a
+    ``stop_line`` (the plugin's "L" at its limit) or more than log_bound(max_steps) bytes.
+    ``stats`` gets the peak log size seen."""
+    step_lines = step_lines or _STEP_LINES
     line_limit, byte_limit = max_steps + 1, log_bound(max_steps)
-    seen, pos, rest = [0] * len(_STEP_LINES), 0, b""
+    seen, pos, rest = [0] * len(step_lines), 0, b""
     stats.setdefault("log_bytes", 0)
     while True:
         if proc.exited(p, POLL):         # not reaped yet: the caller kills what is left of its group
@@ -174,8 +177,8 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
         buf = rest + chunk
         cut = buf.rfind(b"\n") + 1
         whole, rest = b"\n" + buf[:cut], buf[cut:]
-        seen = [n + whole.count(k) for n, k in zip(seen, _STEP_LINES)]
-        if max(seen) > line_limit:
+        seen = [n + whole.count(k) for n, k in zip(seen, step_lines)]
+        if max(seen) > line_limit or (stop_line is not None and stop_line in whole):
             # No grace for QEMU >= 8 serving a finisher write asynchronously: whether the guest
             # finished is decided from the log (the finisher store within max_steps) and the
             # exit code from the write itself (finisher.py), not from how QEMU ended.  A grace

@@ -105,43 +105,14 @@ def sources(api: int) -> dict:
     return s
 
 
-POLL = qemu.POLL
 
 
 def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
-    """Wait for QEMU; stop it at ``deadline``, when the plugin says it stopped recording at its
-    limit (an "L" line), when the log holds more than max_steps + 1 trap lines (a fault storm
-    runs no instruction) or more than qemu.log_bound(max_steps) bytes."""
-    byte_limit, seen, pos, rest = qemu.log_bound(max_steps), 0, 0, b""
-    stats.setdefault("log_bytes", 0)
-    while True:
-        if proc.exited(p, POLL):
-            return "exit"
-        if time.monotonic() > deadline:
-            qemu._stop(p)
-            return "timeout"
-        try:
-            size = os.stat(log).st_size
-        except OSError:
-            continue
-        stats["log_bytes"] = max(stats["log_bytes"], size)
-        if size > byte_limit:
-            qemu._stop(p)
-            return "log-limit"
-        try:
-            with open(log, "rb") as f:
-                f.seek(pos)
-                chunk = f.read(min(size - pos, 64 << 20)) if size > pos else b""
-        except OSError:
-            continue
-        pos += len(chunk)
-        buf = rest + chunk
-        cut = buf.rfind(b"\n") + 1
-        whole, rest = b"\n" + buf[:cut], buf[cut:]
-        seen += whole.count(b"\nriscv_cpu_do_interrupt")
-        if seen > max_steps + 1 or b"\nL " in whole:
-            qemu._stop(p)
-            return "step-limit"
+    """qemu._wait on the plugin's log: stop QEMU at ``deadline``, at the plugin's "L" line (it stopped
+    recording at its limit), past max_steps + 1 trap lines (a fault storm runs no instruction) or
+    past qemu.log_bound(max_steps) bytes."""
+    return qemu._wait(p, log, deadline, max_steps, stats, step_lines=(b"\nriscv_cpu_do_interrupt",),
+                      stop_line=b"\nL ")
 
 
 def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
