@@ -16,8 +16,8 @@ from pathlib import Path
 
 from difftest.backends import finisher, proc, qemu_log, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
-from difftest.backends.result import (BAD_ELF, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT, TRUNCATED_LOG,
-                                      BackendError, RunResult, error_result, sha256_file)
+from difftest.backends.result import (BAD_ELF, BAD_TRACE, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT,
+                                      TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
 
 # Pinned CPU: H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2).
@@ -359,6 +359,12 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,
                         uart=uart_text, message=message, truncated=truncated, extra=extra)
         w.close(footer)
+    return result_of(status, out_path, header, footer, message, truncated=bool(stats.get("truncated")))
+
+
+def result_of(status: str, out_path, header, footer, message: str, *, truncated: bool,
+              bad_trace: bool = False) -> RunResult:
+    """The RunResult of a finished QEMU run whose trace is written (both trace sources)."""
     if status == "exit":
         return RunResult("ok", str(out_path), header, footer, "", None)
     if status == "no-trace":
@@ -367,5 +373,5 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         return RunResult("error", None, header, footer, message, NO_TRACE)
     cls = {"timeout": TIMEOUT, "crash": CRASH, "step-limit": STEP_LIMIT}.get(status)
     if cls is None:
-        cls = TRUNCATED_LOG if stats.get("truncated") else EXIT_UNKNOWN
+        cls = TRUNCATED_LOG if truncated else BAD_TRACE if bad_trace else EXIT_UNKNOWN
     return RunResult("error", str(out_path), header, footer, message, cls)

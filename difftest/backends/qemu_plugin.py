@@ -31,8 +31,8 @@ from pathlib import Path
 
 from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, trap_detail
 from difftest.backends.binaries import ROOT, QemuBinary, locate
-from difftest.backends.result import (BAD_TRACE, CRASH, EXIT_UNKNOWN, MISSING_BACKEND, NO_TRACE, STEP_LIMIT, TIMEOUT,
-                                      TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
+from difftest.backends.result import (MISSING_BACKEND, STEP_LIMIT, BackendError, RunResult, error_result,
+                                      sha256_file)
 import numpy as np
 
 from difftest.trace import ACCESSES, EXPOSABLE, Footer, Header, TraceWriter, console_text
@@ -305,15 +305,8 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=written,
                         uart=uart_text, message=message, truncated=truncated, extra=extra)
         w.close(footer)
-    if status == "exit":
-        return RunResult("ok", str(out_path), header, footer, "", None)
-    if status == "no-trace":
-        os.unlink(out_path)
-        return RunResult("error", None, header, footer, message, NO_TRACE)
-    cls = {"timeout": TIMEOUT, "crash": CRASH, "step-limit": STEP_LIMIT}.get(status)
-    if cls is None:
-        cls = TRUNCATED_LOG if stats["truncated"] else BAD_TRACE if rstats.get("error") else EXIT_UNKNOWN
-    return RunResult("error", str(out_path), header, footer, message, cls)
+    return qemu.result_of(status, out_path, header, footer, message, truncated=bool(stats["truncated"]),
+                          bad_trace=bool(rstats.get("error")))
 
 
 def _write_columns(w, cols, stats: dict, detail) -> int:
