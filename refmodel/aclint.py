@@ -55,7 +55,7 @@ class Aclint:
         # timer armed in ns from the time of the write, which is what QEMU's ACLINT does (measured).
         self.wfi_wake = wfi_wake
         self.armed_ns: int | None = None
-        self.changed = False              # set on every write: the hart re-evaluates interrupts
+        self.on_change = lambda: None      # the hart re-evaluates its interrupts after every write
         self._arm()
 
     # -------------------------------------------------------------- time
@@ -120,7 +120,7 @@ class Aclint:
         return val
 
     def write(self, pa: int, size: int, val: int) -> None:
-        self.changed = True
+        self.on_change()
         if MSWI_BASE <= pa < MSWI_BASE + MSWI_SIZE:
             off = pa - MSWI_BASE
             if size != 4 or off & 3:

@@ -8,6 +8,7 @@ instruction exception 9.6).
 from __future__ import annotations
 
 from refmodel import warl   # satp/vsatp/hgatp WARL rules (helper C's module)
+from refmodel import interrupts as _irq
 from refmodel.trap import ILLEGAL, VIRTUAL_INSN, Exc
 
 NAMES = {
@@ -131,9 +132,10 @@ def read(h, num: int) -> int:
     if num == 0xC00 or num == 0xB00 or num == 0xC02 or num == 0xB02:
         return h.steps                         # deterministic: cycle = instret = steps (not compared)
     if num == 0xC01:
-        # deterministic time base (not compared); H 9.2.7: "when V=1 ... the time CSR returns the
-        # value of time + htimedelta" (mod 2^64)
-        return (h.steps // 100 + (c[0x605] if h.v else 0)) & ((1 << 64) - 1)
+        # Priv. (Zicntr) "time ... a read-only shadow of the memory-mapped mtime register" (ACLINT,
+        # refmodel.aclint: follows instructions like QEMU's -icount); H "htimedelta": "when V=1 ...
+        # the time CSR returns the value of time + htimedelta" (mod 2^64)
+        return (h.mem.aclint.mtime() + (c[0x605] if h.v else 0)) & ((1 << 64) - 1)
     if num == 0x104:
         return c[0x304] & c[0x303] & 0x222
     if num == 0x144:
@@ -147,7 +149,7 @@ def read(h, num: int) -> int:
     if num == 0x244:
         return ((c[0x344] | c[0x645]) & c[0x603] & HIDELEG_W) >> 1
     if num == 0x344:
-        return c[0x344] | c[0x645]
+        return _irq.mip(h)                     # + MSIP/MTIP from the ACLINT, VS bits from hvip
     return c[num]
 
 
@@ -159,6 +161,20 @@ def write(h, num: int, val: int) -> None:
     """WARL legalisation; a write that changes translation state flushes the soft TLB."""
     c = h.csr
     val &= (1 << 64) - 1
+    # ---- interrupt CSRs (helper irq): Priv. 3.1.9 "must also be evaluated immediately following
+    # ... an explicit write to a CSR on which these interrupt trap conditions expressly depend"
+    if num in _irq.CONDITION_CSRS:
+        h.irq_now = True
+    if num == 0x344:
+        # Priv. 3.1.9: SSIP, STIP (no Sstc) and SEIP are writable in mip; MSIP/MTIP/MEIP are
+        # read-only here (ACLINT / no external controller).  H "Machine Interrupt Registers":
+        # mip.VSSIP is an alias of hip.VSSIP, itself "a writable alias of hvip.VSSIP"; VSTIP and
+        # VSEIP are read-only in mip and hip (written through hvip).
+        c[0x344] = (c[0x344] & ~0x222) | (val & 0x222)
+        c[0x645] = (c[0x645] & ~0x4) | (val & 0x4)
+        h.flush_tlb()
+        return
+    # ---- end of the interrupt CSRs
     if num == 0x300:
         old = c[0x300]
         new = (old & ~MSTATUS_W) | (val & MSTATUS_W)
@@ -193,8 +209,6 @@ def write(h, num: int, val: int) -> None:
     elif num == 0x204:
         m = c[0x603] & HIDELEG_W
         c[0x304] = (c[0x304] & ~m) | ((val << 1) & m)
-    elif num == 0x344:
-        c[0x344] = (c[0x344] & ~0x222) | (val & 0x222)   # SSIP/STIP/SEIP writable
     elif num == 0x144:
         m = c[0x303] & 0x2
         c[0x344] = (c[0x344] & ~m) | (val & m)

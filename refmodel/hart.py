@@ -2,9 +2,10 @@
 
 ARCHITECTURE section 4.  Privilege modes M, HS/S, U, VS, VU (Priv. 20240411, H chapter 9.1);
 address translation through ``refmodel.mmu.translate`` (helper C's one walk for both stages).
-Not modelled: interrupts (the guests never enable them), F/D (no FP state: FP
-instructions are illegal), Zicbo*, debug mode.  cycle/time/instret are derived from the
-step count so runs are deterministic; they are not compared.
+Interrupts: refmodel.interrupts (which one, where; the boundary check in the step loop) and
+refmodel.aclint (MSWI/MTIMER; time follows instructions as under QEMU's -icount).
+Not modelled: F/D (no FP state: FP instructions are illegal), Zicbo*, debug mode.  cycle and
+instret are derived from the step count so runs are deterministic; they are not compared.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from refmodel.decode import expand_c
 from refmodel.devices import MROM_BASE, reset_stub
 from refmodel.execute import decode, illegal, shared_xlat
 from refmodel.fence import Fences
+from refmodel.interrupts import STOP, InterruptSync
 from refmodel.loader import load_elf
 from refmodel.memory import _U, BusError, Memory
 from refmodel.trap_entry import TrapEntry
@@ -67,7 +69,7 @@ class MMUContext:
         return self._hart.pmp_ok(pa, size, access, priv)
 
 
-class Hart(Fences, TrapEntry):
+class Hart(Fences, TrapEntry, InterruptSync):
     def __init__(self, profile):
         self.profile = profile
         self.mem = Memory(profile.ram_base, profile.ram_size)
@@ -89,6 +91,7 @@ class Hart(Fences, TrapEntry):
         self.acc_v = 0
         self.last_pa = 0
         self.ls = (3, 0)
+        self._init_interrupts(profile)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -104,7 +107,7 @@ class Hart(Fences, TrapEntry):
 
     @property
     def halted(self):
-        return self.mem.finisher.halted
+        return self.mem.finisher.halted or self.stalled
 
     @property
     def exit_code(self):
@@ -131,6 +134,19 @@ class Hart(Fences, TrapEntry):
         while i < end:
             if fin.halted:
                 break
+            if i >= self.irq_at:
+                # interrupt boundary (refmodel.interrupts): only when something that decides an
+                # interrupt may have changed -- a CSR write, trap, xRET, fence, ACLINT write, a
+                # timer deadline, a WFI or a step of the implementation's schedule -- so the fast
+                # path pays one comparison per step
+                r = self.irq_boundary(i)
+                if r is not None:
+                    if r is STOP:
+                        break
+                    self.steps = i + 1
+                    yield r
+                    i += 1
+                    continue
             pc, priv, v = self.pc, self.priv, self.v
             self.acc_v = v
             trap = None
@@ -459,10 +475,11 @@ class Hart(Fences, TrapEntry):
         effective privilege of loads/stores (MPRV/MPP/MPV) cached in ``self.ls``."""
         self.tlb.clear()
         self.ls = self.eff_ls()
+        self.irq_at = 0               # and re-evaluates interrupts at the next boundary
 
     def wfi(self, insn):
         """Priv. 3.3.3 / H 9.6.1: TW=1 -> illegal below M; U -> illegal; VTW=1 in VS and any WFI in VU
-        -> virtual-instruction.  Otherwise a no-op (no interrupts are modelled)."""
+        -> virtual-instruction.  Otherwise it waits for an interrupt (refmodel.interrupts.wfi_wait)."""
         priv, v, c = self.priv, self.v, self.csr
         if priv < 3 and c[0x300] & C.TW:
             raise self._illegal(insn)
@@ -470,6 +487,7 @@ class Hart(Fences, TrapEntry):
             raise Exc(VIRTUAL_INSN, insn)
         if priv == 0 and not v:
             raise self._illegal(insn)
+        self.wfi_wait()
 
     # ------------------------------------------------------------------ state (bisect)
     def state_dict(self) -> dict:

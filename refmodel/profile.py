@@ -70,6 +70,18 @@ class Profile:
     fdt_addr: int = 0x87E00000
     ram_base: int = 0x80000000
     ram_size: int = 128 << 20
+    # ---- interrupts and time (refmodel/aclint.py, refmodel/interrupts.py; helper irq)
+    # The platform's time base: every instruction attempt lasts 2^icount_shift ns of a 10 MHz mtime,
+    # as QEMU runs under `-icount shift=<this>,sleep=off` (difftest/backends/qemu.py ICOUNT).  7: an
+    # mtime tick is 100/128 of an instruction, so QEMU's timer (armed in ns when mtimecmp is written)
+    # fires within one instruction of the spec's mtime >= mtimecmp.
+    icount_shift: int = 7
+    # mtimecmp's reset value: Priv. 3.2.1 does not fix it; QEMU virt's is 0 (MTIP pending from reset).
+    mtimecmp_reset: int = 0
+    # How long a WFI that waits for the timer stalls (Priv. 3.3.3 leaves it to the implementation):
+    # "armed" = until the deadline computed in ns when mtimecmp was written (QEMU's ACLINT), "exact" =
+    # until the first ns at which mtime >= mtimecmp.  refmodel.aclint.Aclint.wake_ns.
+    wfi_wake: str = "armed"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def with_(self, **kw) -> "Profile":

@@ -51,6 +51,7 @@ class TrapEntry:
         if mpp != 3:
             s &= ~C.MPRV
         self.csr[0x300] = s
+        self.irq_now = True                    # Priv. 3.1.9: interrupts evaluated right after an xRET
         self.flush_tlb()
         return self.csr[0x341]
 
@@ -64,6 +65,7 @@ class TrapEntry:
             s = c[0x200]
             self.priv = 1 if s & C.SPP else 0
             c[0x200] = (s & ~(C.SIE | C.SPP)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
+            self.irq_now = True
             self.flush_tlb()
             return c[0x241]
         if self.priv == 0 or (self.priv == 1 and c[0x300] & C.TSR):
@@ -73,6 +75,7 @@ class TrapEntry:
         self.v = 1 if c[0x600] & C.H_SPV else 0
         c[0x600] &= ~C.H_SPV
         c[0x300] = (s & ~(C.SIE | C.SPP | C.MPRV)) | C.SPIE | (C.SIE if s & C.SPIE else 0)
+        self.irq_now = True
         self.flush_tlb()
         return c[0x141]
 
@@ -94,13 +97,41 @@ class TrapEntry:
             # and guest-page faults of loads/stores/AMOs), the transformed instruction -- per profile.
             tinst = 0 if target == "VS" else _tinst.tinst_for(
                 insn, e, ACCESS_OF_CAUSE.get(e.cause, "fetch"), self.profile, addr_offset=e.addr_offset)
+        self._enter(target, e.cause, pc, e.tval & M64, htval, tinst, gva)
+        return Trap(cause=e.cause, interrupt=False, epc=pc, tval=e.tval & M64,
+                    htval=htval if target != "VS" else None, tinst=tinst if target != "VS" else None,
+                    gva=gva if target != "VS" else None, target=target,
+                    fields=status_fields(target, c[0x300], c[0x600], c[0x200]))
+
+    def take_interrupt(self, cause: int, target: str, pc: int) -> Trap:
+        """An interrupt (``cause`` = its bit in mip) taken before the instruction at ``pc`` runs
+        (refmodel.interrupts decides which and where).  Priv. 3.1.15/3.1.16: xepc = the pc of the
+        instruction that did not run, xtval = 0 ("mtval is ... set to zero" for traps that do not
+        write it), the Interrupt bit of xcause set; H: htval/mtval2 and htinst/mtinst are written
+        with zero, GVA with 0 (no address); VS-level codes are translated for VS (H "hideleg")."""
+        from refmodel.interrupts import xcause_code
+        code = xcause_code(cause, target)
+        self._enter(target, code | (1 << 63), pc, 0, 0, 0, False, vectored=code)
+        c = self.csr
+        return Trap(cause=cause, interrupt=True, epc=pc, tval=0,
+                    htval=0 if target != "VS" else None, tinst=0 if target != "VS" else None,
+                    gva=False if target != "VS" else None, target=target,
+                    fields=status_fields(target, c[0x300], c[0x600], c[0x200]))
+
+    def _enter(self, target: str, xcause: int, pc: int, tval: int, htval: int, tinst: int, gva: bool,
+               vectored: int | None = None) -> None:
+        """Trap entry proper: the CSR writes of Priv. 3.1.6.1 / H "Trap Entry" into ``target`` and
+        the jump to its xtvec.  ``vectored``: the interrupt's code for xtvec.MODE=1 (Priv. 3.1.7:
+        "asynchronous interrupts set pc to BASE+4*cause"); exceptions always go to BASE."""
+        c = self.csr
+        priv, v = self.priv, self.v
         if target == "M":
             s = c[0x300]
             s = (s & ~(C.MPV | (3 << C.MPP_SHIFT) | C.MPIE | C.MIE | C.GVA)) | (priv << C.MPP_SHIFT)
             s |= (C.MPV if v else 0) | (C.MPIE if s & C.MIE else 0) | (C.GVA if gva else 0)
             s |= C.MPIE if c[0x300] & C.MIE else 0
             c[0x300] = s
-            c[0x341], c[0x342], c[0x343], c[0x34B], c[0x34A] = pc, e.cause, e.tval & M64, htval, tinst
+            c[0x341], c[0x342], c[0x343], c[0x34B], c[0x34A] = pc, xcause, tval, htval, tinst
             self.priv, self.v = 3, 0
             vec = c[0x305]
         elif target == "HS":
@@ -111,19 +142,16 @@ class TrapEntry:
             c[0x600] = h
             s = c[0x300]
             c[0x300] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
-            c[0x141], c[0x142], c[0x143], c[0x643], c[0x64A] = pc, e.cause, e.tval & M64, htval, tinst
+            c[0x141], c[0x142], c[0x143], c[0x643], c[0x64A] = pc, xcause, tval, htval, tinst
             self.priv, self.v = 1, 0
             vec = c[0x105]
         else:
             s = c[0x200]
             c[0x200] = (s & ~(C.SPP | C.SPIE | C.SIE)) | (C.SPP if priv else 0) | (C.SPIE if s & C.SIE else 0)
-            c[0x241], c[0x242], c[0x243] = pc, e.cause, e.tval & M64
+            c[0x241], c[0x242], c[0x243] = pc, xcause, tval
             self.priv, self.v = 1, 1
             vec = c[0x205]
-        self.pc = vec & ~3                      # exceptions go to BASE in both vectored and direct modes
+        base = vec & ~3
+        self.pc = base + 4 * vectored if vectored is not None and vec & 3 == 1 else base
         self.reservation = None
         self.flush_tlb()
-        return Trap(cause=e.cause, interrupt=False, epc=pc, tval=e.tval & M64,
-                    htval=htval if target != "VS" else None, tinst=tinst if target != "VS" else None,
-                    gva=gva if target != "VS" else None, target=target,
-                    fields=status_fields(target, c[0x300], c[0x600], c[0x200]))

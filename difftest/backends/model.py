@@ -76,18 +76,23 @@ def make_hart(elf_path, profile):
 
 def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
-        command: list[str] | None = None, profile=None, cancel=None, **_ignored) -> RunResult:
+        command: list[str] | None = None, profile=None, cancel=None, irq_schedule=None, irq_bound: int = 64,
+        **_ignored) -> RunResult:
     """Run the model; write the trace to ``out_path``.  Never raises for a user-level problem.
     ``cancel`` (a threading.Event): set by the engine when it unwinds while the model runs in its
     thread beside QEMU; the run stops within CHECK_EVERY steps and leaves no trace file.
     ``backend`` is the name the trace header carries: "model", or "model@qemu-7.2" when the
-    engine runs one model per QEMU profile (ARCHITECTURE section 7)."""
+    engine runs one model per QEMU profile (ARCHITECTURE section 7).  ``irq_schedule`` ({step: mip bit}):
+    the interrupt points of the QEMU run the model is compared with, which the model then follows
+    (refmodel.interrupts.InterruptSync, ``irq_bound`` steps of holding back at most)."""
     elf_path = Path(elf_path)
     try:
         prof = profile or profile_for(cpu)
         if not elf_path.is_file():
             raise ModelError("bad-elf", f"{elf_path}: no such file")
         hart = make_hart(elf_path, prof)
+        if irq_schedule is not None:
+            hart.sync_interrupts(irq_schedule, irq_bound)
     except ModelError as e:
         return _result("error", None, None, None, str(e), e.error_class)
     header = Header(guest=guest or elf_path.name.split(".")[0], elf_sha256=sha256_file(elf_path),

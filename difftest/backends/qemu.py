@@ -29,6 +29,11 @@ CPU_VARIANTS = {"default": "", "sv39": "sv39=on", "sv48": "sv48=on", "sv57": "sv
 VARIANT_MIN_VERSION = {"sv39": (8, 0), "sv48": (8, 0), "sv57": (8, 0)}
 MACHINE = ["-M", "virt", "-smp", "1", "-m", "128M", "-bios", "none", "-nic", "none", "-monitor", "none",
            "-display", "none"]
+# Time follows instructions (docs/ARCHITECTURE.md "Interrupts and time"): each instruction 2^7 ns of
+# virtual time, and a halted hart (WFI) jumps to the next timer deadline instead of sleeping, so mtime,
+# the timer interrupt and WFI's wake-up are deterministic -- and the model computes them the same way
+# (refmodel/aclint.py; refmodel.profile.Profile.icount_shift must equal this shift).
+ICOUNT = ["-icount", "shift=7,sleep=off"]
 # What the log shows (trace.EXPOSABLE): traps' cause/epc/tval and TLB fills with the GPA
 # between the stages; not htinst (neither -d int nor -d cpu prints it), not priv/V (only decoded
 # where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no
@@ -80,7 +85,7 @@ def command(binary: QemuBinary, elf: Path, cpu: str, log: Path, uart: Path) -> l
 def base_command(binary: QemuBinary, elf: Path, cpu: str) -> list[str]:
     """The pinned machine running ``elf``, one instruction per TB, without console or logging."""
     extra = ["-audio", "none"] if binary.version_tuple >= (8, 0) else []
-    return ([str(binary.path)] + MACHINE + extra + ["-cpu", cpu_config(binary, cpu)] + binary.one_insn_per_tb
+    return ([str(binary.path)] + MACHINE + ICOUNT + extra + ["-cpu", cpu_config(binary, cpu)] + binary.one_insn_per_tb
             + ["-kernel", str(elf)])
 
 

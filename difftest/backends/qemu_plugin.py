@@ -79,7 +79,7 @@ def command(binary: QemuBinary, elf: Path, cpu: str, plugin: Path, rec: Path, lo
     """The pinned machine (qemu.MACHINE, qemu.cpu_config) WITHOUT one instruction per TB, the
     plugin and ``-d int,plugin`` (its marker lines and QEMU's trap lines share one log stream)."""
     extra = ["-audio", "none"] if binary.version_tuple >= (8, 0) else []
-    return ([str(binary.path)] + qemu.MACHINE + extra + ["-cpu", qemu.cpu_config(binary, cpu), "-kernel", str(elf),
+    return ([str(binary.path)] + qemu.MACHINE + qemu.ICOUNT + extra + ["-cpu", qemu.cpu_config(binary, cpu), "-kernel", str(elf),
             "-plugin", f"{plugin},out={rec},limit={limit}", "-serial", f"file:{uart}", "-d", "int,plugin",
             "-D", str(log)])
 
