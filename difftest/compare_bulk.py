@@ -14,7 +14,9 @@ touching any state but the counters:
   logging side shows (QEMU: its TLB fills) has the candidate ``cmp_step`` would pick -- the first
   of the other side's translations at that step with the same access and page (and V; priv too
   between two logging backends) -- with the same GPA/PA plus the page offset, neither faulted,
-  the model's not maybe-stale.
+  the model's not maybe-stale; a translation of an M-mode access for which the model records none
+  (M mode without MPRV is never translated) needs QEMU's PA to equal its VA, as ``cmp_step``'s
+  identity rule does.
 
 Those pairs only count: ``steps_compared``, ``xlats_compared`` (what ``cmp_step`` would have
 counted), the report window (kept as step indices, materialised when a report needs it) and the
@@ -237,7 +239,7 @@ def _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, gpa_both, q_every=False):
         chosen[hit] = mref[hit]
         found |= hit
     ok = found.copy()
-    if ok.any():
+    if found.any():
         m = chosen
         qb, mb = Q["bits"][rq], M["bits"][m]
         ok &= (M["fstage"][m] == 0) & (Q["fstage"][rq] == 0) & ((qb & np.uint8(T_FC_NONE)) != 0) \
@@ -248,6 +250,14 @@ def _xlat_block(ca, oa, cb, ob, L, ta, tb, mode, gpa_both, q_every=False):
             ok &= none | _plus_eq(M["gpa"][m], off, Q["gpa"][rq])
         none = ((qb | mb) & np.uint8(T_PA_NONE)) != 0
         ok &= none | _plus_eq(M["pa"][m], off, Q["pa"][rq])
+    if not match_priv:
+        # no candidate, but an M-mode access (priv 3, V 0 or not shown, no fault): without MPRV it is
+        # never translated (Priv. 3.1.6.3), the model records nothing and compare_step holds QEMU's
+        # answer to the identity -- trivially equal when QEMU's PA is its VA (or not shown)
+        qb = Q["bits"][rq]
+        ident = ~found & (q_priv == 3) & (q_vnone | (q_v == 0)) & (Q["fstage"][rq] == 0) \
+            & ((qb & np.uint8(T_FC_NONE)) != 0)
+        ok |= ident & (((qb & np.uint8(T_PA_NONE)) != 0) | (Q["pa"][rq] == Q["va"][rq]))
     bad[t[~ok]] = True
     return bad, cnt_q
 

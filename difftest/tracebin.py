@@ -253,9 +253,11 @@ class BinTraceWriter:
             tab_done = upto
         self._memo, self._keep = {}, []                     # interning restarts after the bulk rows
 
-    def step(self, s: Step) -> None:
+    def step(self, s) -> None:
+        """A Step, or a step already as the tuple (i, pc, insn, priv, v, xlats, trap, uart, regs, raw)
+        (qemu_log.plain_step: the log parser's fast path makes no Step for a bare exec line)."""
         buf = self._buf
-        buf.append((s.i, s.pc, s.insn, s.priv, s.v, s.xlats, s.trap, s.uart, s.regs, s.raw))
+        buf.append(s if type(s) is tuple else (s.i, s.pc, s.insn, s.priv, s.v, s.xlats, s.trap, s.uart, s.regs, s.raw))
         if len(buf) >= BATCH:
             self._flush()
 

@@ -103,6 +103,8 @@ def until_finisher(steps, stats: dict):
     is logged right after its exec line, so it identifies the step."""
     for s in steps:
         yield s
+        if type(s) is tuple:            # qemu_log.plain_step: an exec line alone, no translation
+            continue
         x = next((x for x in s.xlats if x.access == "store" and x.pa is not None and x.pa in FINISHER), None)
         if x is not None:
             stats.update(finisher_step=s.i, finisher_pc=s.pc, finisher_va=x.va)
@@ -116,9 +118,10 @@ def tail_is_safe(rest, look: int = 64) -> bool:
     pcs, n = set(), 0
     for s in rest:
         n += 1
-        if s.trap is not None or n > look:
+        trap, pc = (None, s[1]) if type(s) is tuple else (s.trap, s.pc)    # tuple: qemu_log.plain_step
+        if trap is not None or n > look:
             return False
-        pcs.add(s.pc)
+        pcs.add(pc)
         if len(pcs) > 1:
             return False
     return n != 1
@@ -300,14 +303,14 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         parse_timeout, written = False, 0
         try:
             if log.exists():
-                steps = qemu_log.parse_file(log, max_steps=max_steps, stats=stats,
-                                            layout=qemu_log.flags_layout(binary.version))
+                steps = qemu_log.parse_file_fast(log, max_steps=max_steps, stats=stats,
+                                                 layout=qemu_log.flags_layout(binary.version))
                 for s in until_finisher(steps, stats):
-                    if s.trap is not None and detail is not None:
+                    if type(s) is not tuple and s.trap is not None and detail is not None:
                         detail.fill(s.trap)
                     w.step(s)
                     written += 1
-                    if s.i % 4096 == 0 and time.monotonic() > deadline:
+                    if written % 4096 == 0 and time.monotonic() > deadline:
                         parse_timeout = True
                         break
                 if "finisher_step" in stats:

@@ -26,6 +26,7 @@ dialect's ``-d int`` and stay None.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -245,3 +246,80 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
 def parse_file(path, **kw) -> Iterator[Step]:
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         yield from parse(f, **kw)
+
+
+
+# A stretch of the log with no two consecutive exec lines longer than this (a fault storm: trap
+# lines only) is not collected: the rest of the log streams through ``parse`` as it is read.
+PIECE_MAX = 4096
+
+
+def plain_step(i: int, pc: int, priv, v, raw: str) -> tuple:
+    """A step that is only its exec line, as the trace writer's step tuple
+    (i, pc, insn, priv, v, xlats, trap, uart, regs, raw) -- what ``parse`` makes of it as a Step."""
+    return (i, pc, None, priv, v, [], None, "", None, raw)
+
+
+def parse_file_fast(path, *, max_steps: int | None = None, stats: dict | None = None,
+                    layout: tuple[int, int] | None = None) -> Iterator:
+    """``parse_file`` with the same steps and stats, about three times faster: a step that is
+    nothing but its exec line -- one between two exec lines, most of a single-stepped log -- comes
+    out as the writer's step tuple (``plain_step``), not as a Step; every other step is ``parse``'s.
+
+    Cutting the log between two consecutive exec lines leaves ``parse`` in the state it has at the
+    start of a log (no fill open, no fetch fill waiting), so each stretch between two cuts that is
+    more than one exec line goes through ``parse`` as a log of its own, its steps renumbered.
+    tests/test_qemu_log.py checks that both give the same steps and stats on real logs."""
+    stats = stats if stats is not None else {}
+    stats.update(steps=0, truncated=False, step_limit=False, unknown_lines=0)
+    n = 0
+    match = _EXEC.match
+    vbit, pshift = layout or (0, 0)
+
+    def through_parse(lines, limit):
+        """The steps of ``lines`` from ``parse`` (at most ``limit``), renumbered; its stats folded in."""
+        nonlocal n
+        st: dict = {}
+        for s in parse(lines, max_steps=limit, stats=st, layout=layout):
+            s.i = n
+            n += 1
+            yield s
+        stats["unknown_lines"] += st["unknown_lines"]
+        stats["truncated"] = stats["truncated"] or st["truncated"]
+        stats["step_limit"] = stats["step_limit"] or st["step_limit"]
+
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        piece: list[str] = []          # the lines since the last cut
+        first = None                   # the match of the piece's first line when it is an exec line
+        prev = None                    # the match of the previous line when it was an exec line
+        for line in f:
+            m = match(line) if line.startswith("Trace ") else None
+            if m is not None and prev is not None:
+                # a cut: the piece before it is complete, and a step follows it
+                if len(piece) == 1 and first is not None:
+                    pc = int(first.group(2), 16)
+                    if layout is not None:
+                        fl = int(first.group(3), 16)
+                        yield plain_step(n, pc, (fl >> pshift) & 3, (fl >> vbit) & 1, piece[0].rstrip("\n"))
+                    else:
+                        yield plain_step(n, pc, None, None, piece[0].rstrip("\n"))
+                    n += 1
+                else:
+                    for s in through_parse(piece, None if max_steps is None else max_steps - n):
+                        yield s
+                if max_steps is not None and n >= max_steps:
+                    stats.update(steps=n, step_limit=True)
+                    return
+                piece, first = [], m
+            elif len(piece) >= PIECE_MAX:
+                yield from through_parse(itertools.chain(piece, (line,), f),
+                                         None if max_steps is None else max_steps - n)
+                stats["steps"] = n
+                return
+            if not piece:
+                first = m
+            piece.append(line)
+            prev = m
+        if piece:
+            yield from through_parse(piece, None if max_steps is None else max_steps - n)
+    stats["steps"] = n
