@@ -2,8 +2,8 @@
 
 Priv. 20240411, 3.1.6/3.1.7 (mstatus, medeleg), 3.3.2 (MRET/SRET), and the H chapter:
 9.5 "Traps" -- 9.5.1 "Trap cause codes", 9.5.2 "Trap entry", 9.5.3 "Trap return".
-Interrupts are not modelled: the guests never enable them (mie/sie stay 0), so
-no interrupt can become pending-and-enabled; a run that needs one is out of scope.
+Interrupts (asynchronous traps) are chosen by refmodel.interrupts and entered by
+refmodel.trap_entry.TrapEntry.take_interrupt.
 """
 from __future__ import annotations
 
