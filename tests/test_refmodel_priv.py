@@ -312,7 +312,8 @@ def test_htimedelta_is_an_hs_csr_and_offsets_time_in_vs():
     step(h, csrrw(0, 0x605, 5))
     step(h, csrrs(6, 0x605))
     assert h.x[6] == (1 << 64) - 3 and h.csr[0x605] == (1 << 64) - 3
-    base = h.steps // 100
+    # time = mtime: the instruction with step index k reads floor((k + 1) * 2^S / 100) (refmodel.aclint)
+    base = (h.steps + 1) * (1 << h.profile.icount_shift) // 100
     h.v = 1
     step(h, csrrs(7, 0xC01))
     assert h.x[7] == (base + (1 << 64) - 3) & ((1 << 64) - 1)
