@@ -95,6 +95,11 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
     one of ``pcs`` in order, {"pc": ..., name: value, ...} for the registers ``names`` (missing
     ones left out).  Ends when the guest exits; raises GdbError if the stub cannot be used."""
     sock = work / "gdb.sock"
+    # QEMU 7.2 under -icount with sleep=off stops answering after the first continue from a
+    # breakpoint (measured on guest interrupts: 1 stop, then none for 30 s); sleep=on runs it through
+    # (22 stops, 0.2 s).  Safe: a stop is used only when its pc, cause and epc match the main run's
+    # trap (trap_detail._tinst), so a run that went elsewhere leaves values unread, never wrong.
+    cmd = [a.replace("sleep=off", "sleep=on") for a in cmd]
     full = cmd + ["-serial", "null", "-S", "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off",
                   "-gdb", "chardev:gdb0"]
     p = proc.popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
