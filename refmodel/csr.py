@@ -200,12 +200,15 @@ def write(h, num: int, val: int) -> None:
     elif num == 0x645:
         c[0x645] = val & HVIP_W
     elif num == 0x304:
-        c[0x304] = val & (0xAAA | HIDELEG_W)
+        # the standard enables of the interrupts the hart has, plus the profile's other writable bits
+        # (Profile.mie_extra: e.g. SGEIE with GEILEN = 0, LCOFIE, platform bits >= 16)
+        c[0x304] = val & (0xAAA | HIDELEG_W | getattr(h.profile, "mie_extra", 0))
     elif num == 0x104:
         m = c[0x303] & 0x222
         c[0x304] = (c[0x304] & ~m) | (val & m)
     elif num == 0x604:
-        c[0x304] = (c[0x304] & ~HIDELEG_W) | (val & HIDELEG_W)
+        m = HIDELEG_W | (getattr(h.profile, "mie_extra", 0) & (1 << 12))     # hie: VS bits and SGEIE
+        c[0x304] = (c[0x304] & ~m) | (val & m)
     elif num == 0x204:
         m = c[0x603] & HIDELEG_W
         c[0x304] = (c[0x304] & ~m) | ((val << 1) & m)
