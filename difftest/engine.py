@@ -306,6 +306,7 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
     # A QEMU run that took interrupts decides where they happen (it checks at TB ends): each model
     # compared with it runs again, following that run's interrupt points (refmodel.interrupts
     # InterruptSync) -- only these cases pay for a second model run.
+    synced = []
     for b in models:
         q = model_like(b, names)
         rq = case.runs.get(q) if q else None
@@ -319,6 +320,7 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
             t_first = case.seconds.get(b, 0.0)
             one(b, None, sched)
             case.seconds[b] = round(case.seconds[b] + t_first, 3)
+            synced.append(f"{b} followed the {len(sched)} interrupt(s) {q} took (docs/ARCHITECTURE.md 7b)")
     case.runs = {b: case.runs[b] for b in names}              # in the case's order, whoever finished first
     case.seconds = {b: case.seconds[b] for b in names}
     # QEMU~model pairs first: whether two QEMUs that differ each match their own-profile
@@ -343,7 +345,7 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
             case.findings += model_findings(name, b if "@" in b else f"model@{model_like(b, names) or 'spec'}",
                                             r.footer.status, r.footer.exit_code, r.footer.uart)
     case.odd_one_out = case_odd_one_out(names, case.pairs)
-    case.note = profile_choice_note(names, case.pairs)
+    case.note = "; ".join(x for x in [profile_choice_note(names, case.pairs)] + synced if x)
     case.status = worst(p.status for p in case.pairs) if case.pairs else _single_status(case)
     if case.findings:
         case.status = worst([case.status, "mismatch"])
