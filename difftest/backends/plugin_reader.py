@@ -175,7 +175,7 @@ def fill_trap(trap: Trap, regs: dict, marker_pc: int, stats: dict) -> dict | Non
     decided as trap_detail decides them from a -d cpu dump; that dump, or None (not checked)."""
     p = regs.get("priv")
     dump = dict(regs, pc=marker_pc, v=(p >> 2) & 1 if p is not None else 0)
-    got = None if trap.interrupt else _entry(dump, trap)
+    got = _entry(dump, trap)           # interrupts too: cause with its Interrupt bit (trap_detail._xcause)
     if got is None:
         stats["traps_unchecked"] += 1
         return None

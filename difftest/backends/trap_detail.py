@@ -93,16 +93,37 @@ class TrapDetail:
                 "skipped_dumps": self.skipped_dumps, "message": self.message}
 
 
+def _xcause(trap: Trap, target: str) -> int:
+    """The value trap entry writes to the target's xcause: an exception's code; for an interrupt
+    (Trap.cause = its mip bit) the Interrupt bit and the code, VS-level ones delegated to VS
+    translated 2/6/10 -> 1/5/9 (H "hideleg"; refmodel.interrupts.xcause_code)."""
+    if not trap.interrupt:
+        return trap.cause
+    code = trap.cause - 1 if target == "VS" and trap.cause in (2, 6, 10) else trap.cause
+    return (1 << 63) | code
+
+
+def _vector(tvec: int, trap: Trap, target: str) -> int:
+    """The handler address: xtvec's BASE, + 4 * code for an interrupt in vectored mode (Priv. 3.1.7)."""
+    if tvec < 0:
+        return -1
+    base = tvec & ~3
+    return base + 4 * (_xcause(trap, target) & 0xFFF) if trap.interrupt and tvec & 3 == 1 else base
+
+
 def _entry(d: dict, trap: Trap):
     """(target, htval, gva) if dump ``d`` is the handler entry of ``trap``, else None."""
     pc = d.get("pc")
     if d.get("v"):
         u = unswap(d)
-        if u.get("vscause") == trap.cause and u.get("vsepc") == trap.epc and pc == u.get("vstvec", -1) & ~3:
+        if (u.get("vscause") == _xcause(trap, "VS") and u.get("vsepc") == trap.epc
+                and pc == _vector(u.get("vstvec", -1), trap, "VS")):
             return "VS", None, None
         return None
-    m = (d.get("mcause") == trap.cause and d.get("mepc") == trap.epc and pc == d.get("mtvec", -1) & ~3)
-    s = (d.get("scause") == trap.cause and d.get("sepc") == trap.epc and pc == d.get("stvec", -1) & ~3)
+    m = (d.get("mcause") == _xcause(trap, "M") and d.get("mepc") == trap.epc
+         and pc == _vector(d.get("mtvec", -1), trap, "M"))
+    s = (d.get("scause") == _xcause(trap, "HS") and d.get("sepc") == trap.epc
+         and pc == _vector(d.get("stvec", -1), trap, "HS"))
     if m and not s:
         return "M", d.get("mtval2"), bool(d.get("mstatus", 0) & MSTATUS_GVA)
     if s and not m:
