@@ -41,7 +41,8 @@ def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float):
     from difftest.backends import qemu as Q
     b = B.locate(backend)
     log, uart = work / f"{backend}.cpu.log", work / "uart"
-    cmd = [("cpu,nochain" if c == "exec,int,mmu,nochain" else c)
+    # exec too: its "Stopped execution"/"rewound" lines mark dumps of TBs that did not run (-icount)
+    cmd = [("cpu,exec,nochain" if c == "exec,int,mmu,nochain" else c)
            for c in Q.command(b, Path(elf), cpu, log, uart)]
     from difftest.backends import proc
     # dies with us (ARCHITECTURE section 5); on timeout the dumps so far are still usable

@@ -11,9 +11,17 @@ from __future__ import annotations
 
 
 def parse_cpu_log(lines):
-    """Yield one dict per ``-d cpu`` dump (one per instruction with one-insn-per-tb)."""
+    """Yield one dict per ``-d cpu`` dump (one per instruction with one-insn-per-tb).  A dump of a
+    TB QEMU then did not run -- left at its start or rewound at a device access, under -icount
+    (qemu_log._NOT_RUN; docs/ARCHITECTURE.md 7b) -- is dropped: the same pc is dumped again."""
+    from difftest.backends.qemu_log import _NOT_RUN
     cur = None
     for ln in lines:
+        if cur is not None and not ln.startswith(" "):
+            m = _NOT_RUN.match(ln)
+            if m and cur.get("pc") == int(m.group(1) or m.group(2), 16):
+                cur = None
+                continue
         if ln.startswith(" V "):
             if cur is not None:
                 yield cur

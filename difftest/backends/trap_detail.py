@@ -183,7 +183,8 @@ def _dumps(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path
     """QEMU with ``-d cpu,nochain`` filtered to ``handlers``; the dumps, in order."""
     log = work / "trap-detail.log"
     ranges = ",".join(f"{h:#x}+4" for h in sorted(handlers))
-    cmd = cmd_without_log + ["-serial", "null", "-d", "cpu,nochain", "-dfilter", ranges, "-D", str(log)]
+    # exec too: its "Stopped execution"/"rewound" lines mark dumps of TBs that did not run (-icount)
+    cmd = cmd_without_log + ["-serial", "null", "-d", "cpu,exec,nochain", "-dfilter", ranges, "-D", str(log)]
     try:
         # on timeout (None) the dumps written so far still serve the traps before them
         proc.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
