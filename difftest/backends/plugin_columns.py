@@ -66,13 +66,25 @@ def _amo_codes(bits: np.ndarray) -> np.ndarray:
 SLICE = 1 << 20                 # records per read (16 MiB)
 
 
+def _slices(path, nrec: int):
+    """(first record, records) of the file slice by slice, read into one reused buffer: a fresh
+    16 MiB array per slice left the allocator holding tens of MB that counted in the peak."""
+    buf = np.empty(min(SLICE, max(nrec, 1)), DT)
+    raw = buf.view(np.uint8)
+    with open(path, "rb") as f:
+        for s0 in range(0, nrec, SLICE):
+            want = min(SLICE, nrec - s0)
+            got = f.readinto(raw[:want * DT.itemsize]) // DT.itemsize
+            yield s0, buf[:got]
+            if got < want:
+                return
+
+
 def _read_t(path, nrec: int) -> np.ndarray:
     """The type byte of every record, read slice by slice."""
     t = np.empty(nrec, "u1")
-    with open(path, "rb") as f:
-        for s0 in range(0, nrec, SLICE):
-            blk = np.fromfile(f, DT, count=min(SLICE, nrec - s0))
-            t[s0:s0 + len(blk)] = blk["t"]
+    for s0, blk in _slices(path, nrec):
+        t[s0:s0 + len(blk)] = blk["t"]
     return t
 
 
@@ -80,14 +92,12 @@ def _gather(path, nrec: int, wants) -> list:
     """For each (sorted positions, field, dtype) of ``wants``: that field of the records at those
     positions, reading the file once, a slice at a time."""
     outs = [np.empty(len(pos), d) for pos, _, d in wants]
-    with open(path, "rb") as f:
-        for s0 in range(0, nrec, SLICE):
-            blk = np.fromfile(f, DT, count=min(SLICE, nrec - s0))
-            s1 = s0 + len(blk)
-            for (pos, fld, _), out in zip(wants, outs):
-                lo, hi = np.searchsorted(pos, s0), np.searchsorted(pos, s1)
-                if hi > lo:
-                    out[lo:hi] = blk[fld][pos[lo:hi] - s0]
+    for s0, blk in _slices(path, nrec):
+        s1 = s0 + len(blk)
+        for (pos, fld, _), out in zip(wants, outs):
+            lo, hi = np.searchsorted(pos, s0), np.searchsorted(pos, s1)
+            if hi > lo:
+                out[lo:hi] = blk[fld][pos[lo:hi] - s0]
     return outs
 
 
