@@ -7,6 +7,7 @@ exact command line and environment that reproduce the run.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 import subprocess
@@ -98,7 +99,7 @@ def until_finisher(steps, stats: dict):
     is logged right after its exec line, so it identifies the step."""
     for s in steps:
         yield s
-        if type(s) is tuple:            # qemu_log.plain_step: an exec line alone, no translation
+        if type(s) is qemu_log.Plain:   # exec lines alone: no translation
             continue
         x = next((x for x in s.xlats if x.access == "store" and x.pa is not None and x.pa in FINISHER), None)
         if x is not None:
@@ -112,13 +113,13 @@ def tail_is_safe(rest, look: int = 64) -> bool:
     to itself, ``j .``, stores nothing).  Then QEMU's status is the first write's (low 8 bits)."""
     pcs, n = set(), 0
     for s in rest:
-        n += 1
-        trap, pc = (None, s[1]) if type(s) is tuple else (s.trap, s.pc)    # tuple: qemu_log.plain_step
-        if trap is not None or n > look:
-            return False
-        pcs.add(pc)
-        if len(pcs) > 1:
-            return False
+        for trap, pc in zip(itertools.repeat(None), s.pc) if type(s) is qemu_log.Plain else ((s.trap, s.pc),):
+            n += 1
+            if trap is not None or n > look:
+                return False
+            pcs.add(pc)
+            if len(pcs) > 1:
+                return False
     return n != 1
 
 
@@ -295,19 +296,25 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                                          deadline - time.monotonic())
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
-        parse_timeout, written = False, 0
+        parse_timeout, written, checked = False, 0, 0
         try:
             if log.exists():
                 steps = qemu_log.parse_file_fast(log, max_steps=max_steps, stats=stats,
                                                  layout=qemu_log.flags_layout(binary.version))
                 for s in until_finisher(steps, stats):
-                    if type(s) is not tuple and s.trap is not None and detail is not None:
-                        detail.fill(s.trap)
-                    w.step(s)
-                    written += 1
-                    if written % 4096 == 0 and time.monotonic() > deadline:
-                        parse_timeout = True
-                        break
+                    if type(s) is qemu_log.Plain:          # a run of bare exec lines, as columns
+                        w.plain(s.pc, s.priv, s.v, s.raw)
+                        written += len(s)
+                    else:
+                        if s.trap is not None and detail is not None:
+                            detail.fill(s.trap)
+                        w.step(s)
+                        written += 1
+                    if written - checked >= 4096:
+                        checked = written
+                        if time.monotonic() > deadline:
+                            parse_timeout = True
+                            break
                 if "finisher_step" in stats:
                     stats["tail_safe"] = tail_is_safe(steps)
         except BaseException:
