@@ -197,8 +197,14 @@ def cmd_run(args) -> int:
         raise UserError("--backend needs at least one backend")
     prog = Progress(not args.json)
     prog(f"{args.guest}: preparing")
+    from refmodel.platform import platform_for
     try:
-        name, elf = engine.resolve_guest(args.guest)
+        platform = platform_for(args.ram)
+    except ValueError as e:
+        prog.done()
+        raise UserError(f"--ram: {e}")
+    try:
+        name, elf = engine.resolve_guest(args.guest, platform)
         declared = declared_modes(elf)
     except engine.EngineError as e:
         prog.done()
@@ -219,7 +225,7 @@ def cmd_run(args) -> int:
                 case = engine.run_case(args.guest, hgatp_mode=m, vs_mode=v, backends=backends, cpu=args.cpu,
                                        out_dir=d, timeout=args.timeout, max_steps=args.max_steps,
                                        use_cache="refresh" if args.no_cache else True, progress=prog,
-                                       qemu_trace=args.qemu_trace)
+                                       qemu_trace=args.qemu_trace, platform=platform)
             except engine.EngineError as e:
                 prog.done()
                 raise UserError(str(e), e.exit_code)
@@ -512,7 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vs-mode", default="", help="vsatp mode: bare, sv39, sv48, sv57, a comma list, or all")
     s.add_argument("--backend", default=DEFAULT_BACKENDS,
                    help=f"comma list of qemu-7.2, qemu-10.0, model, or a QEMU binary path (default {DEFAULT_BACKENDS})")
-    s.add_argument("--cpu", default="default", help="CPU variant, e.g. default, sv39, sv48 (QEMU -cpu and model profile)")
+    s.add_argument("--cpu", default="default", help="CPU variant, e.g. default, sv39, sv48 (QEMU -cpu and model profile; "
+                                                     "the hart itself, RV64ACHIMSU without F/D, is refmodel/platform.py's)")
+    s.add_argument("--ram", default="", help="RAM size of the virt machine, e.g. 256M, 1G (default 128M): QEMU -m and "
+                                             "the model's RAM and FDT address alike")
     s.add_argument("--out", help="output directory")
     s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists (the fresh trace replaces it)")
     s.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")

@@ -55,12 +55,23 @@ class Uart:
         return ""
 
 
+def tohost_exit_code(value: int) -> int:
+    """The exit code a non-zero tohost value ends the program with (the riscv-tests / HTIF
+    convention: bit 0 set = an exit request, ``(code << 1) | 1``; 1 = pass, else code = the number of
+    the failing test).  An even value is an HTIF device command, which nothing here serves: the
+    program ends too, with the raw value as its code, so it can never read as a pass."""
+    return value >> 1 if value & 1 else value
+
+
 class Finisher:
-    """sifive_test: 0x5555 pass, (code << 16) | 0x3333 fail with code, 0x7777 reset."""
+    """How the program ends: the sifive_test device (0x5555 pass, (code << 16) | 0x3333 fail with
+    code, 0x7777 reset) or a non-zero write to the ELF's ``tohost`` (tohost_exit_code).  ``end``
+    says which: "finisher" or "tohost"."""
 
     def __init__(self):
         self.halted = False
         self.exit_code: int | None = None
+        self.end = ""
 
     def write(self, val: int) -> None:
         status = val & 0xFFFF
@@ -70,3 +81,10 @@ class Finisher:
             self.halted, self.exit_code = True, (val >> 16) & 0xFFFF
         elif status == FINISHER_RESET:
             self.halted, self.exit_code = True, 0
+        if self.halted:
+            self.end = "finisher"
+
+    def tohost(self, value: int) -> None:
+        """The doubleword at tohost after a store into it: a non-zero value ends the program."""
+        if value and not self.halted:
+            self.halted, self.exit_code, self.end = True, tohost_exit_code(value), "tohost"

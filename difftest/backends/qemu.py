@@ -20,16 +20,25 @@ from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, BAD_TRACE, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT,
                                       TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
+from refmodel.platform import DEFAULT as DEFAULT_PLATFORM, Platform
 
-# Pinned CPU: H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2).
-BASE_CPU = "rv64,h=true,mmu=on,pmp=on"
+# The hart and machine come from one description shared with the model (refmodel/platform.py):
+# H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2), F/D off (the model has none),
+# Sstc off, -m from its RAM size.  Options are lists built from the description, so one more QEMU
+# option (e.g. -icount) is one more entry in ``machine_options``.
 # CPU variants.  sv39/sv48/sv57 (>= 8.x) cap satp's modes; measured on 10.0.2: they cap
 # hgatp too -- with sv39=on a write of Sv48x4 or Sv57x4 to hgatp is ignored (WARL), with
 # sv48=on Sv57x4 is ignored (tests/test_qemu_variants.py).
 CPU_VARIANTS = {"default": "", "sv39": "sv39=on", "sv48": "sv48=on", "sv57": "sv57=on"}
 VARIANT_MIN_VERSION = {"sv39": (8, 0), "sv48": (8, 0), "sv57": (8, 0)}
-MACHINE = ["-M", "virt", "-smp", "1", "-m", "128M", "-bios", "none", "-nic", "none", "-monitor", "none",
-           "-display", "none"]
+MACHINE = DEFAULT_PLATFORM.qemu_machine()      # the default platform's machine options
+
+
+def machine_options(binary: QemuBinary, platform: Platform = DEFAULT_PLATFORM) -> list[str]:
+    """QEMU's machine options for ``platform`` (no -cpu, no -kernel): what every run of it shares."""
+    return platform.qemu_machine() + (["-audio", "none"] if binary.version_tuple >= (8, 0) else [])
+
+
 # What the log shows (trace.EXPOSABLE): traps' cause/epc/tval and TLB fills with the GPA
 # between the stages; not htinst (neither -d int nor -d cpu prints it), not priv/V (only decoded
 # where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no
@@ -64,25 +73,27 @@ def check_elf(path: Path) -> None:
                 raise BackendError(BAD_ELF, f"{path}: truncated ELF (a PT_LOAD segment ends past the file)")
 
 
-def cpu_config(binary: QemuBinary, cpu: str) -> str:
+def cpu_config(binary: QemuBinary, cpu: str, platform: Platform = DEFAULT_PLATFORM) -> str:
+    """The -cpu value: rv64 with the description's properties (per QEMU version) and the variant's."""
     if cpu not in CPU_VARIANTS:
         raise BackendError("missing-backend", f"unknown CPU variant {cpu!r} (known: {', '.join(CPU_VARIANTS)})")
     need = VARIANT_MIN_VERSION.get(cpu)
     if need and binary.version_tuple < need:
         raise BackendError("missing-backend", f"CPU variant {cpu!r} needs QEMU >= {need[0]}.{need[1]}; "
                                               f"{binary.name} is {binary.version}")
-    return ",".join(x for x in (BASE_CPU, CPU_VARIANTS[cpu]) if x)
+    return ",".join(["rv64"] + platform.qemu_cpu_props(binary.version_tuple) + [x for x in (CPU_VARIANTS[cpu],) if x])
 
 
-def command(binary: QemuBinary, elf: Path, cpu: str, log: Path, uart: Path) -> list[str]:
-    return base_command(binary, elf, cpu) + ["-serial", f"file:{uart}", "-d", "exec,int,mmu,nochain", "-D", str(log)]
+def command(binary: QemuBinary, elf: Path, cpu: str, log: Path, uart: Path,
+            platform: Platform = DEFAULT_PLATFORM) -> list[str]:
+    return base_command(binary, elf, cpu, platform) + ["-serial", f"file:{uart}", "-d", "exec,int,mmu,nochain",
+                                                       "-D", str(log)]
 
 
-def base_command(binary: QemuBinary, elf: Path, cpu: str) -> list[str]:
-    """The pinned machine running ``elf``, one instruction per TB, without console or logging."""
-    extra = ["-audio", "none"] if binary.version_tuple >= (8, 0) else []
-    return ([str(binary.path)] + MACHINE + extra + ["-cpu", cpu_config(binary, cpu)] + binary.one_insn_per_tb
-            + ["-kernel", str(elf)])
+def base_command(binary: QemuBinary, elf: Path, cpu: str, platform: Platform = DEFAULT_PLATFORM) -> list[str]:
+    """The described machine running ``elf``, one instruction per TB, without console or logging."""
+    return ([str(binary.path)] + machine_options(binary, platform) + ["-cpu", cpu_config(binary, cpu, platform)]
+            + binary.one_insn_per_tb + ["-kernel", str(elf)])
 
 
 def printable_command(binary: QemuBinary, cmd: list[str]) -> list[str]:
@@ -90,6 +101,19 @@ def printable_command(binary: QemuBinary, cmd: list[str]) -> list[str]:
 
 
 FINISHER = range(0x100000, 0x101000)     # sifive_test on virt (ARCHITECTURE section 3)
+
+
+def program_end(elf: Path) -> int | None:
+    """The physical address of the ELF's ``tohost`` doubleword (the riscv-tests convention: the
+    program ends when it writes a non-zero value there; refmodel/devices.py tohost_exit_code), or
+    None.  Its symbol value is taken as the physical address, as QEMU's ELF loader and the model
+    place p-environment programs (vaddr = paddr)."""
+    from refmodel.loader import symbol_address
+    try:
+        a = symbol_address(str(elf), "tohost")
+    except Exception:                   # an ELF check_elf accepted but elftools cannot read: no tohost
+        return None
+    return a & ~7 if a is not None else None
 
 
 def until_finisher(steps, stats: dict):
@@ -151,7 +175,8 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
           step_lines: tuple = None, stop_line: bytes | None = None) -> str:
     """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (lines
     starting with one of ``step_lines`` -- exec or trap lines --, counted incrementally), a
-    ``stop_line`` (the plugin's "L" at its limit) or more than log_bound(max_steps) bytes.
+    ``stop_line`` (one line start or a tuple of them: the plugin's "L" at its limit, its "T" at a
+    tohost end; then "stop-line") or more than log_bound(max_steps) bytes.
     ``stats`` gets the peak log size seen."""
     step_lines = step_lines or _STEP_LINES
     line_limit, byte_limit = max_steps + 1, log_bound(max_steps)
@@ -182,7 +207,13 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
         cut = buf.rfind(b"\n") + 1
         whole, rest = b"\n" + buf[:cut], buf[cut:]
         seen = [n + whole.count(k) for n, k in zip(seen, step_lines)]
-        if max(seen) > line_limit or (stop_line is not None and stop_line in whole):
+        hit = stop_line is not None and next((x for x in ((stop_line,) if isinstance(stop_line, bytes)
+                                                           else stop_line) if x in whole), None)
+        if hit:
+            stats["stop_line"] = hit
+            _stop(p)
+            return "stop-line"
+        if max(seen) > line_limit:
             # No grace for QEMU >= 8 serving a finisher write asynchronously: whether the guest
             # finished is decided from the log (the finisher store within max_steps) and the
             # exit code from the write itself (finisher.py), not from how QEMU ended.  A grace
@@ -193,7 +224,7 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
 
 def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
-        use_cache: bool = True, **_ignored) -> RunResult:
+        use_cache: bool = True, platform: Platform | None = None, **_ignored) -> RunResult:
     """Run ``elf_path`` under QEMU ``backend``; write the trace to ``out_path``.  Never raises
     for a user-level problem: every failure is a classified RunResult.  ``timeout`` bounds the
     whole run: QEMU, reading its log and the trap-detail and finisher passes."""
@@ -203,7 +234,9 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         binary = locate(backend)
         check_elf(elf)
         cpu = cpu or "default"
-        cpu_config(binary, cpu)
+        platform = platform or DEFAULT_PLATFORM
+        cpu_config(binary, cpu, platform)
+        end = program_end(elf)
     except BackendError as e:
         return error_result(e)
     out_path = Path(out_path)
@@ -211,14 +244,15 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
     key = None
     if use_cache:       # True: read and fill the cache; "refresh" (--no-cache): re-run, then replace the entry
         from difftest import cache
-        key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode, command(binary, Path("ELF"), cpu,
-                                                                                   Path("LOG"), Path("UART")))
+        key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode,
+                        command(binary, Path("ELF"), cpu, Path("LOG"), Path("UART"), platform), platform.describe())
         hit = cache.fetch(key, out_path, guest=guest) if use_cache != "refresh" else None
         if hit is not None:
             return hit
     with proc.sigterm_unwinds():
         res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                            deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
+                            deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
+                            platform=platform, end=end)
     # Only what QEMU and the guest decided is cached: a finished run, or a guest that ran past
     # max_steps (its first max_steps steps).  Timeouts, crashes, truncated logs, a log stopped by
     # its byte bound (how many steps it holds depends on timing), runs without a trace or an
@@ -260,19 +294,22 @@ def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_
 TMP_PREFIX = "difftest-qemu-"    # each run's temp dir (-d log, UART, passes); a killed run's is swept
 
 
-def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest) -> RunResult:
+def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest,
+                  platform: Platform = DEFAULT_PLATFORM, end=None) -> RunResult:
     proc.sweep_stale(TMP_PREFIX)
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
         tmp = Path(tmp)
         proc.claim(tmp)
         log, uart = tmp / "qemu.log", tmp / "uart.txt"
-        cmd = command(binary, elf.resolve(), cpu, log, uart)
-        shown = printable_command(binary, command(binary, elf.resolve(), cpu, Path("qemu.log"), Path("uart.txt")))
+        cmd = command(binary, elf.resolve(), cpu, log, uart, platform)
+        shown = printable_command(binary, command(binary, elf.resolve(), cpu, Path("qemu.log"), Path("uart.txt"),
+                                                  platform))
         header = Header(guest=guest or elf.name.split(".")[0], elf_sha256=sha256_file(elf), hgatp_mode=hgatp_mode,
                         vs_mode=vs_mode, backend=binary.name, backend_version=binary.version, cpu=cpu,
-                        cpu_config=cpu_config(binary, cpu), command=shown,
+                        cpu_config=cpu_config(binary, cpu, platform), command=shown,
                         exposes={**EXPOSES, "priv": qemu_log.flags_layout(binary.version) is not None},
-                        extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)})
+                        extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)},
+                        platform=platform.describe())
         stats: dict = {}
         errf = open(tmp / "stderr.txt", "w+b")
         try:
@@ -292,7 +329,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             stats["log_bytes"] = max(stats.get("log_bytes", 0), log.stat().st_size)
         detail = None
         if why == "exit" and log.exists() and p.returncode >= 0:
-            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env, log, tmp,
+            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu, platform), binary.env, log, tmp,
                                          deadline - time.monotonic())
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
@@ -325,7 +362,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         finished = "finisher_step" in stats and not parse_timeout
         finisher_value = None
         if finished:
-            v, stats["finisher_why"] = finisher.read_value(base_command(binary, elf.resolve(), cpu), binary.env,
+            v, stats["finisher_why"] = finisher.read_value(base_command(binary, elf.resolve(), cpu, platform), binary.env,
                                                            stats["finisher_pc"], stats["finisher_va"], tmp, deadline)
             finisher_value = finisher.exit_code_of(v) if v is not None else None
             if v is not None and finisher_value is None:
