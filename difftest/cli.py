@@ -354,7 +354,8 @@ def _print_case(c) -> None:
     head = f"{c.guest} hgatp={c.hgatp_mode or '-'} vs={c.vs_mode or '-'} cpu={c.cpu}"
     def ended(b):
         f = c.runs[b].footer if b in c.runs else None
-        return "" if f is None else f" exit {f.exit_code}" if f.status == "exit" else f" {f.status}"
+        return "" if f is None else (f" exit {f.exit_code}" + (f" ({f.end})" if getattr(f, "end", "") else "")
+                                     if f.status == "exit" else f" {f.status}")
     # each run's own end: a guest that fails its self-checks on every backend is no green result
     secs = " ".join(f"{b}={s:.1f}s{ended(b)}" for b, s in c.seconds.items())
     print(f"{c.status.upper():<14} {head}  ({secs})")
@@ -470,7 +471,8 @@ def cmd_show(args) -> int:
             print(f"{'':>14}uart: \"{escape_console(s.uart, keep_newlines=False)}\"")
     if footer is not None and (hi is None or not steps or steps[-1].i < hi - 1):
         from difftest.report import safe_text
-        print(safe_text(f"end: {footer.status}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip()))
+        how = f" through {footer.end}" if getattr(footer, "end", "") else ""
+        print(safe_text(f"end: {footer.status}{how}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip()))
     if r.error is not None:
         raise UserError(f"{args.trace}: damaged trace ({r.error}); the steps above are the ones before the damage")
     return EXIT_MATCH

@@ -50,7 +50,7 @@ def shard_of(case_id: str, n: int) -> int:
 
 def matrix(guests: list[str] | None = None, backends: list[str] | None = None) -> list[Case]:
     from difftest import guests as G
-    names = guests or G.list_guests()
+    names = guests or G.nightly_guests()
     backends = backends or ALL_BACKENDS
     out: list[Case] = []
     for g in names:

@@ -15,11 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, proc, qemu_log, trap_detail
+from difftest.backends import finisher, proc, qemu_log, tohost as tohost_watch, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, BAD_TRACE, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT,
                                       TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
+from refmodel.devices import tohost_exit_code
 from refmodel.platform import DEFAULT as DEFAULT_PLATFORM, Platform
 
 # The hart and machine come from one description shared with the model (refmodel/platform.py):
@@ -312,9 +313,14 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                         platform=platform.describe())
         stats: dict = {}
         errf = open(tmp / "stderr.txt", "w+b")
+        watch = None
         try:
-            p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
-                           env={**os.environ, **binary.env})
+            if end is not None:     # a tohost program: QEMU runs under a write watchpoint there (tohost.py)
+                p, watch = tohost_watch.start(cmd, binary.env, end, tmp, deadline, stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.DEVNULL, stderr=errf)
+            else:
+                p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                               env={**os.environ, **binary.env})
         except OSError as e:
             errf.close()
             return error_result(BackendError("missing-backend", f"cannot start {binary.path}: {e}; run scripts/setup"))
@@ -322,15 +328,19 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             why = _wait(p, log, deadline, max_steps, stats)
         finally:
             proc.kill(p)        # reaps it; on an exception (Ctrl-C) QEMU must not outlive us either
+            if watch is not None:
+                watch.join(5)
+        if watch is not None and watch.value is not None and why == "exit":
+            why = "tohost"      # the program wrote tohost; the watch stopped QEMU there
         errf.seek(0)
         err = (errf.read() or b"").decode("utf-8", "replace").strip()
         errf.close()
         if log.exists():
             stats["log_bytes"] = max(stats.get("log_bytes", 0), log.stat().st_size)
         detail = None
-        if why == "exit" and log.exists() and p.returncode >= 0:
+        if (why == "exit" and log.exists() and p.returncode >= 0) or (why == "tohost" and log.exists()):
             detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu, platform), binary.env, log, tmp,
-                                         deadline - time.monotonic())
+                                         deadline - time.monotonic(), tohost=end)
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
         parse_timeout, written, checked = False, 0, 0
@@ -338,6 +348,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             if log.exists():
                 steps = qemu_log.parse_file_fast(log, max_steps=max_steps, stats=stats,
                                                  layout=qemu_log.flags_layout(binary.version))
+                if why == "tohost":
+                    steps = tohost_watch.drop_replayed_store(steps)
                 for s in until_finisher(steps, stats):
                     if type(s) is qemu_log.Plain:          # a run of bare exec lines, as columns
                         w.plain(s.pc, s.priv, s.v, s.raw)
@@ -369,7 +381,10 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                 stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
         rc = p.returncode
         exit_code = None
-        if rc is not None and rc < 0 and why == "exit":
+        if why == "tohost" and not parse_timeout and not stats.get("truncated"):
+            # the program wrote a non-zero tohost; QEMU, which spins there, was stopped by the watch
+            status, message, exit_code = "exit", "", tohost_exit_code(watch.value)
+        elif rc is not None and rc < 0 and why == "exit":
             status, message, _ = _classify_exit(rc, err, stats, binary, None)
         elif finished:
             # the guest wrote the finisher within max_steps: the run is complete however QEMU ended
@@ -403,8 +418,13 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             extra["trap_detail"] = detail.summary()
         if finished:
             extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
+        if watch is not None and watch.error:
+            extra["tohost_watch"] = watch.error
+        end_how = ("tohost" if why == "tohost" else "finisher" if finished else "") if status == "exit" else ""
+        if end_how == "tohost":
+            extra["tohost"] = {"pa": end, "value": watch.value, "pc_after": watch.pc, "qemu_status": rc}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,
-                        uart=uart_text, message=message, truncated=truncated, extra=extra)
+                        uart=uart_text, message=message, truncated=truncated, extra=extra, end=end_how)
         w.close(footer)
     return result_of(status, out_path, header, footer, message, truncated=bool(stats.get("truncated")))
 
