@@ -407,6 +407,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                                              f"stopped after more than {max_steps} steps (--max-steps); QEMU was stopped")
         elif stats.get("step_limit"):
             status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps)"
+        elif why == "tohost":         # stopped by us at tohost, but its log cannot be trusted
+            status, message = "error", "QEMU was stopped at the tohost write, but its log ends inside a record"
         else:
             status, message, exit_code = _classify_exit(rc, err, stats, binary, None)
         if status == "exit" and stats.get("truncated"):

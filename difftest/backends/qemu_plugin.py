@@ -285,10 +285,14 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         tohost_end = rstats.get("tohost")
         if rc is not None and rc < 0 and why == "exit":
             status, message, _ = qemu._classify_exit(rc, err, stats, binary, None)
-        elif tohost_end is not None and not parse_timeout and written == tohost_end[0] + 1 and not rstats.get("error"):
-            # the program wrote tohost (the plugin saw the value and stopped recording; QEMU, which
-            # spins there, was stopped by the backend): a normal end, whatever QEMU's status
+        elif tohost_end is not None and not parse_timeout and not rstats.get("error") and not stats["truncated"]:
+            # the program wrote tohost (the plugin saw the value and recorded nothing after that
+            # store, so the trace ends at it; QEMU, which spins there, was stopped by the backend):
+            # a normal end, whatever QEMU's status
             status, message, exit_code, end = "exit", "", tohost_exit_code(tohost_end[1]), "tohost"
+        elif why == "tohost":
+            status, message = "error", ("QEMU was stopped at the plugin's tohost line, but the trace does not "
+                                        "show the tohost store" + (f": {rstats['error']}" if rstats.get("error") else ""))
         elif finished:
             status, message, exit_code = qemu._classify_exit(rc if why == "exit" else 0, err, stats, binary,
                                                              finisher_value)

@@ -1,0 +1,95 @@
+"""Programs that end their own way (issue 12): a non-zero write to the ELF's ``tohost`` ends the run on
+both QEMU trace sources and the model, with the riscv-tests exit code, QEMU stopped and the trap-detail
+pass still run; the end is named in the footer ("tohost" / "finisher").  Real QEMU 7.2 and 10.0, real
+guests (guests/ptests, built with the Debian toolchain), the real model."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from difftest import engine, guests as G
+from difftest.backends import qemu, qemu_plugin
+from difftest.backends.binaries import KNOWN
+from difftest.trace import Header, _bad
+from refmodel.devices import tohost_exit_code
+
+QEMUS = [q for q in ("qemu-7.2", "qemu-10.0") if KNOWN[q][0].exists()]
+pytestmark = pytest.mark.skipif(len(QEMUS) < 2 or shutil.which(G.CC) is None,
+                                reason="QEMU 7.2, 10.0 and the cross compiler are needed (run scripts/setup)")
+ALL = ["qemu-7.2", "qemu-10.0", "model"]
+
+
+def _elf(tmp_path: Path, guest: str) -> Path:
+    """The guest's ELF under a path of this test's own, so its QEMUs can be found by command line."""
+    dst = tmp_path / f"{guest}.elf"
+    shutil.copy(G.build(guest), dst)
+    return dst
+
+
+def _no_qemu_left(tmp_path: Path) -> None:
+    from test_bad_input_qemu import gone_within, processes_mentioning
+    assert gone_within(processes_mentioning(str(tmp_path)), 5), processes_mentioning(str(tmp_path))
+
+
+def test_tohost_exit_code_is_the_riscv_tests_convention():
+    assert tohost_exit_code(1) == 0
+    assert tohost_exit_code((3 << 1) | 1) == 3
+    assert tohost_exit_code((0x1234 << 1) | 1) == 0x1234          # the full value, never 8 bits
+    assert tohost_exit_code(0x80001000) == 0x80001000              # an HTIF command: never a pass
+
+
+@pytest.mark.parametrize("guest,code", [("ptest_csr", 0), ("ptest_traps", 0), ("ptest_vm", 0), ("ptest_uart", 0),
+                                        ("ptest_fail", 3)])
+def test_ptests_run_to_their_tohost_exit_everywhere(tmp_path, guest, code):
+    elf = _elf(tmp_path, guest)
+    case = engine.run_case(elf, backends=ALL, out_dir=tmp_path / "out", timeout=60, max_steps=100_000,
+                           use_cache=False)
+    for b, r in case.runs.items():
+        f = r.footer
+        assert (r.status, f.status, f.exit_code, f.end) == ("ok", "exit", code, "tohost"), (b, r.message)
+    for p in case.pairs:
+        if "model" in p.a + p.b:          # QEMU~QEMU may differ by a spec-allowed choice (ptest_vm: tinst)
+            assert p.status == "match", (p.a, p.b, p.status)
+    q72 = case.runs["qemu-7.2"].footer
+    # the log source stopped QEMU at the store (the watchpoint), and the trap-detail pass still ran
+    assert q72.extra["tohost"]["value"] == (1 if code == 0 else (code << 1) | 1)
+    if guest in ("ptest_traps", "ptest_vm"):
+        td = q72.extra["trap_detail"]
+        assert td["traps"] > 0 and td["matched"] == td["traps"] and td["tinst"] == td["traps"], td
+    # every side stops at the same step: the tohost store
+    assert len({r.footer.steps for r in case.runs.values()}) == 1
+    _no_qemu_left(tmp_path)
+
+
+def test_the_plugin_source_stops_qemu_at_tohost(tmp_path):
+    """10.0's plugin reads the stored value and stops recording; QEMU (which spins) is stopped."""
+    elf = _elf(tmp_path, "ptest_fail")
+    r = qemu_plugin.run(elf, backend="qemu-10.0", out_path=tmp_path / "q.trace.bin", timeout=60, max_steps=100_000,
+                        use_cache=False)
+    assert (r.status, r.footer.exit_code, r.footer.end) == ("ok", 3, "tohost"), r.message
+    assert r.footer.extra["tohost"]["value"] == 7
+    assert "tohost=0x80001000" in " ".join(r.header.command)
+    _no_qemu_left(tmp_path)
+
+
+def test_the_7_2_plugin_cannot_read_tohost_and_says_so(tmp_path):
+    r = qemu_plugin.run(_elf(tmp_path, "ptest_csr"), backend="qemu-7.2", out_path=tmp_path / "q.trace.bin",
+                        use_cache=False)
+    assert (r.status, r.error_class) == ("error", "missing-backend") and "--qemu-trace log" in r.message
+
+
+def test_finisher_end_is_named_and_a_program_without_tohost_has_none(tmp_path):
+    assert qemu.program_end(G.build("smoke")) is None
+    assert qemu.program_end(G.build("ptest_csr")) == 0x80001000
+    case = engine.run_case("smoke", hgatp_mode="bare", vs_mode="bare", backends=["qemu-10.0", "model"],
+                           out_dir=tmp_path / "out", timeout=60, use_cache=False)
+    assert {b: (r.footer.exit_code, r.footer.end) for b, r in case.runs.items()} == \
+        {"qemu-10.0": (0, "finisher"), "model": (0, "finisher")}
+
+
+def test_traces_without_the_new_fields_still_read():
+    old = {"guest": "g", "elf_sha256": "0", "hgatp_mode": "", "vs_mode": "", "backend": "model",
+           "backend_version": "refmodel 0.1", "cpu": "default", "cpu_config": "qemu-10.0"}
+    assert _bad(old, Header) is None and Header(**old).platform == {}
