@@ -300,6 +300,17 @@ static void insn_exec(unsigned int vcpu_index, void *udata)
     n_insn++;
 }
 
+#if DT_API >= 4
+static uint64_t stored_value(qemu_plugin_meminfo_t info)
+{
+    qemu_plugin_mem_value mv = qemu_plugin_mem_get_value(info);
+    return mv.type == QEMU_PLUGIN_MEM_VALUE_U8 ? mv.data.u8
+         : mv.type == QEMU_PLUGIN_MEM_VALUE_U16 ? mv.data.u16
+         : mv.type == QEMU_PLUGIN_MEM_VALUE_U32 ? mv.data.u32
+         : mv.type == QEMU_PLUGIN_MEM_VALUE_U64 ? mv.data.u64 : mv.data.u128.low;
+}
+#endif
+
 static void mem_access(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
     if (stopped) {
@@ -321,21 +332,11 @@ static void mem_access(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint
         put(R_PA, 0, 0, 0, qemu_plugin_hwaddr_phys_addr(hw));
 #if DT_API >= 4
         if ((a & (1 << 4)) && (a & (1 << 6))) {
-            qemu_plugin_mem_value mv = qemu_plugin_mem_get_value(info);
-            uint64_t v = mv.type == QEMU_PLUGIN_MEM_VALUE_U8 ? mv.data.u8
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U16 ? mv.data.u16
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U32 ? mv.data.u32
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U64 ? mv.data.u64 : mv.data.u128.low;
-            put(R_VAL, a & 15, 0, 0, v);
+            put(R_VAL, a & 15, 0, 0, stored_value(info));
         } else if ((a & (1 << 4)) && tohost && (qemu_plugin_hwaddr_phys_addr(hw) & ~7ULL) == tohost) {
-            qemu_plugin_mem_value mv = qemu_plugin_mem_get_value(info);
             unsigned sh = (unsigned)(qemu_plugin_hwaddr_phys_addr(hw) & 7) * 8;
-            uint64_t v = mv.type == QEMU_PLUGIN_MEM_VALUE_U8 ? mv.data.u8
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U16 ? mv.data.u16
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U32 ? mv.data.u32
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U64 ? mv.data.u64 : mv.data.u128.low;
             /* the doubleword was zero until now (a non-zero one ended the program already) */
-            v = sh < 64 ? v << sh : 0;
+            uint64_t v = stored_value(info) << sh;
             if (v) {
                 char line[80];
                 put(R_VAL, a & 15, 1, 0, v);
