@@ -76,6 +76,11 @@ def list_guests() -> list[str]:
     return sorted(names)
 
 
+def is_standalone(name: str) -> bool:
+    """A program of a standalone suite (guests/ptests): no runtime, no config block, its own end."""
+    return _suite_guest(name) is not None
+
+
 def nightly_guests() -> list[str]:
     """The guests the nightly runs: all but the programs marked NOT_IN_NIGHTLY."""
     out = []

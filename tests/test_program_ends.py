@@ -93,3 +93,21 @@ def test_traces_without_the_new_fields_still_read():
     old = {"guest": "g", "elf_sha256": "0", "hgatp_mode": "", "vs_mode": "", "backend": "model",
            "backend_version": "refmodel 0.1", "cpu": "default", "cpu_config": "qemu-10.0"}
     assert _bad(old, Header) is None and Header(**old).platform == {}
+
+
+@pytest.mark.parametrize("code", [156, 668])
+def test_finisher_codes_of_128_and_more_are_codes_on_every_trace_source(tmp_path, code):
+    """The issue's "QEMU died (signal 28, exit 156)": a finisher code >= 128 is the guest's code, in full
+    (668, not 668 & 0xff), on the log and plugin sources of both QEMUs and on the model.
+    (tests/test_bad_input_qemu.py covers the log source over more codes.)"""
+    from test_bad_input_qemu import asm_guest, finisher_fail
+    elf = asm_guest(tmp_path, f"fail{code}", finisher_fail(code))
+    got = {}
+    for q in QEMUS:
+        for src, run in (("log", qemu.run), ("plugin", qemu_plugin.run)):
+            r = run(elf, backend=q, out_path=tmp_path / f"{q}-{src}.trace.bin", timeout=60, max_steps=1000,
+                    use_cache=False)
+            got[f"{q}/{src}"] = (r.status, r.footer.exit_code, r.footer.end, r.message)
+    case = engine.run_case(elf, backends=["model"], out_dir=tmp_path / "m", timeout=60, use_cache=False)
+    got["model"] = (case.runs["model"].status, case.runs["model"].footer.exit_code, case.runs["model"].footer.end, "")
+    assert got == {k: ("ok", code, "finisher", "") for k in got}, got
