@@ -111,3 +111,15 @@ def test_finisher_codes_of_128_and_more_are_codes_on_every_trace_source(tmp_path
     case = engine.run_case(elf, backends=["model"], out_dir=tmp_path / "m", timeout=60, use_cache=False)
     got["model"] = (case.runs["model"].status, case.runs["model"].footer.exit_code, case.runs["model"].footer.end, "")
     assert got == {k: ("ok", code, "finisher", "") for k in got}, got
+
+
+def test_the_store_replayed_at_the_watchpoint_is_one_step():
+    """QEMU logs the tohost store twice (the attempt stopped at the watchpoint, then the step over it):
+    the last of two steps at one pc without a trap is dropped; anything else is kept."""
+    from difftest.backends.tohost import drop_replayed_store
+    from difftest.trace import Step, Trap
+    pcs = lambda steps: [s[1] if type(s) is tuple else s.pc for s in drop_replayed_store(steps)]  # noqa: E731
+    assert pcs([Step(i=0, pc=8), Step(i=1, pc=12), Step(i=2, pc=12)]) == [8, 12]
+    assert pcs([Step(i=0, pc=12), (1, 12, None, None, None, [], None, "", None, "")]) == [12]   # a bare exec line
+    assert pcs([Step(i=0, pc=12, trap=Trap(cause=15)), Step(i=1, pc=12)]) == [12, 12]            # a retried store
+    assert pcs([Step(i=0, pc=8), Step(i=1, pc=12)]) == [8, 12] and pcs([]) == []

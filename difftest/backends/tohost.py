@@ -115,10 +115,16 @@ def run(cmd: list[str], env: dict, tohost: int, work: Path, timeout: float, **po
     return w
 
 
+def _pc_trap(s):
+    """(pc, trap) of a log step: a Step, or the writer's step tuple (i, pc, insn, priv, v, xlats,
+    trap, ...) that qemu_log makes of a bare exec line."""
+    return (s[1], s[6]) if type(s) is tuple else (s.pc, s.trap)
+
+
 def drop_replayed_store(steps):
     """The log's steps without the store's second exec line at the watchpoint stop: when the last
     two steps are at one pc and neither trapped, the last is the replay (a store is not an
-    instruction that comes back to itself); both carry the same TLB fill."""
+    instruction that comes back to itself); both carry the same TLB fill, if any."""
     a = b = None
     for s in steps:
         if a is not None:
@@ -126,5 +132,9 @@ def drop_replayed_store(steps):
         a, b = b, s
     if a is not None:
         yield a
-    if b is not None and not (a is not None and a.pc == b.pc and a.trap is None and b.trap is None):
+    if b is not None:
+        if a is not None:
+            (pa, ta), (pb, tb) = _pc_trap(a), _pc_trap(b)
+            if pa == pb and ta is None and tb is None:
+                return
         yield b
