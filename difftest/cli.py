@@ -454,6 +454,10 @@ def cmd_show(args) -> int:
         return EXIT_MATCH
     print(f"{h.guest}  hgatp={h.hgatp_mode or '-'} vs={h.vs_mode or '-'}  {h.backend} {h.backend_version} "
           f"({h.cpu_config})")
+    if getattr(h, "platform", None):
+        pf = h.platform
+        print(f"platform: {pf.get('isa')} misa={pf.get('misa')} RAM {pf.get('ram_size')} at {pf.get('ram_base')}, "
+              f"FDT {pf.get('fdt_addr')}, Sstc {'on' if pf.get('sstc') else 'off'}, {pf.get('pmp_entries')} PMP entries")
     print("exposes: " + ", ".join(k for k, v in h.exposes.items() if v))
     for s in steps:
         mark = ">>" if args.step is not None and s.i == args.step else "  "
