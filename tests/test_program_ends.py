@@ -118,8 +118,18 @@ def test_the_store_replayed_at_the_watchpoint_is_one_step():
     the last of two steps at one pc without a trap is dropped; anything else is kept."""
     from difftest.backends.tohost import drop_replayed_store
     from difftest.trace import Step, Trap
-    pcs = lambda steps: [s[1] if type(s) is tuple else s.pc for s in drop_replayed_store(steps)]  # noqa: E731
+    from difftest.backends.qemu_log import Plain
+
+    def pcs(steps):
+        out = []
+        for s in drop_replayed_store(steps):
+            out += s.pc if type(s) is Plain else [s[1] if type(s) is tuple else s.pc]
+        return out
     assert pcs([Step(i=0, pc=8), Step(i=1, pc=12), Step(i=2, pc=12)]) == [8, 12]
     assert pcs([Step(i=0, pc=12), (1, 12, None, None, None, [], None, "", None, "")]) == [12]   # a bare exec line
     assert pcs([Step(i=0, pc=12, trap=Trap(cause=15)), Step(i=1, pc=12)]) == [12, 12]            # a retried store
     assert pcs([Step(i=0, pc=8), Step(i=1, pc=12)]) == [8, 12] and pcs([]) == []
+    # runs of bare exec lines (qemu_log.Plain): the replay inside one run, or a run after a Step
+    assert pcs([Plain(i=0, pc=[4, 8, 12, 12], raw=["a", "b", "c", "d"])]) == [4, 8, 12]
+    assert pcs([Step(i=0, pc=12), Plain(i=1, pc=[12], raw=["x"])]) == [12]
+    assert pcs([Plain(i=0, pc=[4, 12], raw=["a", "b"]), Step(i=2, pc=12)]) == [4, 12]

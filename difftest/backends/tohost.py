@@ -115,26 +115,48 @@ def run(cmd: list[str], env: dict, tohost: int, work: Path, timeout: float, **po
     return w
 
 
-def _pc_trap(s):
-    """(pc, trap) of a log step: a Step, or the writer's step tuple (i, pc, insn, priv, v, xlats,
-    trap, ...) that qemu_log makes of a bare exec line."""
-    return (s[1], s[6]) if type(s) is tuple else (s.pc, s.trap)
+def _last(item):
+    """(pc, trap) of the last step of a log item: a Step, the writer's step tuple, or a
+    qemu_log.Plain run of bare exec lines (no trap)."""
+    if type(item) is tuple:
+        return item[1], item[6]
+    if hasattr(item, "raw") and isinstance(item.pc, list):
+        return item.pc[-1], None
+    return item.pc, item.trap
+
+
+def _without_last(item):
+    """A Plain run without its last step (None when that was its only one)."""
+    from dataclasses import replace
+    if len(item) == 1:
+        return None
+    cut = {k: (getattr(item, k)[:-1] if getattr(item, k) is not None else None) for k in ("pc", "priv", "v", "raw")}
+    return replace(item, **cut)
 
 
 def drop_replayed_store(steps):
     """The log's steps without the store's second exec line at the watchpoint stop: when the last
     two steps are at one pc and neither trapped, the last is the replay (a store is not an
-    instruction that comes back to itself); both carry the same TLB fill, if any."""
+    instruction that comes back to itself); both carry the same TLB fill, if any.  Items are
+    Steps, step tuples or qemu_log.Plain runs (the last two steps may share one run)."""
     a = b = None
     for s in steps:
         if a is not None:
             yield a
         a, b = b, s
+    if b is None:
+        return
+    plain = isinstance(b.pc, list) if not isinstance(b, tuple) else False
+    if plain and len(b) >= 2:
+        if b.pc[-1] == b.pc[-2]:
+            b = _without_last(b)
+        if a is not None:
+            yield a
+        yield b
+        return
     if a is not None:
         yield a
-    if b is not None:
-        if a is not None:
-            (pa, ta), (pb, tb) = _pc_trap(a), _pc_trap(b)
-            if pa == pb and ta is None and tb is None:
-                return
-        yield b
+        (pa, ta), (pb, tb) = _last(a), _last(b)
+        if pa == pb and ta is None and tb is None:
+            return
+    yield b
