@@ -15,7 +15,7 @@ import pytest
 from difftest import cache, engine, guests as G
 from difftest.backends import gdbstub, qemu
 from difftest.backends.binaries import KNOWN, locate
-from refmodel.platform import DEFAULT, Platform, parse_size, platform_for
+from refmodel.platform import DEFAULT, parse_size, platform_for
 from refmodel.profile import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
