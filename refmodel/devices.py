@@ -118,8 +118,8 @@ def tohost_exit_code(value: int) -> int:
 
 class Finisher:
     """How the program ends: the sifive_test device (0x5555 pass, (code << 16) | 0x3333 fail with
-    code, 0x7777 reset) or a non-zero write to the ELF's ``tohost`` (tohost_exit_code).  ``end``
-    says which: "finisher" or "tohost"."""
+    code, 0x7777 reset), a non-zero write to the ELF's ``tohost`` (tohost_exit_code) or a
+    semihosting exit call.  ``end`` says which: "finisher", "tohost" or "semihosting"."""
 
     def __init__(self):
         self.halted = False
@@ -136,6 +136,11 @@ class Finisher:
             self.halted, self.exit_code = True, 0
         if self.halted:
             self.end = "finisher"
+
+    def semihosting_exit(self, code: int) -> None:
+        """A semihosting exit call (refmodel/semihosting.py) with this exit code."""
+        if not self.halted:
+            self.halted, self.exit_code, self.end = True, code, "semihosting"
 
     def tohost(self, value: int) -> None:
         """The doubleword at tohost after a store into it: a non-zero value ends the program."""

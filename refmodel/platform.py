@@ -12,6 +12,8 @@ header records it (``Platform.describe``).
   10.0 ``...,f=false,d=false,zfa=false`` (10.0 refuses "Zfa extension requires F extension"; 7.2
   has no zfa property) both report misa 0x8000000000141185 = RV64 ACHIMSU.
 * Sstc: off (the model has no stimecmp; QEMU ``sstc=false``).
+* Semihosting: on (QEMU ``-semihosting-config enable=on,target=native``): a program may end with a
+  semihosting exit call (refmodel/semihosting.py); every other EBREAK is a breakpoint as before.
 * PMP: 16 entries (QEMU's fixed count; ``pmp=on``).
 * RAM: at 0x8000_0000 (QEMU virt's VIRT_DRAM), ``-m`` of any size; the FDT address QEMU hands the
   payload in a1 follows from it (hw/riscv/boot.c: the end of RAM, capped at 3 GiB, minus the FDT,
@@ -65,6 +67,7 @@ class Platform:
     ram_base: int = RAM_BASE
     sstc: bool = False
     pmp_entries: int = 16
+    semihosting: bool = True
 
     @property
     def misa(self) -> int:
@@ -99,14 +102,16 @@ class Platform:
 
     def qemu_machine(self) -> list[str]:
         """The machine options: virt, one hart, this RAM, no firmware, no network, no monitor."""
-        return ["-M", "virt", "-smp", "1", "-m", size_text(self.ram_size), "-bios", "none", "-nic", "none",
-                "-monitor", "none", "-display", "none"]
+        return (["-M", "virt", "-smp", "1", "-m", size_text(self.ram_size), "-bios", "none", "-nic", "none",
+                 "-monitor", "none", "-display", "none"]
+                + (["-semihosting-config", "enable=on,target=native"] if self.semihosting else []))
 
     def describe(self) -> dict:
         """What the trace header records (Header.platform) and the trace cache keys on."""
         return {"isa": "RV64" + "".join(sorted(self.isa.upper())), "misa": f"{self.misa:#x}",
                 "ram_base": f"{self.ram_base:#x}", "ram_size": size_text(self.ram_size),
                 "fdt_addr": f"{self.fdt_addr:#x}", "sstc": self.sstc, "pmp_entries": self.pmp_entries,
+                "semihosting": self.semihosting,
                 "memory_map": {k: [f"{b:#x}", f"{s:#x}"] for k, (b, s) in MEMORY_MAP.items()}}
 
 

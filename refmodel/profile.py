@@ -70,6 +70,8 @@ class Profile:
     # QEMU virt's reset stub at 0x1000: the model executes it so the traces
     # align from the very first step; a1 holds the FDT address QEMU computes.
     reset_stub: bool = True
+    # semihosting exit calls end the program (refmodel/semihosting.py; the platform's choice)
+    semihosting: bool = DEFAULT_PLATFORM.semihosting
     fdt_addr: int = DEFAULT_PLATFORM.fdt_addr
     ram_base: int = DEFAULT_PLATFORM.ram_base
     ram_size: int = DEFAULT_PLATFORM.ram_size
@@ -82,7 +84,8 @@ class Profile:
         """This profile's choices on the hart and machine ``platform`` describes (its misa, RAM,
         FDT address, PMP count): what the model runs when QEMU runs that platform's command line."""
         return replace(self, misa=platform.misa, ram_base=platform.ram_base, ram_size=platform.ram_size,
-                       fdt_addr=platform.fdt_addr, pmp_entries=platform.pmp_entries)
+                       fdt_addr=platform.fdt_addr, pmp_entries=platform.pmp_entries,
+                       semihosting=platform.semihosting)
 
 
 BASE = Profile(name="base")

@@ -40,21 +40,23 @@ def test_tohost_exit_code_is_the_riscv_tests_convention():
     assert tohost_exit_code(0x80001000) == 0x80001000              # an HTIF command: never a pass
 
 
-@pytest.mark.parametrize("guest,code", [("ptest_csr", 0), ("ptest_traps", 0), ("ptest_vm", 0), ("ptest_uart", 0),
-                                        ("ptest_fail", 3)])
-def test_ptests_run_to_their_tohost_exit_everywhere(tmp_path, guest, code):
+@pytest.mark.parametrize("guest,code,end", [("ptest_csr", 0, "tohost"), ("ptest_traps", 0, "tohost"),
+                                            ("ptest_vm", 0, "tohost"), ("ptest_uart", 0, "tohost"),
+                                            ("ptest_fail", 3, "tohost"), ("ptest_semi", 0, "semihosting")])
+def test_ptests_run_to_their_tohost_exit_everywhere(tmp_path, guest, code, end):
     elf = _elf(tmp_path, guest)
     case = engine.run_case(elf, backends=ALL, out_dir=tmp_path / "out", timeout=60, max_steps=100_000,
                            use_cache=False)
     for b, r in case.runs.items():
         f = r.footer
-        assert (r.status, f.status, f.exit_code, f.end) == ("ok", "exit", code, "tohost"), (b, r.message)
+        assert (r.status, f.status, f.exit_code, f.end) == ("ok", "exit", code, end), (b, r.message)
     for p in case.pairs:
         if "model" in p.a + p.b:          # QEMU~QEMU may differ by a spec-allowed choice (ptest_vm: tinst)
             assert p.status == "match", (p.a, p.b, p.status)
     q72 = case.runs["qemu-7.2"].footer
     # the log source stopped QEMU at the store (the watchpoint), and the trap-detail pass still ran
-    assert q72.extra["tohost"]["value"] == (1 if code == 0 else (code << 1) | 1)
+    if end == "tohost":
+        assert q72.extra["tohost"]["value"] == (1 if code == 0 else (code << 1) | 1)
     if guest in ("ptest_traps", "ptest_vm"):
         td = q72.extra["trap_detail"]
         assert td["traps"] > 0 and td["matched"] == td["traps"] and td["tinst"] == td["traps"], td
@@ -133,3 +135,52 @@ def test_the_store_replayed_at_the_watchpoint_is_one_step():
     assert pcs([Plain(i=0, pc=[4, 8, 12, 12], raw=["a", "b", "c", "d"])]) == [4, 8, 12]
     assert pcs([Step(i=0, pc=12), Plain(i=1, pc=[12], raw=["x"])]) == [12]
     assert pcs([Plain(i=0, pc=[4, 12], raw=["a", "b"]), Step(i=2, pc=12)]) == [4, 12]
+
+
+SEMIHOSTING_EXIT = """  la a1, blk
+  li t0, {reason:#x}
+  sd t0, 0(a1)
+  li t0, {code}
+  sd t0, 8(a1)
+  li a0, {op:#x}
+.option push
+.option norvc
+.balign 16
+  slli x0, x0, 0x1f
+  ebreak
+  srai x0, x0, 7
+.option pop
+1: j 1b
+.balign 8
+blk: .dword 0, 0
+"""
+
+
+@pytest.mark.parametrize("op,reason,code,want", [(0x18, 0x20026, 668, 668), (0x20, 0x20023, 7, 1)])
+def test_semihosting_exit_ends_the_run_with_its_full_code(tmp_path, op, reason, code, want):
+    """SYS_EXIT / SYS_EXIT_EXTENDED: QEMU exits with the subcode's low 8 bits (668 -> status 156) or 1 for
+    another reason; the backend reads the call's block again through the gdbstub, so every trace
+    source and the model report the full code, and end "semihosting"."""
+    from test_bad_input_qemu import asm_guest
+    elf = asm_guest(tmp_path, f"semi{code}", SEMIHOSTING_EXIT.format(op=op, reason=reason, code=code))
+    got = {}
+    for q in QEMUS:
+        for src, run in (("log", qemu.run), ("plugin", qemu_plugin.run)):
+            r = run(elf, backend=q, out_path=tmp_path / f"{q}-{src}.trace.bin", timeout=60, max_steps=1000,
+                    use_cache=False)
+            got[f"{q}/{src}"] = (r.status, r.footer.exit_code, r.footer.end, r.message)
+    case = engine.run_case(elf, backends=["model"], out_dir=tmp_path / "m", timeout=60, use_cache=False)
+    got["model"] = (case.runs["model"].status, case.runs["model"].footer.exit_code, case.runs["model"].footer.end, "")
+    assert got == {k: ("ok", want, "semihosting", "") for k in got}, got
+    _no_qemu_left(tmp_path)
+
+
+def test_an_ordinary_ebreak_is_still_a_breakpoint(tmp_path):
+    """Only the slli/ebreak/srai sequence is a semihosting call: a lone EBREAK traps (cause 3) on every side."""
+    from test_bad_input_qemu import asm_guest, finisher_fail
+    body = ".option norvc\n  la t0, 2f\n  csrw mtvec, t0\n  ebreak\n  j 3f\n.balign 4\n2:\n  csrr t1, mcause\n" \
+           "  addi t1, t1, -3\n  beqz t1, 4f\n3:\n" + finisher_fail(9) + "4:\n" + finisher_fail(3)
+    elf = asm_guest(tmp_path, "ebreak", body)
+    case = engine.run_case(elf, backends=ALL, out_dir=tmp_path / "o", timeout=60, use_cache=False)
+    assert {b: (r.footer.exit_code, r.footer.end) for b, r in case.runs.items()} == \
+        {b: (3, "finisher") for b in case.runs}, {b: r.message for b, r in case.runs.items()}

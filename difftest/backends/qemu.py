@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, proc, qemu_log, tohost as tohost_watch, trap_detail
+from difftest.backends import finisher, proc, qemu_log, semihosting, tohost as tohost_watch, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, BAD_TRACE, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT,
                                       TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
@@ -343,7 +343,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                                          deadline - time.monotonic(), tohost=end)
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
-        parse_timeout, written, checked = False, 0, 0
+        parse_timeout, written, checked, last_pc = False, 0, 0, None
         try:
             if log.exists():
                 steps = qemu_log.parse_file_fast(log, max_steps=max_steps, stats=stats,
@@ -354,11 +354,13 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                     if type(s) is qemu_log.Plain:          # a run of bare exec lines, as columns
                         w.plain(s.pc, s.priv, s.v, s.raw)
                         written += len(s)
+                        last_pc = s.pc[-1]
                     else:
                         if s.trap is not None and detail is not None:
                             detail.fill(s.trap)
                         w.step(s)
                         written += 1
+                        last_pc = s.pc if s.trap is None else None
                     if written - checked >= 4096:
                         checked = written
                         if time.monotonic() > deadline:
@@ -381,9 +383,15 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                 stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
         rc = p.returncode
         exit_code = None
+        semi = None
+        if why == "exit" and platform.semihosting and not finished and not parse_timeout:
+            semi = semihosting.end_of(base_command(binary, elf.resolve(), cpu, platform), binary.env, rc, last_pc,
+                                      tmp, deadline, stats)
         if why == "tohost" and not parse_timeout and not stats.get("truncated"):
             # the program wrote a non-zero tohost; QEMU, which spins there, was stopped by the watch
             status, message, exit_code = "exit", "", tohost_exit_code(watch.value)
+        elif semi is not None:          # QEMU exited at the guest's semihosting exit call
+            status, message, exit_code = semihosting.classify(semi, rc)
         elif rc is not None and rc < 0 and why == "exit":
             status, message, _ = _classify_exit(rc, err, stats, binary, None)
         elif finished:
@@ -422,7 +430,12 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
         if watch is not None and watch.error:
             extra["tohost_watch"] = watch.error
-        end_how = ("tohost" if why == "tohost" else "finisher" if finished else "") if status == "exit" else ""
+        end_how = ("tohost" if why == "tohost" else "semihosting" if semi is not None else "finisher" if finished
+                   else "") if status == "exit" else ""
+        if semi is not None:
+            extra["semihosting"] = {**semi, "qemu_status": rc}
+        elif "semihosting_why" in stats:
+            extra["semihosting_why"] = stats["semihosting_why"]
         if end_how == "tohost":
             extra["tohost"] = {"pa": end, "value": watch.value, "pc_after": watch.pc, "qemu_status": rc}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, trap_detail
+from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, semihosting, trap_detail
 from difftest.backends.binaries import ROOT, QemuBinary, locate
 from difftest.backends.result import (MISSING_BACKEND, STEP_LIMIT, BackendError, RunResult, error_result,
                                       sha256_file)
@@ -283,7 +283,16 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         exit_code = None
         end = ""
         tohost_end = rstats.get("tohost")
-        if rc is not None and rc < 0 and why == "exit":
+        semi = None
+        if why == "exit" and platform.semihosting and not finished and not parse_timeout and written:
+            last_pc, last_insn = _last_insn(cols, last if cols is None else None, written)
+            if last_insn == semihosting.S.EBREAK:
+                semi = semihosting.end_of(qemu.base_command(binary, elf.resolve(), cpu, platform), binary.env, rc,
+                                          last_pc, tmp, deadline, stats)
+        if semi is not None:            # QEMU exited at the guest's semihosting exit call
+            status, message, exit_code = semihosting.classify(semi, rc)
+            end = "semihosting" if status == "exit" else ""
+        elif rc is not None and rc < 0 and why == "exit":
             status, message, _ = qemu._classify_exit(rc, err, stats, binary, None)
         elif tohost_end is not None and not parse_timeout and not rstats.get("error") and not stats["truncated"]:
             # the program wrote tohost (the plugin saw the value and recorded nothing after that
@@ -329,6 +338,8 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
             extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None,
                                  "from": stats.get("finisher_from", "second run")}
             end = "finisher" if status == "exit" else ""
+        if semi is not None:
+            extra["semihosting"] = {**semi, "qemu_status": rc}
         if end == "tohost":
             extra["tohost"] = {"pa": tohost, "value": tohost_end[1], "step": tohost_end[0], "qemu_status": rc}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=written,
@@ -380,6 +391,16 @@ def _step_of_row(xcount: np.ndarray, r: int, span: int = 1 << 20) -> int:
             return k + int(np.searchsorted(c, r, side="right"))
         base = int(c[-1]) if len(c) else base
     raise ValueError(f"translation row {r} is past the last step's")
+
+
+def _last_insn(cols, last, written: int):
+    """(pc, instruction bits) of the trace's last step: from the columns, or the last Step."""
+    if cols is not None:
+        j = written - 1
+        return int(cols.pc[j]), (int(cols.insn[j]) if cols.has_insn[j] and j not in cols.traps else None)
+    if last is None or last.trap is not None:
+        return None, None
+    return last.pc, last.insn
 
 
 def _is_store(insn: int | None) -> bool:
