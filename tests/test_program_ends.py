@@ -33,6 +33,19 @@ def _no_qemu_left(tmp_path: Path) -> None:
     assert gone_within(processes_mentioning(str(tmp_path)), 5), processes_mentioning(str(tmp_path))
 
 
+def _on_every_source(tmp_path: Path, elf: Path) -> dict:
+    """(status, exit code, end, message) of ``elf`` on both trace sources of both QEMUs and on the model."""
+    got = {}
+    for q in QEMUS:
+        for src, run in (("log", qemu.run), ("plugin", qemu_plugin.run)):
+            r = run(elf, backend=q, out_path=tmp_path / f"{q}-{src}.trace.bin", timeout=60, max_steps=1000,
+                    use_cache=False)
+            got[f"{q}/{src}"] = (r.status, r.footer.exit_code, r.footer.end, r.message)
+    r = engine.run_case(elf, backends=["model"], out_dir=tmp_path / "m", timeout=60, use_cache=False).runs["model"]
+    got["model"] = (r.status, r.footer.exit_code, r.footer.end, "")
+    return got
+
+
 def test_tohost_exit_code_is_the_riscv_tests_convention():
     assert tohost_exit_code(1) == 0
     assert tohost_exit_code((3 << 1) | 1) == 3
@@ -103,15 +116,7 @@ def test_finisher_codes_of_128_and_more_are_codes_on_every_trace_source(tmp_path
     (668, not 668 & 0xff), on the log and plugin sources of both QEMUs and on the model.
     (tests/test_bad_input_qemu.py covers the log source over more codes.)"""
     from test_bad_input_qemu import asm_guest, finisher_fail
-    elf = asm_guest(tmp_path, f"fail{code}", finisher_fail(code))
-    got = {}
-    for q in QEMUS:
-        for src, run in (("log", qemu.run), ("plugin", qemu_plugin.run)):
-            r = run(elf, backend=q, out_path=tmp_path / f"{q}-{src}.trace.bin", timeout=60, max_steps=1000,
-                    use_cache=False)
-            got[f"{q}/{src}"] = (r.status, r.footer.exit_code, r.footer.end, r.message)
-    case = engine.run_case(elf, backends=["model"], out_dir=tmp_path / "m", timeout=60, use_cache=False)
-    got["model"] = (case.runs["model"].status, case.runs["model"].footer.exit_code, case.runs["model"].footer.end, "")
+    got = _on_every_source(tmp_path, asm_guest(tmp_path, f"fail{code}", finisher_fail(code)))
     assert got == {k: ("ok", code, "finisher", "") for k in got}, got
 
 
@@ -162,15 +167,8 @@ def test_semihosting_exit_ends_the_run_with_its_full_code(tmp_path, op, reason, 
     another reason; the backend reads the call's block again through the gdbstub, so every trace
     source and the model report the full code, and end "semihosting"."""
     from test_bad_input_qemu import asm_guest
-    elf = asm_guest(tmp_path, f"semi{code}", SEMIHOSTING_EXIT.format(op=op, reason=reason, code=code))
-    got = {}
-    for q in QEMUS:
-        for src, run in (("log", qemu.run), ("plugin", qemu_plugin.run)):
-            r = run(elf, backend=q, out_path=tmp_path / f"{q}-{src}.trace.bin", timeout=60, max_steps=1000,
-                    use_cache=False)
-            got[f"{q}/{src}"] = (r.status, r.footer.exit_code, r.footer.end, r.message)
-    case = engine.run_case(elf, backends=["model"], out_dir=tmp_path / "m", timeout=60, use_cache=False)
-    got["model"] = (case.runs["model"].status, case.runs["model"].footer.exit_code, case.runs["model"].footer.end, "")
+    got = _on_every_source(tmp_path, asm_guest(tmp_path, f"semi{code}",
+                                               SEMIHOSTING_EXIT.format(op=op, reason=reason, code=code)))
     assert got == {k: ("ok", want, "semihosting", "") for k in got}, got
     _no_qemu_left(tmp_path)
 
