@@ -57,9 +57,12 @@ def _backend_code() -> str:
     return h.hexdigest()
 
 
-def key(binary, elf, cpu: str, max_steps: int, hgatp_mode: str, vs_mode: str, cmd: list[str]) -> str:
+def key(binary, elf, cpu: str, max_steps: int, hgatp_mode: str, vs_mode: str, cmd: list[str],
+        platform: dict | None = None) -> str:
+    """``platform``: the hart and machine description (refmodel/platform.py Platform.describe) --
+    a trace of one RAM size or ISA is never served for another."""
     ident = {"qemu": binary.identity(), "env": binary.env, "elf": sha256_file(elf), "cpu": cpu, "code": _backend_code(),
-             "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "v": 3}
+             "max_steps": max_steps, "modes": [hgatp_mode, vs_mode], "cmd": cmd, "platform": platform or {}, "v": 4}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:40]
 
 

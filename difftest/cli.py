@@ -197,8 +197,14 @@ def cmd_run(args) -> int:
         raise UserError("--backend needs at least one backend")
     prog = Progress(not args.json)
     prog(f"{args.guest}: preparing")
+    from refmodel.platform import platform_for
     try:
-        name, elf = engine.resolve_guest(args.guest)
+        platform = platform_for(args.ram)
+    except ValueError as e:
+        prog.done()
+        raise UserError(f"--ram: {e}")
+    try:
+        name, elf = engine.resolve_guest(args.guest, platform)
         declared = declared_modes(elf)
     except engine.EngineError as e:
         prog.done()
@@ -219,7 +225,7 @@ def cmd_run(args) -> int:
                 case = engine.run_case(args.guest, hgatp_mode=m, vs_mode=v, backends=backends, cpu=args.cpu,
                                        out_dir=d, timeout=args.timeout, max_steps=args.max_steps,
                                        use_cache="refresh" if args.no_cache else True, progress=prog,
-                                       qemu_trace=args.qemu_trace)
+                                       qemu_trace=args.qemu_trace, platform=platform)
             except engine.EngineError as e:
                 prog.done()
                 raise UserError(str(e), e.exit_code)
@@ -348,7 +354,8 @@ def _print_case(c) -> None:
     head = f"{c.guest} hgatp={c.hgatp_mode or '-'} vs={c.vs_mode or '-'} cpu={c.cpu}"
     def ended(b):
         f = c.runs[b].footer if b in c.runs else None
-        return "" if f is None else f" exit {f.exit_code}" if f.status == "exit" else f" {f.status}"
+        return "" if f is None else (f" exit {f.exit_code}" + (f" ({f.end})" if getattr(f, "end", "") else "")
+                                     if f.status == "exit" else f" {f.status}")
     # each run's own end: a guest that fails its self-checks on every backend is no green result
     secs = " ".join(f"{b}={s:.1f}s{ended(b)}" for b, s in c.seconds.items())
     print(f"{c.status.upper():<14} {head}  ({secs})")
@@ -447,6 +454,10 @@ def cmd_show(args) -> int:
         return EXIT_MATCH
     print(f"{h.guest}  hgatp={h.hgatp_mode or '-'} vs={h.vs_mode or '-'}  {h.backend} {h.backend_version} "
           f"({h.cpu_config})")
+    if getattr(h, "platform", None):
+        pf = h.platform
+        print(f"platform: {pf.get('isa')} misa={pf.get('misa')} RAM {pf.get('ram_size')} at {pf.get('ram_base')}, "
+              f"FDT {pf.get('fdt_addr')}, Sstc {'on' if pf.get('sstc') else 'off'}, {pf.get('pmp_entries')} PMP entries")
     print("exposes: " + ", ".join(k for k, v in h.exposes.items() if v))
     for s in steps:
         mark = ">>" if args.step is not None and s.i == args.step else "  "
@@ -464,7 +475,8 @@ def cmd_show(args) -> int:
             print(f"{'':>14}uart: \"{escape_console(s.uart, keep_newlines=False)}\"")
     if footer is not None and (hi is None or not steps or steps[-1].i < hi - 1):
         from difftest.report import safe_text
-        print(safe_text(f"end: {footer.status}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip()))
+        how = f" through {footer.end}" if getattr(footer, "end", "") else ""
+        print(safe_text(f"end: {footer.status}{how}, exit {footer.exit_code}, {footer.steps} steps {footer.message}".rstrip()))
     if r.error is not None:
         raise UserError(f"{args.trace}: damaged trace ({r.error}); the steps above are the ones before the damage")
     return EXIT_MATCH
@@ -512,7 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vs-mode", default="", help="vsatp mode: bare, sv39, sv48, sv57, a comma list, or all")
     s.add_argument("--backend", default=DEFAULT_BACKENDS,
                    help=f"comma list of qemu-7.2, qemu-10.0, model, or a QEMU binary path (default {DEFAULT_BACKENDS})")
-    s.add_argument("--cpu", default="default", help="CPU variant, e.g. default, sv39, sv48 (QEMU -cpu and model profile)")
+    s.add_argument("--cpu", default="default", help="CPU variant, e.g. default, sv39, sv48 (QEMU -cpu and model profile; "
+                                                     "the hart itself, RV64ACHIMSU without F/D, is refmodel/platform.py's)")
+    s.add_argument("--ram", default="", help="RAM size of the virt machine, e.g. 256M, 1G (default 128M): QEMU -m and "
+                                             "the model's RAM and FDT address alike")
     s.add_argument("--out", help="output directory")
     s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists (the fresh trace replaces it)")
     s.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")

@@ -8,7 +8,9 @@ returns None and ``patch_copy`` returns the ELF itself with modes "".
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +96,21 @@ SLED_SYMBOLS = ("rt_probe_sled", "rt_probe_sled_end")
 
 
 def _symbols(elf_path: Path) -> tuple[dict[str, int], list[tuple[int, int, int]]]:
-    """({symbol: address} for our symbols, [(vaddr, filesz, offset) of PT_LOAD])."""
+    """({symbol: address} for our symbols, [(vaddr, filesz, offset) of PT_LOAD]).  Remembered per
+    file version (path, inode, size, mtime): a case asks for each ELF's sled once per compared pair,
+    and pyelftools takes ~25 ms to find a symbol."""
+    try:
+        st = os.stat(elf_path)
+    except FileNotFoundError:
+        raise ConfigBlockError(f"{elf_path}: no such file", "bad-elf") from None
+    except OSError as e:
+        raise ConfigBlockError(f"{elf_path}: not a readable ELF file ({e})", "bad-elf") from None
+    syms, loads = _symbols_of(Path(elf_path), st.st_ino, st.st_size, st.st_mtime_ns)
+    return dict(syms), list(loads)
+
+
+@functools.lru_cache(maxsize=64)
+def _symbols_of(elf_path: Path, _ino: int, _size: int, _mtime_ns: int):
     try:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
@@ -112,7 +128,7 @@ def _symbols(elf_path: Path) -> tuple[dict[str, int], list[tuple[int, int, int]]
                     for name in (SYMBOL, SELECT_SYMBOL) + SLED_SYMBOLS:
                         for s in sec.get_symbol_by_name(name) or []:
                             syms[name] = s["st_value"]
-            return syms, loads
+            return syms, tuple(loads)
     except FileNotFoundError:
         raise ConfigBlockError(f"{elf_path}: no such file", "bad-elf") from None
     except (ELFError, struct.error, ValueError, OSError) as e:

@@ -88,7 +88,7 @@ def model_traces(out_dir: Path, guests=None) -> list[Path]:
     from difftest import engine
     from difftest import guests as G
     paths = []
-    for g in guests or G.list_guests():
+    for g in guests or G.nightly_guests():      # the nightly's guests (ptest_bigram needs --ram 256M)
         declared = G.declared_modes(G.build(g)) or ([""], [""])
         for m in declared[0] or [""]:
             for v in declared[1] or [""]:

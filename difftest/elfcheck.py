@@ -27,9 +27,10 @@ class ElfError(Exception):
     """The ELF cannot be run by the backends; the message says why (an input error)."""
 
 
-def check(path) -> None:
+def check(path, ram_size: int = RAM_SIZE) -> None:
     """Raise ``ElfError`` unless ``path`` is a RISC-V 64-bit little-endian executable whose
-    loadable segments each overlap RAM [0x80000000, +128 MiB), one holding its entry point."""
+    loadable segments each overlap RAM [0x80000000, +ram_size) (default 128 MiB; --ram), one
+    holding its entry point."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -60,10 +61,11 @@ def check(path) -> None:
             raise ElfError(f"{p}: segment {k} has more file bytes ({filesz:#x}) than memory ({memsz:#x})")
         if off + filesz > len(data):
             raise ElfError(f"{p}: segment {k} ends past the end of the file (truncated ELF)")
-        lo, hi = max(paddr, RAM_BASE), min(paddr + memsz, RAM_BASE + RAM_SIZE)
+        lo, hi = max(paddr, RAM_BASE), min(paddr + memsz, RAM_BASE + ram_size)
         if lo >= hi:
             raise ElfError(f"{p}: segment {k} at {paddr:#x}..{paddr + memsz:#x} lies outside RAM "
-                           f"{RAM_BASE:#x}..{RAM_BASE + RAM_SIZE:#x} (128 MiB), where both backends load guests")
+                           f"{RAM_BASE:#x}..{RAM_BASE + ram_size:#x} ({ram_size >> 20} MiB), where both backends "
+                           f"load guests" + (" (a larger --ram?)" if paddr >= RAM_BASE + ram_size else ""))
         # bytes of a segment beyond RAM (typically the ELF headers a linker puts in the page below
         # 0x80000000) are dropped alike by QEMU's ROM loader and refmodel.memory.load_bytes
         loads.append((lo, hi))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from difftest.compare import Divergence, PairResult, compare_full, odd_one_out, worst
+from refmodel.platform import DEFAULT as DEFAULT_PLATFORM, size_text
 
 __all__ = ["PairResult", "CaseResult", "run_case", "EngineError", "resolve_guest", "pair_command",
            "expand_backends", "case_pairs", "case_odd_one_out"]
@@ -43,6 +44,7 @@ class CaseResult:
     compare_seconds: dict[str, float] = field(default_factory=dict)   # "a~b" -> seconds its comparison took
     findings: list = field(default_factory=list)       # of single runs: a model that fails its guest's
                                                        # self-checks (difftest.findings.model_findings)
+    platform: object = None                            # refmodel.platform.Platform (None: the default)
 
 
 def _is_path(guest) -> bool:
@@ -50,16 +52,18 @@ def _is_path(guest) -> bool:
     return isinstance(guest, Path) or os.sep in g or g.endswith(".elf") or os.path.isfile(g)
 
 
-def resolve_guest(guest: str | Path) -> tuple[str, Path]:
+def resolve_guest(guest: str | Path, platform=None) -> tuple[str, Path]:
     """(name, ELF path): a guest name is built on demand; a path is taken as is.  Either way the
-    ELF must be one both backends can run (``elfcheck``), else an input error before any runs."""
+    ELF must be one both backends can run on ``platform``'s RAM (``elfcheck``), else an input error
+    before any runs."""
     from difftest import elfcheck
+    ram = (platform or DEFAULT_PLATFORM).ram_size
     if _is_path(guest):
         p = Path(guest)
         if not p.is_file():
             raise EngineError(f"{p}: no such ELF file")
         try:
-            elfcheck.check(p)
+            elfcheck.check(p, ram)
         except elfcheck.ElfError as e:
             raise EngineError(str(e), 2) from None
         return p.name.split(".")[0], p
@@ -72,7 +76,7 @@ def resolve_guest(guest: str | Path) -> tuple[str, Path]:
     except Exception as e:      # BuildError carries the compiler's message
         raise EngineError(f"cannot build guest {guest!r}: {e}", 125) from None
     try:
-        elfcheck.check(elf)
+        elfcheck.check(elf, ram)
     except elfcheck.ElfError as e:      # e.g. a guest whose link script moved it out of RAM
         raise EngineError(f"guest {guest!r} built, but {e}", 125) from None
     return guest, Path(elf)
@@ -89,7 +93,7 @@ def patch_modes(elf: Path, hgatp_mode: str, vs_mode: str, out_dir: Path) -> tupl
     return Path(r.path), r.hgatp_mode, r.vs_mode
 
 
-def pair_command(guest: str, hgatp_mode: str, vs_mode: str, backends, cpu: str) -> list[str]:
+def pair_command(guest: str, hgatp_mode: str, vs_mode: str, backends, cpu: str, platform=None) -> list[str]:
     cmd = ["difftest", "run", guest]
     if hgatp_mode:
         cmd += ["--mode", hgatp_mode]
@@ -98,6 +102,8 @@ def pair_command(guest: str, hgatp_mode: str, vs_mode: str, backends, cpu: str) 
     cmd += ["--backend", ",".join(backends)]
     if cpu and cpu != "default":
         cmd += ["--cpu", cpu]
+    if platform is not None and platform.ram_size != DEFAULT_PLATFORM.ram_size:
+        cmd += ["--ram", size_text(platform.ram_size)]
     return cmd
 
 
@@ -199,7 +205,8 @@ def interrupt_schedule(trace_path) -> dict[int, int]:
 
 
 def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max_steps, out_path,
-                 use_cache, guest, command, like=None, cancel=None, qemu_trace: str = "auto", irq_schedule=None):
+                 use_cache, guest, command, like=None, cancel=None, qemu_trace: str = "auto", platform=None,
+                 irq_schedule=None):
     if is_model(name):
         from difftest.backends import model
         try:
@@ -209,10 +216,12 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
             return model._result("error", None, None, None, str(e), e.error_class)
         return model.run(elf, backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                          max_steps=max_steps, out_path=out_path, guest=guest, command=command, profile=prof,
-                         cancel=cancel, irq_schedule=irq_schedule, irq_bound=IRQ_BOUND)
+                         cancel=cancel, platform=platform, irq_schedule=irq_schedule, irq_bound=IRQ_BOUND)
     from difftest import backends as B
     kw = dict(backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
               max_steps=max_steps, out_path=out_path)
+    if platform is not None:
+        kw["platform"] = platform
     if qemu_trace and qemu_trace != "log":
         kw["qemu_trace"] = qemu_trace       # the QEMU trace source (backends.run; qemu_plugin.py)
     try:
@@ -221,7 +230,7 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
         return B.run(elf, **kw)
 
 
-def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], backends):
+def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], backends, platform=None):
     """The model's walk for the translation in question, from the trace or by re-running the model
     (with the profile of the model in this pair)."""
     for x in (div.xlat_a, div.xlat_b):
@@ -237,7 +246,7 @@ def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], back
         x = next((y for y in s.xlats if y.fault_stage), s.xlats[-1])
     from difftest.backends import model
     try:
-        prof = model.profile_for(cpu, like=model_like(mname, backends))
+        prof = model.profile_for(cpu, like=model_like(mname, backends)).on(platform or DEFAULT_PLATFORM)
     except model.ModelError:
         return None
     return model.walk_at(elf, step=div.step, va=x.va, access=x.access, priv=x.priv, v=x.v, cpu=cpu, profile=prof)
@@ -245,17 +254,18 @@ def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], back
 
 def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[str], cpu: str = "default",
              out_dir: Path, timeout: float = 60, max_steps: int = 5_000_000, use_cache: bool = True,
-             progress=None, qemu_trace: str = "auto") -> CaseResult:
+             progress=None, qemu_trace: str = "auto", platform=None) -> CaseResult:
     """Run one case on every backend and compare the pairs of ``case_pairs``.  Raises EngineError
     only when the case cannot be set up; backend failures become "error" pairs.  With two or more
-    QEMUs, "model" runs once per QEMU profile (``expand_backends``)."""
+    QEMUs, "model" runs once per QEMU profile (``expand_backends``).  ``platform``: the hart and
+    machine every backend runs (refmodel/platform.py; default: DEFAULT_PLATFORM)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name, elf = resolve_guest(guest)
+    name, elf = resolve_guest(guest, platform)
     elf, hgatp_mode, vs_mode = patch_modes(elf, hgatp_mode, vs_mode, out_dir)
     names = expand_backends(backends)
     case = CaseResult(guest=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, backends=names,
-                      elf=str(elf))
+                      elf=str(elf), platform=platform)
     guest_arg = os.fspath(guest) if _is_path(guest) else name
 
     def one(b, cancel=None, irq_schedule=None):
@@ -266,9 +276,9 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
         safe = b.replace("/", "_")
         r = _run_backend(b, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                          max_steps=max_steps, out_path=out_dir / f"{safe}.trace.bin", use_cache=use_cache,
-                         guest=name, command=pair_command(guest_arg, hgatp_mode, vs_mode, [b], cpu),
+                         guest=name, command=pair_command(guest_arg, hgatp_mode, vs_mode, [b], cpu, platform),
                          like=model_like(b, names) if is_model(b) else None, cancel=cancel,
-                         qemu_trace=qemu_trace, irq_schedule=irq_schedule)
+                         qemu_trace=qemu_trace, platform=platform, irq_schedule=irq_schedule)
         case.seconds[b] = round(time.monotonic() - t0, 3)
         case.runs[b] = r
 
@@ -360,7 +370,7 @@ def _single_status(case: CaseResult) -> str:
 def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, guest_arg: str,
                   note_if_mismatch: str = "") -> PairResult:
     ra, rb = case.runs[a], case.runs[b]
-    cmd = pair_command(guest_arg, case.hgatp_mode, case.vs_mode, [a, b], case.cpu)
+    cmd = pair_command(guest_arg, case.hgatp_mode, case.vs_mode, [a, b], case.cpu, case.platform)
     for name, r in ((a, ra), (b, rb)):
         if not r.trace_path or not os.path.exists(r.trace_path):
             pr = PairResult(a, b, "error", "error", None, None,
@@ -376,7 +386,7 @@ def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, gu
             pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|{pr.kind}|-"
         walk = None
         if div is not None and pr.status == "mismatch":
-            walk = _walk_for(div, elf, case.cpu, (a, b), case.backends)
+            walk = _walk_for(div, elf, case.cpu, (a, b), case.backends, case.platform)
         stem = f"{a}~{b}".replace("/", "_")
         info = {"guest": case.guest, "hgatp": case.hgatp_mode or "-", "vs": case.vs_mode or "-",
                 "cpu": case.cpu, "elf": str(elf)}

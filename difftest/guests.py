@@ -40,13 +40,55 @@ class BuildError(Exception):
         self.error_class = error_class
 
 
-def list_guests() -> list[str]:
-    """Names of the guests, sorted."""
+# Suites of standalone programs: a guest directory with a link.ld of its own holds programs that do not
+# use the runtime (e.g. guests/ptests/, riscv-tests "p"-environment style programs that end through
+# tohost); each <stem>.S there is the guest "<dir>_<stem>" minus the plural s ("ptest_csr"), built from
+# that file with the suite's headers and link.ld only.  No config block: each runs as is.
+# A program whose source says NOT_IN_NIGHTLY (e.g. one that fails on purpose) is left out of the nightly.
+NOT_IN_NIGHTLY = "difftest: not in the nightly"
+
+
+def _suites() -> list[Path]:
     if not GUESTS_DIR.is_dir():
         return []
-    return sorted(p.name for p in GUESTS_DIR.iterdir()
-                  if p.is_dir() and p.name != "runtime" and not p.name.startswith(".")
-                  and any(f.suffix in (".c", ".S") for f in p.iterdir()))
+    return sorted(p for p in GUESTS_DIR.iterdir() if p.is_dir() and (p / "link.ld").is_file()
+                  and p.name != "runtime")
+
+
+def _suite_guest(name: str) -> tuple[Path, Path] | None:
+    """(suite directory, program source) of a suite guest's name, else None."""
+    for d in _suites():
+        prefix = d.name.rstrip("s") + "_"
+        if name.startswith(prefix) and (d / f"{name[len(prefix):]}.S").is_file():
+            return d, d / f"{name[len(prefix):]}.S"
+    return None
+
+
+def list_guests() -> list[str]:
+    """Names of the guests, sorted (runtime guests and the programs of the standalone suites)."""
+    if not GUESTS_DIR.is_dir():
+        return []
+    suites = _suites()
+    names = [p.name for p in GUESTS_DIR.iterdir()
+             if p.is_dir() and p.name != "runtime" and not p.name.startswith(".") and p not in suites
+             and any(f.suffix in (".c", ".S") for f in p.iterdir())]
+    names += [f"{d.name.rstrip('s')}_{f.stem}" for d in suites for f in d.iterdir() if f.suffix == ".S"]
+    return sorted(names)
+
+
+def is_standalone(name: str) -> bool:
+    """A program of a standalone suite (guests/ptests): no runtime, no config block, its own end."""
+    return _suite_guest(name) is not None
+
+
+def nightly_guests() -> list[str]:
+    """The guests the nightly runs: all but the programs marked NOT_IN_NIGHTLY."""
+    out = []
+    for n in list_guests():
+        sg = _suite_guest(n)
+        if sg is None or NOT_IN_NIGHTLY not in sg[1].read_text(errors="replace"):
+            out.append(n)
+    return out
 
 
 def _files(d: Path) -> list[Path]:
@@ -61,8 +103,13 @@ def _digest(name: str) -> str:
     if cc:
         st = os.stat(cc)
         h.update(f"{cc}:{st.st_size}:{st.st_mtime_ns}".encode())
-    rt = GUESTS_DIR / "runtime"
-    for f in _files(rt) + [rt / "link.ld"] + _files(GUESTS_DIR / name):
+    sg = _suite_guest(name)
+    if sg is not None:
+        files = [f for f in _files(sg[0]) if f.suffix == ".h"] + [sg[0] / "link.ld", sg[1]]
+    else:
+        rt = GUESTS_DIR / "runtime"
+        files = _files(rt) + [rt / "link.ld"] + _files(GUESTS_DIR / name)
+    for f in files:
         h.update(f"{f.parent.name}/{f.name}".encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
@@ -74,7 +121,8 @@ def elf_path(name: str) -> Path:
 def build(name: str, force: bool = False) -> Path:
     """Build guest ``name`` (if its sources changed) and return the ELF path."""
     gdir = GUESTS_DIR / name
-    if name == "runtime" or not gdir.is_dir():
+    sg = _suite_guest(name)
+    if sg is None and (name == "runtime" or not gdir.is_dir() or (gdir / "link.ld").is_file()):
         raise BuildError(f"unknown guest {name!r}; guests are: {', '.join(list_guests()) or 'none'}", "usage")
     if shutil.which(CC) is None:
         raise BuildError(f"the cross compiler {CC} is not installed (scripts/setup installs "
@@ -88,7 +136,10 @@ def build(name: str, force: bool = False) -> Path:
         try:
             if not force and out.exists() and stamp.exists() and stamp.read_text().strip() == digest:
                 return out
-            _compile(name, gdir, out)
+            if sg is not None:
+                _compile_standalone(name, *sg, out)
+            else:
+                _compile(name, gdir, out)
             stamp.write_text(digest + "\n")
             return out
         finally:
@@ -121,6 +172,17 @@ def _compile(name: str, gdir: Path, out: Path) -> None:
             objs.append(obj)
         elf = os.path.join(work, f"{name}.elf")
         _run_cc([CC, *flags, "-T", _rel(rt / "link.ld"), *objs, "-o", elf, f"-Wl,-Map={elf}.map"], name)
+        os.replace(elf + ".map", out.with_suffix(".map"))
+        os.replace(elf, out)
+
+
+def _compile_standalone(name: str, suite: Path, src: Path, out: Path) -> None:
+    """A suite program: its one source with the suite's headers and link.ld, no runtime."""
+    flags = [*CFLAGS, f"-ffile-prefix-map={ROOT}/=", f"-ffile-prefix-map={ROOT}=.",
+             f"-Wa,--debug-prefix-map={ROOT}=.", f"-I{_rel(suite)}"]
+    with tempfile.TemporaryDirectory(dir=BUILD_DIR, prefix=f".{name}.") as work:
+        elf = os.path.join(work, f"{name}.elf")
+        _run_cc([CC, *flags, "-T", _rel(suite / "link.ld"), _rel(src), "-o", elf, f"-Wl,-Map={elf}.map"], name)
         os.replace(elf + ".map", out.with_suffix(".map"))
         os.replace(elf, out)
 

@@ -50,7 +50,7 @@ def shard_of(case_id: str, n: int) -> int:
 
 def matrix(guests: list[str] | None = None, backends: list[str] | None = None) -> list[Case]:
     from difftest import guests as G
-    names = guests or G.list_guests()
+    names = guests or G.nightly_guests()
     backends = backends or ALL_BACKENDS
     out: list[Case] = []
     for g in names:
@@ -75,6 +75,22 @@ def _case_dict(c, case: Case) -> dict:
     d = _case_json(c)
     d["id"] = case.id
     return d
+
+
+def longest_first(todo: list, out: Path) -> list:
+    """The cases in the order the workers should take them: longest first, so that the last minutes
+    do not leave a worker idle beside one long case.  A case's length is its wall time in the
+    previous results dir next to ``out`` when it ran there; otherwise the number of its backends
+    (a case with QEMU 7.2's single-stepped log and two models is the long kind) -- cases never seen
+    go first among equals, in matrix order."""
+    prev = R.previous_summary(out)
+    walls: dict[str, float] = {}
+    if prev:
+        try:
+            walls = {c["id"]: float(c.get("wall") or 0) for c in R.load_cases([Path(prev["out"])])}
+        except (OSError, ValueError, KeyError, TypeError):
+            walls = {}
+    return sorted(todo, key=lambda c: (-walls.get(c.id, float("inf")), -len(c.backends)))
 
 
 def run_one(case: Case, out: str, timeout: float, max_steps: int, qemu_trace: str = "auto") -> dict:
@@ -292,7 +308,7 @@ def run(args) -> int:
         raise UserError(f"cannot build the matrix: {e}", 125)
     out.mkdir(parents=True, exist_ok=True)
     done = {c["id"] for c in R.load_cases([out])}
-    todo = [c for c in cases if c.id not in done]
+    todo = longest_first([c for c in cases if c.id not in done], out)
     jobs = args.jobs or os.cpu_count() or 1
     n = 0
     lost: list[str] = []                  # results the disk could not hold

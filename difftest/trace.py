@@ -91,6 +91,9 @@ class Header:
     exposes: dict[str, bool] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict)
+    # the hart and machine run (refmodel/platform.py Platform.describe: ISA/misa, RAM, FDT address,
+    # Sstc, PMP, memory map); empty in traces written before it was recorded
+    platform: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +105,9 @@ class Footer:
     uart: str = ""                  # the whole console output
     message: str = ""               # human-readable reason for non-"exit" statuses
     truncated: bool = False         # the backend's log ended early (e.g. QEMU abort)
+    # how the program ended (status "exit"): "finisher" (sifive_test), "tohost" (a non-zero write to
+    # the ELF's tohost symbol); "" in traces written before it was recorded
+    end: str = ""
     extra: dict = field(default_factory=dict)   # backend notes known only at the end (e.g. trap_detail counts)
 
 
@@ -462,7 +468,7 @@ _I, _S, _B = (int,), (str,), (bool,)
 _SPEC = {
     Header: {"guest": _S, "elf_sha256": _S, "hgatp_mode": _S, "vs_mode": _S, "backend": _S,
              "backend_version": _S, "cpu": _S, "cpu_config": _S, "command": (list,), "exposes": (dict,),
-             "schema": _I, "extra": (dict,)},
+             "schema": _I, "extra": (dict,), "platform": (dict,)},
     Step: {"i": _I, "pc": _I, "insn": (int, _NONE), "priv": (int, _NONE), "v": (int, _NONE),
            "trap": (dict, _NONE), "xlats": (list,), "uart": _S, "regs": (dict, _NONE), "raw": (str, _NONE)},
     Trap: {"cause": _I, "interrupt": _B, "epc": (int, _NONE), "tval": (int, _NONE), "htval": (int, _NONE),
@@ -473,7 +479,7 @@ _SPEC = {
            "walk": (list, _NONE), "raw": (str, _NONE)},
     WalkLevel: {"stage": _S, "level": _I, "pte_addr": _I, "pte": _I, "decision": _S},
     Footer: {"status": _S, "exit_code": (int, _NONE), "steps": _I, "uart": _S, "message": _S,
-             "truncated": _B, "extra": (dict,)},
+             "truncated": _B, "extra": (dict,), "end": _S},
 }
 _REQUIRED = {Header: ("guest", "elf_sha256", "hgatp_mode", "vs_mode", "backend", "backend_version", "cpu",
                       "cpu_config"),

@@ -253,13 +253,31 @@ class BinTraceWriter:
             tab_done = upto
         self._memo, self._keep = {}, []                     # interning restarts after the bulk rows
 
-    def step(self, s) -> None:
-        """A Step, or a step already as the tuple (i, pc, insn, priv, v, xlats, trap, uart, regs, raw)
-        (qemu_log.plain_step: the log parser's fast path makes no Step for a bare exec line)."""
+    def step(self, s: Step) -> None:
         buf = self._buf
-        buf.append(s if type(s) is tuple else (s.i, s.pc, s.insn, s.priv, s.v, s.xlats, s.trap, s.uart, s.regs, s.raw))
+        buf.append((s.i, s.pc, s.insn, s.priv, s.v, s.xlats, s.trap, s.uart, s.regs, s.raw))
         if len(buf) >= BATCH:
             self._flush()
+
+    def plain(self, pc: list, priv: list | None, v: list | None, raw: list) -> None:
+        """Steps that are nothing but a logged line (qemu_log.Plain: no instruction bits, translation,
+        trap or console byte), after what was written so far, as columns straight from the lists --
+        no tuple per step.  ``priv``/``v`` None: not shown."""
+        self._flush()
+        n, k = len(pc), 0
+        while k < n:
+            m = min(n - k, CHUNK - self._pn)
+            sl = slice(k, k + m)
+            self._parts.append({
+                "n": m, "pc": np.array(pc[sl], dtype="<u8"), "insn": np.zeros(m, "<u4"),
+                "priv": np.full(m, -1, "i1") if priv is None else np.array(priv[sl], dtype="i1"),
+                "v": np.full(m, -1, "i1") if v is None else np.array(v[sl], dtype="i1"),
+                "flags": np.full(m, F_RAW, "u1"), "counts": np.zeros(m, "<u2"), "refs": np.zeros(0, np.int64),
+                "side": {}, "new": [], "uart": [], "raw": list(raw[sl])})
+            self._pn += m
+            if self._pn >= CHUNK:
+                self._emit()
+            k += m
 
     def columns(self, pc, insn=None, priv=None, v=None) -> None:
         """Bulk steps without translations, traps or console bytes (a backend that already has

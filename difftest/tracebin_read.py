@@ -29,7 +29,8 @@ class Chunk:
         return self.first + self.n
 
 
-def _strings(data: bytes, k: int, what: str) -> list[str]:
+def _bounds(data: bytes, k: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the ``k`` strings of a string column, its counts and lengths checked."""
     if len(data) < 4 or struct.unpack_from("<I", data)[0] != k or len(data) < 4 + 4 * k:
         raise ValueError(f"{what} column has the wrong count")
     lens = np.frombuffer(data, "<u4", k, 4).astype(np.int64)
@@ -37,7 +38,29 @@ def _strings(data: bytes, k: int, what: str) -> list[str]:
     if k and int(ends[-1]) != len(data) or not k and len(data) != 4:
         raise ValueError(f"{what} column has the wrong length")
     starts = np.concatenate(([4 + 4 * k], ends[:-1])) if k else ends
+    return starts, ends
+
+
+def _strings(data: bytes, k: int, what: str) -> list[str]:
+    starts, ends = _bounds(data, k, what)
     return [data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts.tolist(), ends.tolist())]
+
+
+class _LazyStrings:
+    """A chunk's RAW column by step offset, each string decoded when it is read: a report or a
+    comparison around a divergence reads a few of a chunk's 65,536 log lines, not all of them."""
+
+    __slots__ = ("data", "js", "starts", "ends")
+
+    def __init__(self, data: bytes, js: np.ndarray, what: str):
+        self.data, self.js = data, js
+        self.starts, self.ends = _bounds(data, len(js), what)
+
+    def __getitem__(self, j: int) -> str:
+        k = int(np.searchsorted(self.js, j))
+        if k >= len(self.js) or self.js[k] != j:
+            raise KeyError(j)
+        return self.data[int(self.starts[k]):int(self.ends[k])].decode("utf-8", "surrogatepass")
 
 
 class Table:
@@ -181,11 +204,11 @@ def decode_chunk(payload: bytes, first_due: int, table: Table | None, ntab_befor
     return c, secs[1], ntab
 
 
-def chunk_raw(c: Chunk) -> dict[int, str]:
-    """The RAW string column of a chunk, decoded on first use (QEMU's log lines: only a report needs them)."""
+def chunk_raw(c: Chunk) -> _LazyStrings:
+    """The RAW string column of a chunk by step offset (QEMU's log lines: only reports and the steps
+    around a divergence need them), each line decoded when it is read."""
     if c._raw is None:
-        js = np.flatnonzero(c.flags & F_RAW).tolist()
-        c._raw = dict(zip(js, _strings(c._secs, len(js), "raw")))
+        c._raw = _LazyStrings(c._secs, np.flatnonzero(c.flags & F_RAW), "raw")
     return c._raw
 
 

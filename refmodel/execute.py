@@ -10,6 +10,7 @@ from refmodel import csr as C
 from refmodel.decode import sext
 from refmodel.records import Xlat
 from refmodel.memory import _U
+from refmodel import semihosting as _semihosting
 from refmodel.trap import (BREAKPOINT, ECALL_M, ECALL_S, ECALL_U, ECALL_VS, ILLEGAL, LOAD_MISALIGNED,
                            STORE_MISALIGNED, Exc)
 
@@ -406,6 +407,9 @@ def _system(insn, rd, f3, rs1, rs2, f7, ilen):
             return f
         if insn == 0x00100073:
             def f(h, pc):
+                # a semihosting exit call ends the program (refmodel/semihosting.py)
+                if h.profile.semihosting and _semihosting.call(h, pc):
+                    return pc + 4
                 raise Exc(BREAKPOINT, pc if h.profile.ebreak_tval == "pc" else 0)   # profile choice
             return f
         if insn == 0x30200073:

@@ -19,7 +19,7 @@ from refmodel.devices import MROM_BASE, reset_stub
 from refmodel.execute import decode, illegal, shared_xlat
 from refmodel.fence import Fences
 from refmodel.interrupts import STOP, InterruptSync
-from refmodel.loader import load_elf
+from refmodel.loader import load_elf, symbol_address
 from refmodel.memory import _U, BusError, Memory
 from refmodel.trap_entry import TrapEntry
 from refmodel.trap import (ILLEGAL, INSN_ACCESS, LOAD_ACCESS, LOAD_MISALIGNED, STORE_ACCESS, STORE_MISALIGNED,
@@ -91,6 +91,7 @@ class Hart(Fences, TrapEntry, InterruptSync):
         self.acc_v = 0
         self.last_pa = 0
         self.ls = (3, 0)
+        self.tohost_pa = -1              # the ELF's tohost doubleword (riscv-tests convention), if any
         self._init_interrupts(profile)
 
     # ------------------------------------------------------------------ loading
@@ -98,6 +99,9 @@ class Hart(Fences, TrapEntry, InterruptSync):
     def from_elf(cls, path, profile):
         h = cls(profile)
         entry = load_elf(path, h.mem)
+        tohost = symbol_address(path, "tohost")
+        if tohost is not None and h.mem.is_ram(tohost & ~7, 8):
+            h.tohost_pa = tohost & ~7
         if profile.reset_stub:
             h.mem.load_bytes(MROM_BASE, reset_stub(entry, profile.fdt_addr))
             h.pc = MROM_BASE
@@ -112,6 +116,11 @@ class Hart(Fences, TrapEntry, InterruptSync):
     @property
     def exit_code(self):
         return self.mem.finisher.exit_code
+
+    @property
+    def end(self):
+        """How the program ended: "finisher", "tohost" or "" (it has not)."""
+        return self.mem.finisher.end
 
     @property
     def uart_output(self):
@@ -438,6 +447,8 @@ class Hart(Fences, TrapEntry, InterruptSync):
     def _stored(self, pa):
         """After a store to ``pa``: LR reservation, page-table and code-page bookkeeping."""
         page = pa >> 12
+        if pa & ~7 == self.tohost_pa:    # a program that ends through tohost (refmodel/devices.py)
+            self.mem.finisher.tohost(self.mem.read(self.tohost_pa, 8))
         if self.reservation is not None and self.reservation[0] >> 3 == pa >> 3:
             self.reservation = None
         if page in self.pte_pages:

@@ -16,3 +16,14 @@ def load_elf(path: str, memory) -> int:
             data = seg.data() + bytes(seg["p_memsz"] - seg["p_filesz"])
             memory.load_bytes(seg["p_paddr"], data)
         return elf["e_entry"]
+
+
+def symbol_address(path: str, name: str):
+    """The value of ELF symbol ``name`` (e.g. riscv-tests' ``tohost``), or None without one."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        symtab = elf.get_section_by_name(".symtab")
+        if symtab is None:
+            return None
+        syms = symtab.get_symbol_by_name(name)
+        return syms[0]["st_value"] if syms else None

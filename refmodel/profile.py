@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from refmodel.platform import DEFAULT as DEFAULT_PLATFORM, Platform
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -41,7 +43,7 @@ class Profile:
     # henvcfg.ADUE, while the G and HS stages update in hardware).
     menvcfg_reset: int = 0
     # PMP: number of entries and granularity G (grain = 2^(G+2) bytes).
-    pmp_entries: int = 16
+    pmp_entries: int = DEFAULT_PLATFORM.pmp_entries
     pmp_granularity: int = 0
     # htinst/mtinst on a trap into M/HS: "zero" writes 0 always; "transformed" writes the
     # transformed instruction for every cause the spec's table allows it (load/store/AMO
@@ -59,17 +61,20 @@ class Profile:
     # xtval on an EBREAK breakpoint: Priv. 3.1.16 lets mtval be zero or the faulting virtual
     # address ("pc"); QEMU 7.2 writes 0, QEMU 10.0 the pc.  Helper B.
     ebreak_tval: str = "pc"
-    # mtval2/htval written on a guest-page fault: GPA >> 2.
-    misa: int = (2 << 62) | sum(1 << (ord(c) - 65) for c in "ACDFHIMSU")
+    # misa (Priv. 3.1.1), the RAM and the FDT address come from the platform description
+    # (refmodel/platform.py, shared with QEMU's command line): no F/D, as QEMU runs with f=false,d=false.
+    misa: int = DEFAULT_PLATFORM.misa
     # Svpbmt / Svnapot present: when False, PBMT and N bits are reserved.
     svpbmt: bool = False
     svnapot: bool = False
     # QEMU virt's reset stub at 0x1000: the model executes it so the traces
     # align from the very first step; a1 holds the FDT address QEMU computes.
     reset_stub: bool = True
-    fdt_addr: int = 0x87E00000
-    ram_base: int = 0x80000000
-    ram_size: int = 128 << 20
+    # semihosting exit calls end the program (refmodel/semihosting.py; the platform's choice)
+    semihosting: bool = DEFAULT_PLATFORM.semihosting
+    fdt_addr: int = DEFAULT_PLATFORM.fdt_addr
+    ram_base: int = DEFAULT_PLATFORM.ram_base
+    ram_size: int = DEFAULT_PLATFORM.ram_size
     # ---- interrupts and time (refmodel/aclint.py, refmodel/interrupts.py; helper irq)
     # The platform's time base: every instruction attempt lasts 2^icount_shift ns of a 10 MHz mtime,
     # as QEMU runs under `-icount shift=<this>,sleep=off` (difftest/backends/qemu.py ICOUNT).  7: an
@@ -93,6 +98,13 @@ class Profile:
 
     def with_(self, **kw) -> "Profile":
         return replace(self, **kw)
+
+    def on(self, platform: Platform) -> "Profile":
+        """This profile's choices on the hart and machine ``platform`` describes (its misa, RAM,
+        FDT address, PMP count): what the model runs when QEMU runs that platform's command line."""
+        return replace(self, misa=platform.misa, ram_base=platform.ram_base, ram_size=platform.ram_size,
+                       fdt_addr=platform.fdt_addr, pmp_entries=platform.pmp_entries,
+                       semihosting=platform.semihosting)
 
 
 BASE = Profile(name="base")

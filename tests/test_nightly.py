@@ -143,3 +143,22 @@ def test_trend_compares_like_with_like():
     s = R.summarise(cases, {}, prev, {"guests": ["a"], "backends": ["qemu-7.2", "model"]})
     assert s["trend"]["fixed"] == [] and s["trend"]["still_failing"] == ["a|1|x|p"]
     assert "different guests" in s["trend"]["note"]
+
+
+def test_longest_cases_go_first(tmp_path):
+    """Workers take the longest cases first: by the previous run's wall time where the case ran there,
+    cases never seen first, then by backend count (three-backend cases are the long kind)."""
+    cases = N.matrix(["smoke", "fences"])
+    old, new = tmp_path / "20260101T000000Z", tmp_path / "20260102T000000Z"
+    (old / R.CASES).mkdir(parents=True)
+    (old / "summary.json").write_text("{}")
+    timed = cases[:3]
+    for k, c in enumerate(timed):
+        (old / R.CASES / f"{k}.json").write_text(json.dumps({"id": c.id, "wall": float(k + 1)}))
+    got = N.longest_first(cases, new)
+    unseen = [c for c in got if c not in timed]
+    assert got[:len(unseen)] == unseen                       # never seen: first
+    assert [len(c.backends) for c in unseen] == sorted((len(c.backends) for c in unseen), reverse=True)
+    assert got[len(unseen):] == [timed[2], timed[1], timed[0]]   # then longest first
+    assert N.longest_first(cases, tmp_path / "elsewhere" / "x")[0].backends == max(
+        (c.backends for c in cases), key=len)

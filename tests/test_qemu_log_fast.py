@@ -26,10 +26,18 @@ def _norm(s):
             None if trap is None else dataclasses.asdict(trap), uart, regs, raw)
 
 
+def _flat(items):
+    for it in items:
+        if type(it) is qemu_log.Plain:
+            yield from it.tuples()
+        else:
+            yield it
+
+
 def _both(path, **kw):
     sa, sb = {}, {}
     a = [_norm(s) for s in qemu_log.parse_file(path, stats=sa, **kw)]
-    b = [_norm(s) for s in qemu_log.parse_file_fast(path, stats=sb, **kw)]
+    b = [_norm(s) for s in _flat(qemu_log.parse_file_fast(path, stats=sb, **kw))]
     return a, b, sa, sb
 
 
@@ -58,6 +66,33 @@ def test_cut_anywhere_and_streaming_fallback(tmp_path, monkeypatch):
     monkeypatch.setattr(qemu_log, "PIECE_MAX", 2)          # every stretch longer than 2 lines streams
     _assert_same(DATA / LOGS[0])
     _assert_same(DATA / LOGS[1], max_steps=50)
+    monkeypatch.setattr(qemu_log, "PLAIN_RUN", 3)          # runs end at their size limit too
+    _assert_same(DATA / LOGS[1], max_steps=40)
+
+
+def test_written_trace_is_the_same(tmp_path):
+    """BinTraceWriter.plain writes exactly what step() writes for the same steps."""
+    from difftest.trace import Footer, Header, Step, TraceReader
+    from difftest.tracebin import BinTraceWriter
+    hdr = Header(guest="g", elf_sha256="0", hgatp_mode="", vs_mode="", backend="qemu-7.2", backend_version="7.2",
+                 cpu="default", cpu_config="x", exposes={})
+    for log, layout in ((LOGS[0], None), (LOGS[1], (21, 22))):
+        a, b = BinTraceWriter(tmp_path / "a.trace.bin", hdr), BinTraceWriter(tmp_path / "b.trace.bin", hdr)
+        n = 0
+        for it in qemu_log.parse_file_fast(DATA / log, layout=layout):
+            if type(it) is qemu_log.Plain:
+                a.plain(it.pc, it.priv, it.v, it.raw)
+                for t in it.tuples():
+                    b.step(Step(t[0], t[1], priv=t[3], v=t[4], raw=t[9]))
+                n += len(it)
+            else:
+                a.step(it)
+                b.step(it)
+                n += 1
+        for w in (a, b):
+            w.close(Footer("exit", 0, n))
+        ra, rb = TraceReader(tmp_path / "a.trace.bin"), TraceReader(tmp_path / "b.trace.bin")
+        assert list(ra.steps()) == list(rb.steps()) and len(list(ra.steps())) == n
 
 
 @pytest.mark.parametrize("q", ["qemu-7.2", "qemu-10.0"])
@@ -73,5 +108,5 @@ def test_real_logs(tmp_path, q):
         n = len(steps)
         _assert_same(log, layout=layout, max_steps=n // 3)
         total += n
-        plain += sum(1 for s in qemu_log.parse_file_fast(log, layout=layout) if type(s) is tuple)
+        plain += sum(len(s) for s in qemu_log.parse_file_fast(log, layout=layout) if type(s) is qemu_log.Plain)
     assert plain > total // 2          # the fast path is what most steps take

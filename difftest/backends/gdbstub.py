@@ -89,11 +89,35 @@ def register_numbers(rsp: Rsp) -> dict[str, int]:
     return nums
 
 
+def connect(p: subprocess.Popen, sock: Path, deadline: float) -> Rsp:
+    """The stub of QEMU ``p`` (started with -S and its gdbstub on ``sock``), connected, without acks."""
+    while not sock.exists():
+        if proc.exited(p) or time.monotonic() > deadline:
+            raise GdbError("QEMU did not open its gdbstub socket")
+        time.sleep(0.01)
+    while True:
+        # the socket file appears at bind(), a moment before QEMU listens on it: a refused
+        # connection then is a race, not a broken stub (seen on a loaded machine)
+        try:
+            rsp = Rsp(sock, max(1.0, deadline - time.monotonic()))
+            break
+        except ConnectionRefusedError:
+            if proc.exited(p) or time.monotonic() > deadline:
+                raise GdbError("QEMU's gdbstub refused the connection") from None
+            time.sleep(0.01)
+    rsp.cmd("qSupported:swbreak+;hwbreak+")
+    if rsp.cmd("QStartNoAckMode") == "OK":
+        rsp.ack = False
+    return rsp
+
+
 def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], work: Path,
-            timeout: float) -> list[dict]:
+            timeout: float, tohost: int | None = None) -> list[dict]:
     """Runs ``cmd`` (QEMU without -S/-gdb/-serial) under the gdbstub and returns, for every stop at
     one of ``pcs`` in order, {"pc": ..., name: value, ...} for the registers ``names`` (missing
-    ones left out).  Ends when the guest exits; raises GdbError if the stub cannot be used."""
+    ones left out).  Ends when the guest exits -- or, with ``tohost`` (the PA of a tohost program's
+    doubleword, difftest/backends/tohost.py), when a write watchpoint there finds it non-zero;
+    raises GdbError if the stub cannot be used."""
     sock = work / "gdb.sock"
     # QEMU 7.2 under -icount with sleep=off stops answering after the first continue from a
     # breakpoint (measured on guest interrupts: 1 stop, then none for 30 s); sleep=on runs it through
@@ -107,28 +131,14 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
     deadline = time.monotonic() + timeout
     rsp = None
     try:
-        while not sock.exists():
-            if proc.exited(p) or time.monotonic() > deadline:
-                raise GdbError("QEMU did not open its gdbstub socket")
-            time.sleep(0.01)
-        while True:
-            # the socket file appears at bind(), a moment before QEMU listens on it: a refused
-            # connection then is a race, not a broken stub (seen on a loaded machine)
-            try:
-                rsp = Rsp(sock, max(1.0, deadline - time.monotonic()))
-                break
-            except ConnectionRefusedError:
-                if proc.exited(p) or time.monotonic() > deadline:
-                    raise GdbError("QEMU's gdbstub refused the connection") from None
-                time.sleep(0.01)
-        rsp.cmd("qSupported:swbreak+;hwbreak+")
-        if rsp.cmd("QStartNoAckMode") == "OK":
-            rsp.ack = False
+        rsp = connect(p, sock, deadline)
         nums = register_numbers(rsp)
         want = {n: nums[n] for n in ("pc",) + names if n in nums}
         for pc in sorted(pcs):
             if rsp.cmd(f"Z0,{pc:x},4") != "OK":
                 raise GdbError(f"cannot set a breakpoint at {pc:#x}")
+        if tohost is not None and rsp.cmd(f"Z2,{tohost:x},8") != "OK":
+            raise GdbError("cannot set a write watchpoint on tohost")
         stops = []
         while True:
             if time.monotonic() > deadline:
@@ -141,6 +151,11 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
                 break                        # QEMU exited (the finisher) and closed the socket
             if not r.startswith("T"):
                 break                        # W/X: the guest exited
+            if tohost is not None and "watch:" in r:
+                from difftest.backends.tohost import step_over_store
+                if step_over_store(rsp, tohost) != 0:
+                    break                    # the program ended (or tohost cannot be read: stop here)
+                continue
             d = {}
             for name, num in want.items():
                 v = rsp.cmd(f"p{num:x}")

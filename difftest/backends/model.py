@@ -76,18 +76,22 @@ def make_hart(elf_path, profile):
 
 def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
-        command: list[str] | None = None, profile=None, cancel=None, irq_schedule=None, irq_bound: int = 64,
-        **_ignored) -> RunResult:
+        command: list[str] | None = None, profile=None, cancel=None, platform=None, irq_schedule=None,
+        irq_bound: int = 64, **_ignored) -> RunResult:
     """Run the model; write the trace to ``out_path``.  Never raises for a user-level problem.
     ``cancel`` (a threading.Event): set by the engine when it unwinds while the model runs in its
     thread beside QEMU; the run stops within CHECK_EVERY steps and leaves no trace file.
     ``backend`` is the name the trace header carries: "model", or "model@qemu-7.2" when the
-    engine runs one model per QEMU profile (ARCHITECTURE section 7).  ``irq_schedule`` ({step: mip bit}):
-    the interrupt points of the QEMU run the model is compared with, which the model then follows
-    (refmodel.interrupts.InterruptSync, ``irq_bound`` steps of holding back at most)."""
+    engine runs one model per QEMU profile (ARCHITECTURE section 7).  ``platform``: the hart and
+    machine (refmodel/platform.py) -- the profile's misa, RAM and FDT address come from it, as
+    QEMU's command line does.  ``irq_schedule`` ({step: mip bit}): the interrupt points of the QEMU
+    run the model is compared with, which the model then follows (refmodel.interrupts.InterruptSync,
+    ``irq_bound`` steps of holding back at most)."""
+    from refmodel.platform import DEFAULT
     elf_path = Path(elf_path)
+    platform = platform or DEFAULT
     try:
-        prof = profile or profile_for(cpu)
+        prof = (profile or profile_for(cpu)).on(platform)
         if not elf_path.is_file():
             raise ModelError("bad-elf", f"{elf_path}: no such file")
         hart = make_hart(elf_path, prof)
@@ -100,7 +104,7 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
                     backend_version=MODEL_VERSION,
                     cpu=cpu or "default", cpu_config=prof.name,
                     command=command or ["difftest", "run", str(elf_path), "--backend", "model"],
-                    exposes=dict(EXPOSES))
+                    exposes=dict(EXPOSES), platform=platform.describe())
     out_path = Path(out_path)
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +145,8 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
             return _result("error", None, header, None, _io_message(out_path, e2), "io-error")
     # uart_output: one character per UART byte (chr(byte)), the lossless form trace.py documents
     footer = Footer(status=status, exit_code=getattr(hart, "exit_code", None) if status == "exit" else None,
-                    steps=n, uart=getattr(hart, "uart_output", "") or "", message=message)
+                    steps=n, uart=getattr(hart, "uart_output", "") or "", message=message,
+                    end=getattr(hart, "end", "") if status == "exit" else "")
     try:
         w.close(footer)
     except OSError as e:

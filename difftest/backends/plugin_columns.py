@@ -66,13 +66,25 @@ def _amo_codes(bits: np.ndarray) -> np.ndarray:
 SLICE = 1 << 20                 # records per read (16 MiB)
 
 
+def _slices(path, nrec: int):
+    """(first record, records) of the file slice by slice, read into one reused buffer: a fresh
+    16 MiB array per slice left the allocator holding tens of MB that counted in the peak."""
+    buf = np.empty(min(SLICE, max(nrec, 1)), DT)
+    raw = buf.view(np.uint8)
+    with open(path, "rb") as f:
+        for s0 in range(0, nrec, SLICE):
+            want = min(SLICE, nrec - s0)
+            got = f.readinto(raw[:want * DT.itemsize]) // DT.itemsize
+            yield s0, buf[:got]
+            if got < want:
+                return
+
+
 def _read_t(path, nrec: int) -> np.ndarray:
     """The type byte of every record, read slice by slice."""
     t = np.empty(nrec, "u1")
-    with open(path, "rb") as f:
-        for s0 in range(0, nrec, SLICE):
-            blk = np.fromfile(f, DT, count=min(SLICE, nrec - s0))
-            t[s0:s0 + len(blk)] = blk["t"]
+    for s0, blk in _slices(path, nrec):
+        t[s0:s0 + len(blk)] = blk["t"]
     return t
 
 
@@ -80,15 +92,43 @@ def _gather(path, nrec: int, wants) -> list:
     """For each (sorted positions, field, dtype) of ``wants``: that field of the records at those
     positions, reading the file once, a slice at a time."""
     outs = [np.empty(len(pos), d) for pos, _, d in wants]
-    with open(path, "rb") as f:
-        for s0 in range(0, nrec, SLICE):
-            blk = np.fromfile(f, DT, count=min(SLICE, nrec - s0))
-            s1 = s0 + len(blk)
-            for (pos, fld, _), out in zip(wants, outs):
-                lo, hi = np.searchsorted(pos, s0), np.searchsorted(pos, s1)
-                if hi > lo:
-                    out[lo:hi] = blk[fld][pos[lo:hi] - s0]
+    for s0, blk in _slices(path, nrec):
+        s1 = s0 + len(blk)
+        for (pos, fld, _), out in zip(wants, outs):
+            lo, hi = np.searchsorted(pos, s0), np.searchsorted(pos, s1)
+            if hi > lo:
+                out[lo:hi] = blk[fld][pos[lo:hi] - s0]
     return outs
+
+
+def _counts(owner: np.ndarray, n: int) -> np.ndarray:
+    """Accesses per instruction (u16): ``owner`` is non-decreasing (records are in execution order),
+    so the counts come from its runs -- np.bincount would make an int64 array as long as the run."""
+    out = np.zeros(n, "<u2")
+    if len(owner):
+        starts = np.flatnonzero(np.diff(owner, prepend=owner[0] - 1))
+        lens = np.diff(starts, append=len(owner))
+        out[owner[starts]] = lens
+    return out
+
+
+def _groups(h: np.ndarray):
+    """np.unique(h, return_index=True, return_inverse=True) with about half its memory: a stable
+    argsort (so each group's first index is its smallest) and int32 group numbers where they fit."""
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    new = np.empty(len(hs), bool)
+    new[:1] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    del hs
+    it = np.int32 if len(h) < (1 << 31) - 1 else np.int64
+    gid = np.cumsum(new, dtype=it)
+    gid -= 1
+    first = order[new]
+    del new
+    inv = np.empty(len(h), it)
+    inv[order] = gid
+    return first, inv
 
 
 def _distinct(va: np.ndarray, pa: np.ndarray, code: np.ndarray):
@@ -99,9 +139,8 @@ def _distinct(va: np.ndarray, pa: np.ndarray, code: np.ndarray):
     with np.errstate(over="ignore"):
         h = (va * np.uint64(0x9E3779B97F4A7C15)) ^ ((pa + np.uint64(0x632BE59BD9B4E019)) * np.uint64(0xBF58476D1CE4E5B9)) \
             ^ ((code + np.uint64(1)) * np.uint64(0x94D049BB133111EB))
-    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    first, inv = _groups(h)
     del h
-    inv = inv.reshape(-1)
     rep = first[inv]
     if not ((va == va[rep]).all() and (pa == pa[rep]).all() and (code == code[rep]).all()):
         key = np.empty(len(va), dtype=[("va", "<u8"), ("pa", "<u8"), ("c", "<u8")])
@@ -145,10 +184,10 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
     val_pos = np.flatnonzero(t == VAL)
     if len(val_pos) and (val_pos[0] == 0 or np.any(t[val_pos - 1] != PA)):
         raise Fallback("a VAL record not after a PA record")
-    # every field wanted, in one sequential pass over the file (a memory map of it would count
-    # its ~300 MB in the peak)
-    pc, bits, ilen, icls, ma, mb, mva, pa, mark_k, ra, rx = _gather(rec_path, nrec, [
-        (ins_pos, "x", "<u8"), (ins_pos, "w", "<u4"), (ins_pos, "a", "u1"), (ins_pos, "b", "<u2"),
+    # the fields wanted, in two sequential passes over the file (a memory map of it would count its
+    # ~300 MB in the peak): the accesses' first, so that the record types and the access positions
+    # are gone before the instructions' fields -- the largest arrays -- are read
+    ma, mb, mva, pa, mark_k, ra, rx = _gather(rec_path, nrec, [
         (mem_pos, "a", "u1"), (mem_pos, "b", "<u2"), (mem_pos, "x", "<u8"), (nxt, "x", "<u8"),
         (mark_pos, "x", "<i8"), (reg_pos, "a", "u1"), (reg_pos, "x", "<u8")])
     if len(val_pos):
@@ -166,14 +205,16 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
     if np.any(has_pa & ((mem_pos + 1 >= end) | (t[nxt] != PA))):
         raise Fallback("a PA record missing after its access")
     expect_k = np.searchsorted(ins_pos, mark_pos)         # (the markers' own check, below)
-    del t, ins_pos                                        # not needed past here: memory for what follows
+    del t, nxt, mem_pos                                   # not needed past here: memory for what follows
+    pc, bits, ilen, icls = _gather(rec_path, nrec, [
+        (ins_pos, "x", "<u8"), (ins_pos, "w", "<u4"), (ins_pos, "a", "u1"), (ins_pos, "b", "<u2")])
+    del ins_pos
     if api < 4:          # 7.2's PA of a non-I/O access outside main RAM is wrong: not shown (plugin_reader.RAM)
         odd = has_pa & ((ma & 0x40) == 0) & ((pa < np.uint64(RAM.start)) | (pa >= np.uint64(RAM.stop)))
         has_pa &= ~odd
     pa[~has_pa] = 0
-    del nxt, mem_pos
     is_store = (ma & 0x10) != 0
-    amo = _amo_codes(bits)[owner] if len(owner) else np.zeros(0, "u1")
+    amo = _amo_codes(bits[owner]) if len(owner) else np.zeros(0, "u1")
     # an AMO/SC is a load then a store callback in TCG: only the write is the access (plugin_reader)
     keep = ~((amo == 2) & ~is_store)
     access = np.where(amo == 2, STORE, np.where(amo == 1, LOAD, np.where(is_store, STORE, LOAD))).astype("u1")
@@ -207,7 +248,7 @@ def columns(rec_path, log_path, *, api: int, max_steps: int | None = None) -> Co
             "v": ((uc >> np.uint64(10)) & np.uint64(255)).astype("u1").astype("i1"), "pa": pa[pick],
             "n": ((uc >> np.uint64(18)) & np.uint64(1)).astype(bool)}
     del code, mva, pa
-    xcount = np.bincount(owner, minlength=n_insn).astype("<u2") if n_insn else np.zeros(0, "<u2")
+    xcount = _counts(owner, n_insn)
 
     # priv/V (API 4): the "priv" register read at each marker, carried to the next marker
     priv = np.full(n_insn, -1, dtype="i1")

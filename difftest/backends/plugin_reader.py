@@ -49,13 +49,16 @@ _INT = re.compile(r"^riscv_cpu_do_interrupt: hart:\s*\d+, async:(\d), cause:([0-
                   r"tval:0x([0-9a-f]+)")
 _MARK = re.compile(r"^S (\d+) ([0-9a-f]+)$")
 _LIMIT = re.compile(r"^L (\d+)$")
+_TOHOST = re.compile(r"^T (\d+) ([0-9a-f]+)$")     # the plugin's tohost end: (store index, value)
 _PRIV_OF_IDX = {0: 0, 1: 1, 2: 1, 3: 3}     # QEMU MMUIdx_U, S, S_SUM, M (both versions)
 CHUNK = 1 << 20
 # QEMU 7.2's qemu_plugin_hwaddr_phys_addr adds the RAM block's own ram_addr offset: right for main RAM
 # (the first block, offset 0), wrong for any other RAM-backed region -- the reset ROM at 0x1000 reads
 # as 0x8001020 with -m 128M (measured; 10.0 is right).  So on 7.2 a non-I/O PA outside main RAM is
 # not shown (None), never compared.  (qemu.MACHINE: virt, RAM at 0x80000000, -m 128M.)
-RAM = range(0x80000000, 0x80000000 + (128 << 20))
+# Main RAM as any -m up to 2 GiB makes it (refmodel/platform.py, --ram): the wrong PAs are ram_addr
+# offsets, smaller than all RAM QEMU allocated, so never inside this range.
+RAM = range(0x80000000, 0x100000000)
 
 
 class PluginTraceError(Exception):
@@ -67,7 +70,7 @@ def parse_log(path) -> tuple[dict[int, tuple[int, list[Trap]]], list[Trap], dict
     counts (``int_lines``, ``markers``, ``limit`` index or None, ``unknown_lines``)."""
     marks: dict[int, tuple[int, list[Trap]]] = {}
     pending: list[Trap] = []
-    info = {"int_lines": 0, "markers": 0, "limit": None, "unknown_lines": 0}
+    info = {"int_lines": 0, "markers": 0, "limit": None, "unknown_lines": 0, "tohost": None}
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
@@ -88,6 +91,10 @@ def parse_log(path) -> tuple[dict[int, tuple[int, list[Trap]]], list[Trap], dict
             m = _LIMIT.match(line)
             if m:
                 info["limit"] = int(m.group(1))
+                continue
+            m = _TOHOST.match(line)
+            if m:
+                info["tohost"] = (int(m.group(1)), int(m.group(2), 16))
                 continue
             if line.strip():
                 info["unknown_lines"] += 1

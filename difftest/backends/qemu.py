@@ -7,6 +7,7 @@ exact command line and environment that reproduce the run.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 import subprocess
@@ -14,26 +15,38 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, proc, qemu_log, trap_detail
+from difftest.backends import finisher, proc, qemu_log, semihosting, tohost as tohost_watch, trap_detail
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, BAD_TRACE, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT,
                                       TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
 from difftest.trace import EXPOSABLE, Footer, Header, TraceWriter, console_text
+from refmodel.devices import tohost_exit_code
+from refmodel.platform import DEFAULT as DEFAULT_PLATFORM, Platform
 
-# Pinned CPU: H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2).
-BASE_CPU = "rv64,h=true,mmu=on,pmp=on"
+# The hart and machine come from one description shared with the model (refmodel/platform.py):
+# H on, MMU and PMP on (PMP is needed for mret to a lower mode on 7.2), F/D off (the model has none),
+# Sstc off, -m from its RAM size.  Options are lists built from the description, so one more QEMU
+# option (e.g. -icount) is one more entry in ``machine_options``.
 # CPU variants.  sv39/sv48/sv57 (>= 8.x) cap satp's modes; measured on 10.0.2: they cap
 # hgatp too -- with sv39=on a write of Sv48x4 or Sv57x4 to hgatp is ignored (WARL), with
 # sv48=on Sv57x4 is ignored (tests/test_qemu_variants.py).
 CPU_VARIANTS = {"default": "", "sv39": "sv39=on", "sv48": "sv48=on", "sv57": "sv57=on"}
 VARIANT_MIN_VERSION = {"sv39": (8, 0), "sv48": (8, 0), "sv57": (8, 0)}
-MACHINE = ["-M", "virt", "-smp", "1", "-m", "128M", "-bios", "none", "-nic", "none", "-monitor", "none",
-           "-display", "none"]
-# Time follows instructions (docs/ARCHITECTURE.md "Interrupts and time"): each instruction 2^7 ns of
-# virtual time, and a halted hart (WFI) jumps to the next timer deadline instead of sleeping, so mtime,
-# the timer interrupt and WFI's wake-up are deterministic -- and the model computes them the same way
-# (refmodel/aclint.py; refmodel.profile.Profile.icount_shift must equal this shift).
+MACHINE = DEFAULT_PLATFORM.qemu_machine()      # the default platform's machine options
+
+
+# Time follows instructions (docs/ARCHITECTURE.md 7b): each instruction 2^7 ns of virtual time, and a
+# halted hart (WFI) jumps to the next timer deadline instead of sleeping, so mtime, the timer interrupt
+# and WFI's wake-up are deterministic -- and the model computes them the same way (refmodel/aclint.py;
+# refmodel.profile.Profile.icount_shift must equal this shift).
 ICOUNT = ["-icount", "shift=7,sleep=off"]
+
+
+def machine_options(binary: QemuBinary, platform: Platform = DEFAULT_PLATFORM) -> list[str]:
+    """QEMU's machine options for ``platform`` (no -cpu, no -kernel): what every run of it shares."""
+    return platform.qemu_machine() + ICOUNT + (["-audio", "none"] if binary.version_tuple >= (8, 0) else [])
+
+
 # What the log shows (trace.EXPOSABLE): traps' cause/epc/tval and TLB fills with the GPA
 # between the stages; not htinst (neither -d int nor -d cpu prints it), not priv/V (only decoded
 # where qemu_log.FLAGS_LAYOUT is verified, i.e. 10.0), not every translation (only TLB fills), no
@@ -68,25 +81,27 @@ def check_elf(path: Path) -> None:
                 raise BackendError(BAD_ELF, f"{path}: truncated ELF (a PT_LOAD segment ends past the file)")
 
 
-def cpu_config(binary: QemuBinary, cpu: str) -> str:
+def cpu_config(binary: QemuBinary, cpu: str, platform: Platform = DEFAULT_PLATFORM) -> str:
+    """The -cpu value: rv64 with the description's properties (per QEMU version) and the variant's."""
     if cpu not in CPU_VARIANTS:
         raise BackendError("missing-backend", f"unknown CPU variant {cpu!r} (known: {', '.join(CPU_VARIANTS)})")
     need = VARIANT_MIN_VERSION.get(cpu)
     if need and binary.version_tuple < need:
         raise BackendError("missing-backend", f"CPU variant {cpu!r} needs QEMU >= {need[0]}.{need[1]}; "
                                               f"{binary.name} is {binary.version}")
-    return ",".join(x for x in (BASE_CPU, CPU_VARIANTS[cpu]) if x)
+    return ",".join(["rv64"] + platform.qemu_cpu_props(binary.version_tuple) + [x for x in (CPU_VARIANTS[cpu],) if x])
 
 
-def command(binary: QemuBinary, elf: Path, cpu: str, log: Path, uart: Path) -> list[str]:
-    return base_command(binary, elf, cpu) + ["-serial", f"file:{uart}", "-d", "exec,int,mmu,nochain", "-D", str(log)]
+def command(binary: QemuBinary, elf: Path, cpu: str, log: Path, uart: Path,
+            platform: Platform = DEFAULT_PLATFORM) -> list[str]:
+    return base_command(binary, elf, cpu, platform) + ["-serial", f"file:{uart}", "-d", "exec,int,mmu,nochain",
+                                                       "-D", str(log)]
 
 
-def base_command(binary: QemuBinary, elf: Path, cpu: str) -> list[str]:
-    """The pinned machine running ``elf``, one instruction per TB, without console or logging."""
-    extra = ["-audio", "none"] if binary.version_tuple >= (8, 0) else []
-    return ([str(binary.path)] + MACHINE + ICOUNT + extra + ["-cpu", cpu_config(binary, cpu)] + binary.one_insn_per_tb
-            + ["-kernel", str(elf)])
+def base_command(binary: QemuBinary, elf: Path, cpu: str, platform: Platform = DEFAULT_PLATFORM) -> list[str]:
+    """The described machine running ``elf``, one instruction per TB, without console or logging."""
+    return ([str(binary.path)] + machine_options(binary, platform) + ["-cpu", cpu_config(binary, cpu, platform)]
+            + binary.one_insn_per_tb + ["-kernel", str(elf)])
 
 
 def printable_command(binary: QemuBinary, cmd: list[str]) -> list[str]:
@@ -96,6 +111,19 @@ def printable_command(binary: QemuBinary, cmd: list[str]) -> list[str]:
 FINISHER = range(0x100000, 0x101000)     # sifive_test on virt (ARCHITECTURE section 3)
 
 
+def program_end(elf: Path) -> int | None:
+    """The physical address of the ELF's ``tohost`` doubleword (the riscv-tests convention: the
+    program ends when it writes a non-zero value there; refmodel/devices.py tohost_exit_code), or
+    None.  Its symbol value is taken as the physical address, as QEMU's ELF loader and the model
+    place p-environment programs (vaddr = paddr)."""
+    from refmodel.loader import symbol_address
+    try:
+        a = symbol_address(str(elf), "tohost")
+    except Exception:                   # an ELF check_elf accepted but elftools cannot read: no tohost
+        return None
+    return a & ~7 if a is not None else None
+
+
 def until_finisher(steps, stats: dict):
     """Stop after the step that stores to the finisher.  QEMU >= 8 exits asynchronously (the
     shutdown request is served by the main loop), so the hart runs a few more instructions
@@ -103,7 +131,7 @@ def until_finisher(steps, stats: dict):
     is logged right after its exec line, so it identifies the step."""
     for s in steps:
         yield s
-        if type(s) is tuple:            # qemu_log.plain_step: an exec line alone, no translation
+        if type(s) is qemu_log.Plain:   # exec lines alone: no translation
             continue
         x = next((x for x in s.xlats if x.access == "store" and x.pa is not None and x.pa in FINISHER), None)
         if x is not None:
@@ -117,13 +145,13 @@ def tail_is_safe(rest, look: int = 64) -> bool:
     to itself, ``j .``, stores nothing).  Then QEMU's status is the first write's (low 8 bits)."""
     pcs, n = set(), 0
     for s in rest:
-        n += 1
-        trap, pc = (None, s[1]) if type(s) is tuple else (s.trap, s.pc)    # tuple: qemu_log.plain_step
-        if trap is not None or n > look:
-            return False
-        pcs.add(pc)
-        if len(pcs) > 1:
-            return False
+        for trap, pc in zip(itertools.repeat(None), s.pc) if type(s) is qemu_log.Plain else ((s.trap, s.pc),):
+            n += 1
+            if trap is not None or n > look:
+                return False
+            pcs.add(pc)
+            if len(pcs) > 1:
+                return False
     return n != 1
 
 
@@ -155,7 +183,8 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
           step_lines: tuple = None, stop_line: bytes | None = None) -> str:
     """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (lines
     starting with one of ``step_lines`` -- exec or trap lines --, counted incrementally), a
-    ``stop_line`` (the plugin's "L" at its limit) or more than log_bound(max_steps) bytes.
+    ``stop_line`` (one line start or a tuple of them: the plugin's "L" at its limit, its "T" at a
+    tohost end; then "stop-line") or more than log_bound(max_steps) bytes.
     ``stats`` gets the peak log size seen."""
     step_lines = step_lines or _STEP_LINES
     line_limit, byte_limit = max_steps + 1, log_bound(max_steps)
@@ -186,7 +215,13 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
         cut = buf.rfind(b"\n") + 1
         whole, rest = b"\n" + buf[:cut], buf[cut:]
         seen = [n + whole.count(k) for n, k in zip(seen, step_lines)]
-        if max(seen) > line_limit or (stop_line is not None and stop_line in whole):
+        hit = stop_line is not None and next((x for x in ((stop_line,) if isinstance(stop_line, bytes)
+                                                           else stop_line) if x in whole), None)
+        if hit:
+            stats["stop_line"] = hit
+            _stop(p)
+            return "stop-line"
+        if max(seen) > line_limit:
             # No grace for QEMU >= 8 serving a finisher write asynchronously: whether the guest
             # finished is decided from the log (the finisher store within max_steps) and the
             # exit code from the write itself (finisher.py), not from how QEMU ended.  A grace
@@ -197,7 +232,7 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
 
 def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
-        use_cache: bool = True, **_ignored) -> RunResult:
+        use_cache: bool = True, platform: Platform | None = None, **_ignored) -> RunResult:
     """Run ``elf_path`` under QEMU ``backend``; write the trace to ``out_path``.  Never raises
     for a user-level problem: every failure is a classified RunResult.  ``timeout`` bounds the
     whole run: QEMU, reading its log and the trap-detail and finisher passes."""
@@ -207,7 +242,9 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         binary = locate(backend)
         check_elf(elf)
         cpu = cpu or "default"
-        cpu_config(binary, cpu)
+        platform = platform or DEFAULT_PLATFORM
+        cpu_config(binary, cpu, platform)
+        end = program_end(elf)
     except BackendError as e:
         return error_result(e)
     out_path = Path(out_path)
@@ -215,14 +252,15 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
     key = None
     if use_cache:       # True: read and fill the cache; "refresh" (--no-cache): re-run, then replace the entry
         from difftest import cache
-        key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode, command(binary, Path("ELF"), cpu,
-                                                                                   Path("LOG"), Path("UART")))
+        key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode,
+                        command(binary, Path("ELF"), cpu, Path("LOG"), Path("UART"), platform), platform.describe())
         hit = cache.fetch(key, out_path, guest=guest) if use_cache != "refresh" else None
         if hit is not None:
             return hit
     with proc.sigterm_unwinds():
         res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
-                            deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
+                            deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
+                            platform=platform, end=end)
     # Only what QEMU and the guest decided is cached: a finished run, or a guest that ran past
     # max_steps (its first max_steps steps).  Timeouts, crashes, truncated logs, a log stopped by
     # its byte bound (how many steps it holds depends on timing), runs without a trace or an
@@ -264,24 +302,32 @@ def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_
 TMP_PREFIX = "difftest-qemu-"    # each run's temp dir (-d log, UART, passes); a killed run's is swept
 
 
-def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest) -> RunResult:
+def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest,
+                  platform: Platform = DEFAULT_PLATFORM, end=None) -> RunResult:
     proc.sweep_stale(TMP_PREFIX)
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
         tmp = Path(tmp)
         proc.claim(tmp)
         log, uart = tmp / "qemu.log", tmp / "uart.txt"
-        cmd = command(binary, elf.resolve(), cpu, log, uart)
-        shown = printable_command(binary, command(binary, elf.resolve(), cpu, Path("qemu.log"), Path("uart.txt")))
+        cmd = command(binary, elf.resolve(), cpu, log, uart, platform)
+        shown = printable_command(binary, command(binary, elf.resolve(), cpu, Path("qemu.log"), Path("uart.txt"),
+                                                  platform))
         header = Header(guest=guest or elf.name.split(".")[0], elf_sha256=sha256_file(elf), hgatp_mode=hgatp_mode,
                         vs_mode=vs_mode, backend=binary.name, backend_version=binary.version, cpu=cpu,
-                        cpu_config=cpu_config(binary, cpu), command=shown,
+                        cpu_config=cpu_config(binary, cpu, platform), command=shown,
                         exposes={**EXPOSES, "priv": qemu_log.flags_layout(binary.version) is not None},
-                        extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)})
+                        extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown)},
+                        platform=platform.describe())
         stats: dict = {}
         errf = open(tmp / "stderr.txt", "w+b")
+        watch = None
         try:
-            p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
-                           env={**os.environ, **binary.env})
+            if end is not None:     # a tohost program: QEMU runs under a write watchpoint there (tohost.py)
+                p, watch = tohost_watch.start(cmd, binary.env, end, tmp, deadline, stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.DEVNULL, stderr=errf)
+            else:
+                p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                               env={**os.environ, **binary.env})
         except OSError as e:
             errf.close()
             return error_result(BackendError("missing-backend", f"cannot start {binary.path}: {e}; run scripts/setup"))
@@ -289,30 +335,44 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             why = _wait(p, log, deadline, max_steps, stats)
         finally:
             proc.kill(p)        # reaps it; on an exception (Ctrl-C) QEMU must not outlive us either
+            if watch is not None:
+                watch.join(5)
+        if watch is not None and watch.value is not None and why == "exit":
+            why = "tohost"      # the program wrote tohost; the watch stopped QEMU there
         errf.seek(0)
         err = (errf.read() or b"").decode("utf-8", "replace").strip()
         errf.close()
         if log.exists():
             stats["log_bytes"] = max(stats.get("log_bytes", 0), log.stat().st_size)
         detail = None
-        if why == "exit" and log.exists() and p.returncode >= 0:
-            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu), binary.env, log, tmp,
-                                         deadline - time.monotonic())
+        if (why == "exit" and log.exists() and p.returncode >= 0) or (why == "tohost" and log.exists()):
+            detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu, platform), binary.env, log, tmp,
+                                         deadline - time.monotonic(), tohost=end)
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
-        parse_timeout, written = False, 0
+        parse_timeout, written, checked, last_pc = False, 0, 0, None
         try:
             if log.exists():
                 steps = qemu_log.parse_file_fast(log, max_steps=max_steps, stats=stats,
                                                  layout=qemu_log.flags_layout(binary.version))
+                if why == "tohost":
+                    steps = tohost_watch.drop_replayed_store(steps)
                 for s in until_finisher(steps, stats):
-                    if type(s) is not tuple and s.trap is not None and detail is not None:
-                        detail.fill(s.trap)
-                    w.step(s)
-                    written += 1
-                    if written % 4096 == 0 and time.monotonic() > deadline:
-                        parse_timeout = True
-                        break
+                    if type(s) is qemu_log.Plain:          # a run of bare exec lines, as columns
+                        w.plain(s.pc, s.priv, s.v, s.raw)
+                        written += len(s)
+                        last_pc = s.pc[-1]
+                    else:
+                        if s.trap is not None and detail is not None:
+                            detail.fill(s.trap)
+                        w.step(s)
+                        written += 1
+                        last_pc = s.pc if s.trap is None else None
+                    if written - checked >= 4096:
+                        checked = written
+                        if time.monotonic() > deadline:
+                            parse_timeout = True
+                            break
                 if "finisher_step" in stats:
                     stats["tail_safe"] = tail_is_safe(steps)
         except BaseException:
@@ -323,14 +383,23 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         finished = "finisher_step" in stats and not parse_timeout
         finisher_value = None
         if finished:
-            v, stats["finisher_why"] = finisher.read_value(base_command(binary, elf.resolve(), cpu), binary.env,
+            v, stats["finisher_why"] = finisher.read_value(base_command(binary, elf.resolve(), cpu, platform), binary.env,
                                                            stats["finisher_pc"], stats["finisher_va"], tmp, deadline)
             finisher_value = finisher.exit_code_of(v) if v is not None else None
             if v is not None and finisher_value is None:
                 stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
         rc = p.returncode
         exit_code = None
-        if rc is not None and rc < 0 and why == "exit":
+        semi = None
+        if why == "exit" and platform.semihosting and not finished and not parse_timeout:
+            semi = semihosting.end_of(base_command(binary, elf.resolve(), cpu, platform), binary.env, rc, last_pc,
+                                      tmp, deadline, stats)
+        if why == "tohost" and not parse_timeout and not stats.get("truncated"):
+            # the program wrote a non-zero tohost; QEMU, which spins there, was stopped by the watch
+            status, message, exit_code = "exit", "", tohost_exit_code(watch.value)
+        elif semi is not None:          # QEMU exited at the guest's semihosting exit call
+            status, message, exit_code = semihosting.classify(semi, rc)
+        elif rc is not None and rc < 0 and why == "exit":
             status, message, _ = _classify_exit(rc, err, stats, binary, None)
         elif finished:
             # the guest wrote the finisher within max_steps: the run is complete however QEMU ended
@@ -353,6 +422,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                                              f"stopped after more than {max_steps} steps (--max-steps); QEMU was stopped")
         elif stats.get("step_limit"):
             status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps)"
+        elif why == "tohost":         # stopped by us at tohost, but its log cannot be trusted
+            status, message = "error", "QEMU was stopped at the tohost write, but its log ends inside a record"
         else:
             status, message, exit_code = _classify_exit(rc, err, stats, binary, None)
         if status == "exit" and stats.get("truncated"):
@@ -364,8 +435,18 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             extra["trap_detail"] = detail.summary()
         if finished:
             extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
+        if watch is not None and watch.error:
+            extra["tohost_watch"] = watch.error
+        end_how = ("tohost" if why == "tohost" else "semihosting" if semi is not None else "finisher" if finished
+                   else "") if status == "exit" else ""
+        if semi is not None:
+            extra["semihosting"] = {**semi, "qemu_status": rc}
+        elif "semihosting_why" in stats:
+            extra["semihosting_why"] = stats["semihosting_why"]
+        if end_how == "tohost":
+            extra["tohost"] = {"pa": end, "value": watch.value, "pc_after": watch.pc, "qemu_status": rc}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,
-                        uart=uart_text, message=message, truncated=truncated, extra=extra)
+                        uart=uart_text, message=message, truncated=truncated, extra=extra, end=end_how)
         w.close(footer)
     return result_of(status, out_path, header, footer, message, truncated=bool(stats.get("truncated")))
 

@@ -29,13 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, trap_detail
+from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, semihosting, trap_detail
 from difftest.backends.binaries import ROOT, QemuBinary, locate
 from difftest.backends.result import (MISSING_BACKEND, STEP_LIMIT, BackendError, RunResult, error_result,
                                       sha256_file)
 import numpy as np
 
 from difftest.trace import ACCESSES, EXPOSABLE, Footer, Header, TraceWriter, console_text
+from refmodel.devices import tohost_exit_code
+from refmodel.platform import DEFAULT as DEFAULT_PLATFORM, Platform
 
 PLUGIN_DIR = ROOT / "build" / "plugin"
 PLUGIN_SOURCE = ROOT / "difftest" / "backends" / "plugin" / "difftrace.c"
@@ -75,13 +77,14 @@ def plugin_path(api: int) -> Path:
 
 
 def command(binary: QemuBinary, elf: Path, cpu: str, plugin: Path, rec: Path, log: Path, uart: Path,
-            limit: int) -> list[str]:
-    """The pinned machine (qemu.MACHINE, qemu.cpu_config) WITHOUT one instruction per TB, the
-    plugin and ``-d int,plugin`` (its marker lines and QEMU's trap lines share one log stream)."""
-    extra = ["-audio", "none"] if binary.version_tuple >= (8, 0) else []
-    return ([str(binary.path)] + qemu.MACHINE + qemu.ICOUNT + extra + ["-cpu", qemu.cpu_config(binary, cpu), "-kernel", str(elf),
-            "-plugin", f"{plugin},out={rec},limit={limit}", "-serial", f"file:{uart}", "-d", "int,plugin",
-            "-D", str(log)])
+            limit: int, platform: Platform = DEFAULT_PLATFORM, tohost: int | None = None) -> list[str]:
+    """The described machine (qemu.machine_options, qemu.cpu_config) WITHOUT one instruction per TB,
+    the plugin and ``-d int,plugin`` (its marker lines and QEMU's trap lines share one log stream).
+    ``tohost``: the PA of the ELF's tohost (API 4 only: the plugin reads the stored value)."""
+    args = f"{plugin},out={rec},limit={limit}" + (f",tohost={tohost:#x}" if tohost is not None else "")
+    return ([str(binary.path)] + qemu.machine_options(binary, platform)
+            + ["-cpu", qemu.cpu_config(binary, cpu, platform), "-kernel", str(elf),
+               "-plugin", args, "-serial", f"file:{uart}", "-d", "int,plugin", "-D", str(log)])
 
 
 def exposes(api: int) -> dict:
@@ -109,15 +112,18 @@ def sources(api: int) -> dict:
 
 def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict) -> str:
     """qemu._wait on the plugin's log: stop QEMU at ``deadline``, at the plugin's "L" line (it stopped
-    recording at its limit), past max_steps + 1 trap lines (a fault storm runs no instruction) or
-    past qemu.log_bound(max_steps) bytes."""
-    return qemu._wait(p, log, deadline, max_steps, stats, step_lines=(b"\nriscv_cpu_do_interrupt",),
-                      stop_line=b"\nL ")
+    recording at its limit), at its "T" line (the program wrote tohost: "tohost"), past max_steps + 1
+    trap lines (a fault storm runs no instruction) or past qemu.log_bound(max_steps) bytes."""
+    why = qemu._wait(p, log, deadline, max_steps, stats, step_lines=(b"\nriscv_cpu_do_interrupt",),
+                     stop_line=(b"\nL ", b"\nT "))
+    if why == "stop-line":
+        return "tohost" if stats.get("stop_line") == b"\nT " else "step-limit"
+    return why
 
 
 def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
-        use_cache: bool = True, **_ignored) -> RunResult:
+        use_cache: bool = True, platform: Platform | None = None, **_ignored) -> RunResult:
     """As qemu.run, with the plugin as the trace source.  Never raises for a user-level problem."""
     deadline = time.monotonic() + timeout
     elf = Path(elf_path)
@@ -125,9 +131,15 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         binary = locate(backend)
         qemu.check_elf(elf)
         cpu = cpu or "default"
-        qemu.cpu_config(binary, cpu)
+        platform = platform or DEFAULT_PLATFORM
+        qemu.cpu_config(binary, cpu, platform)
         api = api_version(binary)
         plugin = plugin_path(api)
+        tohost = qemu.program_end(elf)
+        if tohost is not None and api < 4:
+            raise BackendError(MISSING_BACKEND, f"{elf.name} ends through tohost, which the plugin of "
+                                                f"{binary.name} (API {api}) cannot read: use --qemu-trace log "
+                                                f"(the default there)")
     except BackendError as e:
         return error_result(e)
     out_path = Path(out_path)
@@ -139,13 +151,15 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         # its own key: the plugin's bytes and the trace source are part of it
         key = cache.key(binary, elf, cpu, max_steps, hgatp_mode, vs_mode,
                         command(binary, Path("ELF"), cpu, Path("PLUGIN"), Path("REC"), Path("LOG"), Path("UART"),
-                                max_steps + 1) + ["trace-source=plugin", f"plugin-sha256={plugin_sha}"])
+                                max_steps + 1, platform, tohost)
+                        + ["trace-source=plugin", f"plugin-sha256={plugin_sha}"], platform.describe())
         hit = cache.fetch(key, out_path, guest=guest) if use_cache != "refresh" else None
         if hit is not None:
             return hit
     with proc.sigterm_unwinds():
         res = _run_uncached(binary, elf, api=api, plugin=plugin, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu,
-                            timeout=timeout, deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest)
+                            timeout=timeout, deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
+                            platform=platform, tohost=tohost)
     deterministic = res.status == "ok" or (res.error_class == STEP_LIMIT and res.footer is not None
                                            and res.footer.steps == max_steps)
     if key is not None and res.trace_path and deterministic:
@@ -155,19 +169,21 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
 
 
 def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path,
-                  guest) -> RunResult:
+                  guest, platform: Platform = DEFAULT_PLATFORM, tohost: int | None = None) -> RunResult:
     proc.sweep_stale(qemu.TMP_PREFIX)
     with tempfile.TemporaryDirectory(prefix=qemu.TMP_PREFIX) as tmp:
         tmp = Path(tmp)
         proc.claim(tmp)
         rec, log, uart = tmp / "difftrace.bin", tmp / "qemu.log", tmp / "uart.txt"
         # the plugin records one instruction more than max_steps: a run that passes the limit says so
-        cmd = command(binary, elf.resolve(), cpu, plugin, rec, log, uart, max_steps + 1)
+        cmd = command(binary, elf.resolve(), cpu, plugin, rec, log, uart, max_steps + 1, platform, tohost)
         shown = qemu.printable_command(binary, command(binary, elf.resolve(), cpu, plugin, Path("difftrace.bin"),
-                                                       Path("qemu.log"), Path("uart.txt"), max_steps + 1))
+                                                       Path("qemu.log"), Path("uart.txt"), max_steps + 1, platform,
+                                                       tohost))
         header = Header(guest=guest or elf.name.split(".")[0], elf_sha256=sha256_file(elf), hgatp_mode=hgatp_mode,
                         vs_mode=vs_mode, backend=binary.name, backend_version=binary.version, cpu=cpu,
-                        cpu_config=qemu.cpu_config(binary, cpu), command=shown, exposes=exposes(api),
+                        cpu_config=qemu.cpu_config(binary, cpu, platform), command=shown, exposes=exposes(api),
+                        platform=platform.describe(),
                         extra={"qemu_path": str(binary.path), "command_line": shlex.join(shown),
                                "trace_source": "plugin", "plugin": str(plugin), "plugin_api": api,
                                "plugin_sha256": sha256_file(plugin), "sources": sources(api)})
@@ -195,7 +211,7 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         detail = None
         if api < 4 and why == "exit" and log.exists() and p.returncode >= 0:
             handlers = handler_pcs(log)
-            detail = trap_detail.collect(qemu.base_command(binary, elf.resolve(), cpu), binary.env, None, tmp,
+            detail = trap_detail.collect(qemu.base_command(binary, elf.resolve(), cpu, platform), binary.env, None, tmp,
                                          deadline - time.monotonic(), handlers=handlers)
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
@@ -257,7 +273,7 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
                 v, stats["finisher_why"] = fv, ""
                 stats["finisher_from"] = "plugin"
             else:
-                v, stats["finisher_why"] = finisher.read_value(qemu.base_command(binary, elf.resolve(), cpu),
+                v, stats["finisher_why"] = finisher.read_value(qemu.base_command(binary, elf.resolve(), cpu, platform),
                                                                binary.env, stats["finisher_pc"], stats["finisher_va"],
                                                                tmp, deadline)
             finisher_value = finisher.exit_code_of(v) if v is not None else None
@@ -265,8 +281,27 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
                 stats["finisher_why"] = f"the guest wrote {v:#x}, which ends nothing (not a pass/fail value)"
         rc = p.returncode
         exit_code = None
-        if rc is not None and rc < 0 and why == "exit":
+        end = ""
+        tohost_end = rstats.get("tohost")
+        semi = None
+        if why == "exit" and platform.semihosting and not finished and not parse_timeout and written:
+            last_pc, last_insn = _last_insn(cols, last if cols is None else None, written)
+            if last_insn == semihosting.S.EBREAK:
+                semi = semihosting.end_of(qemu.base_command(binary, elf.resolve(), cpu, platform), binary.env, rc,
+                                          last_pc, tmp, deadline, stats)
+        if semi is not None:            # QEMU exited at the guest's semihosting exit call
+            status, message, exit_code = semihosting.classify(semi, rc)
+            end = "semihosting" if status == "exit" else ""
+        elif rc is not None and rc < 0 and why == "exit":
             status, message, _ = qemu._classify_exit(rc, err, stats, binary, None)
+        elif tohost_end is not None and not parse_timeout and not rstats.get("error") and not stats["truncated"]:
+            # the program wrote tohost (the plugin saw the value and recorded nothing after that
+            # store, so the trace ends at it; QEMU, which spins there, was stopped by the backend):
+            # a normal end, whatever QEMU's status
+            status, message, exit_code, end = "exit", "", tohost_exit_code(tohost_end[1]), "tohost"
+        elif why == "tohost":
+            status, message = "error", ("QEMU was stopped at the plugin's tohost line, but the trace does not "
+                                        "show the tohost store" + (f": {rstats['error']}" if rstats.get("error") else ""))
         elif finished:
             status, message, exit_code = qemu._classify_exit(rc if why == "exit" else 0, err, stats, binary,
                                                              finisher_value)
@@ -302,8 +337,13 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
         if finished:
             extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None,
                                  "from": stats.get("finisher_from", "second run")}
+            end = "finisher" if status == "exit" else ""
+        if semi is not None:
+            extra["semihosting"] = {**semi, "qemu_status": rc}
+        if end == "tohost":
+            extra["tohost"] = {"pa": tohost, "value": tohost_end[1], "step": tohost_end[0], "qemu_status": rc}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=written,
-                        uart=uart_text, message=message, truncated=truncated, extra=extra)
+                        uart=uart_text, message=message, truncated=truncated, extra=extra, end=end)
         w.close(footer)
     return qemu.result_of(status, out_path, header, footer, message, truncated=bool(stats["truncated"]),
                           bad_trace=bool(rstats.get("error")))
@@ -315,17 +355,16 @@ def _write_columns(w, cols, stats: dict, detail) -> int:
     trace without a Step per instruction.  Returns the steps written."""
     n = cols.n
     tab = cols.table
-    row_step = np.repeat(np.arange(n, dtype=np.int64), cols.xcount.astype(np.int64))
-    refs = cols.refs.astype(np.int64)
-    fin = (tab["access"][refs] == ACCESSES.index("store")) & ~tab["pa_none"][refs] \
-        & (tab["pa"][refs] >= np.uint64(qemu.FINISHER.start)) & (tab["pa"][refs] < np.uint64(qemu.FINISHER.stop))
+    # the finisher stores among the distinct translations (a small table), then their first use
+    fin = (tab["access"] == ACCESSES.index("store")) & ~tab["pa_none"] \
+        & (tab["pa"] >= np.uint64(qemu.FINISHER.start)) & (tab["pa"] < np.uint64(qemu.FINISHER.stop))
     keep = n
-    hits = np.flatnonzero(fin)
+    hits = np.flatnonzero(fin[cols.refs]) if fin.any() else ()
     if len(hits):
         r = int(hits[0])
-        i = int(row_step[r])
+        i = _step_of_row(cols.xcount, r)
         keep = i + 1
-        stats.update(finisher_step=i, finisher_pc=int(cols.pc[i]), finisher_va=int(tab["va"][refs[r]]))
+        stats.update(finisher_step=i, finisher_pc=int(cols.pc[i]), finisher_va=int(tab["va"][cols.refs[r]]))
         rest = n - keep                       # qemu.tail_is_safe: none, or one pc without a trap (j .)
         tail_pcs = set(cols.pc[keep:keep + 65].tolist())
         stats["tail_safe"] = rest == 0 or (rest <= 64 and len(tail_pcs) == 1
@@ -339,6 +378,29 @@ def _write_columns(w, cols, stats: dict, detail) -> int:
     w.bulk(cols.pc[:keep], cols.insn[:keep], cols.has_insn[:keep], cols.priv[:keep], cols.v[:keep],
            cols.xcount[:keep], cols.refs[:rows], tab, traps)
     return keep
+
+
+def _step_of_row(xcount: np.ndarray, r: int, span: int = 1 << 20) -> int:
+    """The step whose translations include row ``r`` (rows are in step order, ``xcount`` per step),
+    found a slice of steps at a time: a cumulative sum over a whole 10 M-step run is 80 MB."""
+    base = 0
+    for k in range(0, len(xcount), span):
+        c = np.cumsum(xcount[k:k + span], dtype=np.int64)
+        c += base
+        if len(c) and c[-1] > r:
+            return k + int(np.searchsorted(c, r, side="right"))
+        base = int(c[-1]) if len(c) else base
+    raise ValueError(f"translation row {r} is past the last step's")
+
+
+def _last_insn(cols, last, written: int):
+    """(pc, instruction bits) of the trace's last step: from the columns, or the last Step."""
+    if cols is not None:
+        j = written - 1
+        return int(cols.pc[j]), (int(cols.insn[j]) if cols.has_insn[j] and j not in cols.traps else None)
+    if last is None or last.trap is not None:
+        return None, None
+    return last.pc, last.insn
 
 
 def _is_store(insn: int | None) -> bool:

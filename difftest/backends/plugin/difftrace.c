@@ -20,6 +20,10 @@
  *   regs   (v4) read priv and the trap CSRs at every marker (default 1)
  *   rregs  (v4) which instruction callbacks are registered with QEMU_PLUGIN_CB_R_REGS: "sel"
  *          (default: only those that can be a marker), "all", "none" (for measurements)
+ *   tohost (v4) the physical address of the ELF's tohost doubleword (riscv-tests convention): the
+ *          first store that leaves it non-zero gets a VAL record (b = 1, x = the doubleword), then
+ *          the plugin prints "T <index> <value hex>" and records nothing more (the program ended;
+ *          QEMU never exits by itself there, so the backend stops it)
  *
  * Record file: a sequence of 16-byte little-endian records, struct.Struct("<BBHIQ"):
  *     u8 type, u8 a, u16 b, u32 w, u64 x
@@ -39,7 +43,8 @@
  *   type 6 LIMIT  recording stopped at the instruction with index x (the limit)
  *   type 7 VAL    (v4) follows the PA of a store to I/O (the UART, the finisher): x = the value
  *                 stored (low 64 bits), a = its size shift -- so the finisher's exit code comes
- *                 from this one run, without running QEMU again to read it
+ *                 from this one run, without running QEMU again to read it; b = 1: the tohost
+ *                 store that ended the program, x = the tohost doubleword it left
  *
  * Markers: QEMU 7.2 and 10.0 have no trap (discontinuity) callbacks.  The trap lines come from
  * QEMU's own "-d int" log; to place them, the plugin prints "S <index> <pc hex>" with
@@ -187,6 +192,9 @@ struct insn {
 };
 
 static uint64_t limit = UINT64_MAX;
+#if DT_API >= 4
+static uint64_t tohost;                    /* 0: no tohost (argument tohost=) */
+#endif
 static uint64_t n_insn;                    /* index of the next instruction */
 static const struct insn *prev;
 static bool prev_mem_fired, stopped;
@@ -292,6 +300,17 @@ static void insn_exec(unsigned int vcpu_index, void *udata)
     n_insn++;
 }
 
+#if DT_API >= 4
+static uint64_t stored_value(qemu_plugin_meminfo_t info)
+{
+    qemu_plugin_mem_value mv = qemu_plugin_mem_get_value(info);
+    return mv.type == QEMU_PLUGIN_MEM_VALUE_U8 ? mv.data.u8
+         : mv.type == QEMU_PLUGIN_MEM_VALUE_U16 ? mv.data.u16
+         : mv.type == QEMU_PLUGIN_MEM_VALUE_U32 ? mv.data.u32
+         : mv.type == QEMU_PLUGIN_MEM_VALUE_U64 ? mv.data.u64 : mv.data.u128.low;
+}
+#endif
+
 static void mem_access(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
     if (stopped) {
@@ -313,12 +332,21 @@ static void mem_access(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint
         put(R_PA, 0, 0, 0, qemu_plugin_hwaddr_phys_addr(hw));
 #if DT_API >= 4
         if ((a & (1 << 4)) && (a & (1 << 6))) {
-            qemu_plugin_mem_value mv = qemu_plugin_mem_get_value(info);
-            uint64_t v = mv.type == QEMU_PLUGIN_MEM_VALUE_U8 ? mv.data.u8
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U16 ? mv.data.u16
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U32 ? mv.data.u32
-                       : mv.type == QEMU_PLUGIN_MEM_VALUE_U64 ? mv.data.u64 : mv.data.u128.low;
-            put(R_VAL, a & 15, 0, 0, v);
+            put(R_VAL, a & 15, 0, 0, stored_value(info));
+        } else if ((a & (1 << 4)) && tohost && (qemu_plugin_hwaddr_phys_addr(hw) & ~7ULL) == tohost) {
+            unsigned sh = (unsigned)(qemu_plugin_hwaddr_phys_addr(hw) & 7) * 8;
+            /* the doubleword was zero until now (a non-zero one ended the program already) */
+            uint64_t v = stored_value(info) << sh;
+            if (v) {
+                char line[80];
+                put(R_VAL, a & 15, 1, 0, v);
+                stopped = true;
+                flush_buf();
+                snprintf(line, sizeof line, "T %llu %llx\n", (unsigned long long)(n_insn - 1),
+                         (unsigned long long)v);
+                qemu_plugin_outs(line);
+                return;
+            }
         }
 #endif
     }
@@ -460,6 +488,8 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
         } else if (strncmp(argv[i], "limit=", 6) == 0) {
             limit = strtoull(argv[i] + 6, NULL, 10);
 #if DT_API >= 4
+        } else if (strncmp(argv[i], "tohost=", 7) == 0) {
+            tohost = strtoull(argv[i] + 7, NULL, 0) & ~7ULL;
         } else if (strcmp(argv[i], "regs=0") == 0) {
             read_regs = false;
         } else if (strcmp(argv[i], "rregs=all") == 0) {

@@ -1,0 +1,162 @@
+"""Programs that end through ``tohost`` (the riscv-tests convention), for QEMU runs that cannot see
+the stored value themselves (the log source, and the re-runs of the trap-detail and gdbstub passes).
+
+Such a program writes a non-zero value to its ``tohost`` doubleword and then spins: QEMU never exits
+by itself.  So the run is started halted (``-S``) with its gdbstub on a private Unix socket, a write
+watchpoint (``Z2``) is set on tohost and the guest continued; at each watchpoint stop the doubleword
+is read (``m``), and the first non-zero value ends the run: it is recorded and QEMU is stopped
+(SIGTERM: QEMU flushes its log).  QEMU reports a write watchpoint after the QEMU (7.2 and 10.0, measured) stops *before* the store: the watchpoint is removed, the store
+single-stepped, the doubleword read and the watchpoint put back, as gdb does.  The log then holds
+the store and nothing after it; with ``-d exec`` the store's exec line is logged twice (the
+attempt abandoned at the watchpoint, then the step) -- ``drop_replayed_store`` removes one.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from difftest.backends import gdbstub, proc
+
+
+def gdb_options(sock: Path) -> list[str]:
+    return ["-S", "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off", "-gdb", "chardev:gdb0"]
+
+
+def step_over_store(rsp, tohost: int):
+    """At a watchpoint stop (QEMU stops before the store: measured on 7.2 and 10.0): remove the
+    watchpoint, single-step the store, read the doubleword, put the watchpoint back.  The value, or
+    None when the stub does not cooperate."""
+    if rsp.cmd(f"z2,{tohost:x},8") != "OK":
+        return None
+    r = rsp.cmd("s")
+    if not r.startswith("T"):
+        return None
+    m = rsp.cmd(f"m{tohost:x},8")
+    if not m or m.startswith("E"):
+        return None
+    v = int.from_bytes(bytes.fromhex(m), "little")
+    if not v and rsp.cmd(f"Z2,{tohost:x},8") != "OK":
+        return None
+    return v
+
+
+class Watch(threading.Thread):
+    """Drives a QEMU started with ``gdb_options``: continues it until a non-zero tohost write, then
+    stops it.  ``value`` (the doubleword), ``pc`` (where the guest stopped, after the store) or
+    ``error`` once joined; neither when QEMU exited (or was stopped) first."""
+
+    def __init__(self, p: subprocess.Popen, sock: Path, tohost: int, deadline: float):
+        super().__init__(daemon=True)
+        self.p, self.sock, self.tohost, self.deadline = p, sock, tohost, deadline
+        self.value: int | None = None
+        self.pc: int | None = None
+        self.error = ""
+
+    def run(self) -> None:
+        rsp = None
+        try:
+            rsp = gdbstub.connect(self.p, self.sock, self.deadline)
+            if rsp.cmd(f"Z2,{self.tohost:x},8") != "OK":
+                self.error = "QEMU's gdbstub refused a write watchpoint on tohost"
+                proc.stop(self.p)
+                return
+            while True:
+                rsp.sock.settimeout(max(0.5, self.deadline - time.monotonic()))
+                r = rsp.cmd("c")
+                if not r.startswith("T"):
+                    return                           # W/X: QEMU exited (the finisher)
+                v = step_over_store(rsp, self.tohost)
+                if v is None:
+                    self.error = f"cannot read tohost at {self.tohost:#x} through the gdbstub"
+                    proc.stop(self.p)
+                    return
+                if v:
+                    self.value = v
+                    nums = gdbstub.register_numbers(rsp)
+                    pc = rsp.cmd(f"p{nums['pc']:x}") if "pc" in nums else ""
+                    if pc and not pc.startswith("E"):
+                        self.pc = int.from_bytes(bytes.fromhex(pc), "little")
+                    proc.stop(self.p)
+                    return
+        except (gdbstub.GdbError, OSError, EOFError, ValueError, socket.timeout) as e:
+            if not proc.exited(self.p):
+                self.error = f"tohost watch: {e}"
+        finally:
+            if rsp is not None:
+                rsp.close()
+
+
+def start(cmd: list[str], env: dict, tohost: int, work: Path, deadline: float, **popen_kw):
+    """QEMU ``cmd`` under a tohost Watch: (process, started watch)."""
+    import os
+    sock = work / f"tohost-{len(list(work.glob('tohost-*.sock')))}.sock"
+    p = proc.popen(cmd + gdb_options(sock), env={**os.environ, **env}, **popen_kw)
+    w = Watch(p, sock, tohost, deadline)
+    w.start()
+    return p, w
+
+
+def run(cmd: list[str], env: dict, tohost: int, work: Path, timeout: float, **popen_kw) -> Watch:
+    """proc.run for a tohost program: runs ``cmd`` until its tohost write (or its exit, or
+    ``timeout``); the joined Watch."""
+    deadline = time.monotonic() + timeout
+    p, w = start(cmd, env, tohost, work, deadline, **popen_kw)
+    try:
+        while not proc.exited(p, 0.05):
+            if time.monotonic() > deadline:
+                proc.stop(p)
+                break
+    finally:
+        proc.kill(p)
+        w.join(5)
+    return w
+
+
+def _last(item):
+    """(pc, trap) of the last step of a log item: a Step, the writer's step tuple, or a
+    qemu_log.Plain run of bare exec lines (no trap)."""
+    if type(item) is tuple:
+        return item[1], item[6]
+    if hasattr(item, "raw") and isinstance(item.pc, list):
+        return item.pc[-1], None
+    return item.pc, item.trap
+
+
+def _without_last(item):
+    """A Plain run without its last step (None when that was its only one)."""
+    from dataclasses import replace
+    if len(item) == 1:
+        return None
+    cut = {k: (getattr(item, k)[:-1] if getattr(item, k) is not None else None) for k in ("pc", "priv", "v", "raw")}
+    return replace(item, **cut)
+
+
+def drop_replayed_store(steps):
+    """The log's steps without the store's second exec line at the watchpoint stop: when the last
+    two steps are at one pc and neither trapped, the last is the replay (a store is not an
+    instruction that comes back to itself); both carry the same TLB fill, if any.  Items are
+    Steps, step tuples or qemu_log.Plain runs (the last two steps may share one run)."""
+    a = b = None
+    for s in steps:
+        if a is not None:
+            yield a
+        a, b = b, s
+    if b is None:
+        return
+    plain = isinstance(b.pc, list) if not isinstance(b, tuple) else False
+    if plain and len(b) >= 2:
+        if b.pc[-1] == b.pc[-2]:
+            b = _without_last(b)
+        if a is not None:
+            yield a
+        yield b
+        return
+    if a is not None:
+        yield a
+        (pa, ta), (pb, tb) = _last(a), _last(b)
+        if pa == pb and ta is None and tb is None:
+            return
+    yield b
