@@ -32,7 +32,6 @@ from refmodel.platform import DEFAULT as DEFAULT_PLATFORM, Platform
 # sv48=on Sv57x4 is ignored (tests/test_qemu_variants.py).
 CPU_VARIANTS = {"default": "", "sv39": "sv39=on", "sv48": "sv48=on", "sv57": "sv57=on"}
 VARIANT_MIN_VERSION = {"sv39": (8, 0), "sv48": (8, 0), "sv57": (8, 0)}
-MACHINE = DEFAULT_PLATFORM.qemu_machine()      # the default platform's machine options
 
 
 # Time follows instructions (docs/ARCHITECTURE.md 7b): each instruction 2^7 ns of virtual time, and a
@@ -40,6 +39,7 @@ MACHINE = DEFAULT_PLATFORM.qemu_machine()      # the default platform's machine 
 # and WFI's wake-up are deterministic -- and the model computes them the same way (refmodel/aclint.py;
 # refmodel.profile.Profile.icount_shift must equal this shift).
 ICOUNT = ["-icount", "shift=7,sleep=off"]
+MACHINE = DEFAULT_PLATFORM.qemu_machine() + ICOUNT     # the default platform's machine options
 
 
 def machine_options(binary: QemuBinary, platform: Platform = DEFAULT_PLATFORM) -> list[str]:
