@@ -41,6 +41,12 @@ _INT = re.compile(r"^riscv_cpu_do_interrupt: hart:\s*\d+, async:(\d), cause:([0-
                   r"tval:0x([0-9a-f]+)")
 
 ACCESS = {0: "load", 1: "store", 2: "fetch"}
+# A TB whose exec line was printed but which did not run its instruction: QEMU left it at its start
+# (an exit request: a timer re-armed under -icount, an interrupt raised) or rewound it at a device
+# access to run it again ending there (-icount: "cpu_io_recompile").  Either way its exec line comes
+# again (or an interrupt is taken at that pc): the step is the next one, not this one.
+_NOT_RUN = re.compile(r"^(?:Stopped execution of TB chain before 0x[0-9a-f]+ \[([0-9a-f]+)\]"
+                      r"|cpu_io_recompile: rewound execution of TB to ([0-9a-f]+))")
 # QEMU's TRANSLATE_SUCCESS=0, TRANSLATE_FAIL=1, TRANSLATE_PMP_FAIL=2, TRANSLATE_G_STAGE_FAIL=3
 _PAGE_FAULT = {"fetch": 12, "load": 13, "store": 15}
 _GUEST_PAGE_FAULT = {"fetch": 20, "load": 21, "store": 23}   # Priv. 9.6.2 (H chapter) exception codes
@@ -170,6 +176,13 @@ def parse(lines: Iterable[str], *, max_steps: int | None = None, stats: dict | N
                 fl = int(m.group(3), 16)
                 cur.v, cur.priv = (fl >> layout[0]) & 1, (fl >> layout[1]) & 3
             pending_fetch = []
+            continue
+        m = _NOT_RUN.match(line)
+        if m:
+            close_fill()
+            if cur is not None and cur.trap is None and cur.pc == int(m.group(1) or m.group(2), 16):
+                pending_fetch = cur.xlats + pending_fetch
+                cur = None
             continue
         m = _FILL.match(line)
         if m:
