@@ -36,14 +36,15 @@ class StateDivergence:
     reset_diff: dict = field(default_factory=dict)   # differ before step 0: not compared
 
 
-def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float):
+def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float, platform=None):
     from difftest.backends import binaries as B
     from difftest.backends import qemu as Q
     b = B.locate(backend)
     log, uart = work / f"{backend}.cpu.log", work / "uart"
     # exec too: its "Stopped execution"/"rewound" lines mark dumps of TBs that did not run (-icount)
     cmd = [("cpu,exec,nochain" if c == "exec,int,mmu,nochain" else c)
-           for c in Q.command(b, Path(elf), cpu, log, uart)]
+           for c in (Q.command(b, Path(elf), cpu, log, uart, platform) if platform is not None
+                     else Q.command(b, Path(elf), cpu, log, uart))]
     from difftest.backends import proc
     # dies with us (ARCHITECTURE section 5); on timeout the dumps so far are still usable
     proc.run(cmd, env=dict(os.environ, **b.env), timeout=timeout, stdin=subprocess.DEVNULL,
@@ -53,16 +54,21 @@ def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float):
 
 
 def first_state_divergence(elf: Path, *, backend: str, cpu: str = "default", limit: int = 2_000_000,
-                           timeout: float = 120) -> StateDivergence:
+                           timeout: float = 120, platform=None) -> StateDivergence:
+    """``platform``: a firmware platform (``--firmware``: refmodel/loader.py FirmwarePlatform) or None."""
     from difftest.backends import model as M
-    hart = M.make_hart(elf, M.profile_for(cpu, like=backend))
+    from difftest.engine import model_dtb
+    prof = M.profile_for(cpu, like=backend)
+    if platform is not None:
+        prof = prof.on(platform)
+    hart = M.make_hart(elf, prof, platform, model_dtb(elf, cpu, platform, backend))
     run = hart.run(limit)
     skipped = 0             # one generator for the whole run, as the model backend does
     with tempfile.TemporaryDirectory() as td:
         compared = None
         reset_diff: dict = {}       # registers that already differ at reset (set aside, reported)
         n = 0
-        for q in qemu_states(backend, elf, cpu, Path(td), timeout):
+        for q in qemu_states(backend, elf, cpu, Path(td), timeout, platform):
             if n >= limit or hart.halted:
                 break
             m = hart.state_dict()
@@ -109,14 +115,20 @@ def _fmt(d: StateDivergence, backend: str) -> str:
 
 def run_first(args) -> int:
     from difftest import engine
-    from difftest.cli import UserError
+    from difftest import firmware as F
+    from difftest.cli import UserError, _firmware_args
+    from refmodel.platform import DEFAULT
+    platform = _firmware_args(args, DEFAULT) if getattr(args, "firmware", None) else None
     try:
         name, elf = engine.resolve_guest(args.guest)
         with tempfile.TemporaryDirectory() as td:
             elf2, hg, vs = engine.patch_modes(elf, args.mode or "", args.vs_mode or "", Path(td))
-            d = first_state_divergence(elf2, backend=args.backend, cpu=args.cpu, timeout=args.timeout)
+            d = first_state_divergence(elf2, backend=args.backend, cpu=args.cpu, timeout=args.timeout,
+                                       platform=platform)
     except engine.EngineError as e:
         raise UserError(str(e), e.exit_code)
+    except F.FirmwareError as e:
+        raise UserError(str(e))
     if args.json:
         print(json.dumps({"guest": name, "hgatp_mode": hg, "vs_mode": vs, "backend": args.backend,
                           "step": d.step, "pc": d.pc, "diffs": {k: list(v) for k, v in d.diffs.items()},
@@ -137,6 +149,7 @@ def add_subcommand(sub) -> None:
                       epilog="example:\n  difftest bisect first-divergence hgatp_reserved --backend qemu-7.2")
     from difftest.cli import add_case_arguments
     add_case_arguments(f, "qemu-7.2")
+    f.add_argument("--firmware", metavar="FW", help="as `difftest run --firmware`: the guest is this firmware's payload")
     f.set_defaults(func=run_first)
     add_minimise(bs)
     add_qemu(bs)

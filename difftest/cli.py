@@ -203,6 +203,7 @@ def cmd_run(args) -> int:
     except ValueError as e:
         prog.done()
         raise UserError(f"--ram: {e}")
+    platform = _firmware_args(args, platform)
     try:
         name, elf = engine.resolve_guest(args.guest, platform)
         declared = declared_modes(elf)
@@ -216,7 +217,8 @@ def cmd_run(args) -> int:
     vs = _modes(args.vs_mode, declared[1] if declared else None, SATP_MODES, "VS mode")
     if declared is None and (args.mode not in (None, "", "all") or args.vs_mode not in (None, "", "all")):
         raise UserError(f"{args.guest} has no difftest config block: it runs as is, without --mode/--vs-mode")
-    out_root = Path(args.out) if args.out else ROOT / "build" / "runs" / name
+    out_root = Path(args.out) if args.out else ROOT / "build" / "runs" / (
+        f"{name}@{Path(platform.firmware).stem}" if getattr(platform, "firmware", None) else name)
     results = []
     for m in hg:
         for v in vs:
@@ -241,6 +243,26 @@ def cmd_run(args) -> int:
         print()
         print(summary_table(results))
     return _exit_for(results)
+
+
+def _firmware_args(args, platform):
+    """``--firmware FW``: ``platform`` with the firmware (refmodel/loader.py FirmwarePlatform); a
+    payload of ours named as the guest (guests/firmware/<name>) is built and its ELF put in
+    ``args.guest``."""
+    fw = getattr(args, "firmware", None)
+    if fw is None:
+        return platform
+    from difftest import firmware as F
+    from difftest import guests as G
+    try:
+        platform = F.platform_with(platform, fw)
+        if args.guest in F.payload_names():
+            args.guest = str(F.build_payload(args.guest))
+    except F.FirmwareError as e:
+        raise UserError(str(e))
+    except G.BuildError as e:
+        raise UserError(str(e), 125)
+    return platform
 
 
 def _tag_known(case, qemu_trace: str = "auto") -> None:
@@ -532,6 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", action="store_true", help="re-run QEMU even when a cached trace exists (the fresh trace replaces it)")
     s.add_argument("--timeout", type=float, default=120, help="seconds per backend run (default 120)")
     s.add_argument("--max-steps", type=int, default=5_000_000, help="step limit per run (default 5000000)")
+    s.add_argument("--firmware", metavar="FW", help="run the ELF as the payload of this firmware (QEMU -bios FW; the "
+                   "model gets QEMU's own device tree): a path, or opensbi-jump / opensbi-dynamic (Debian's "
+                   "OpenSBI); a payload of guests/firmware/ is built by name, e.g. "
+                   "`difftest run sbi_payload --firmware opensbi-jump`")
     s.add_argument("--qemu-trace", choices=("auto", "log", "plugin"), default="auto",
                    help="QEMU trace source: plugin (the difftrace TCG plugin, one run: every instruction and every "
                         "access with its physical address, TLB hits included; on 10.0 also priv/V and the trap "

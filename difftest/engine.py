@@ -104,6 +104,8 @@ def pair_command(guest: str, hgatp_mode: str, vs_mode: str, backends, cpu: str, 
         cmd += ["--cpu", cpu]
     if platform is not None and platform.ram_size != DEFAULT_PLATFORM.ram_size:
         cmd += ["--ram", size_text(platform.ram_size)]
+    if getattr(platform, "firmware", None):
+        cmd += ["--firmware", platform.firmware]
     return cmd
 
 
@@ -177,6 +179,16 @@ def profile_choice_note(names: list[str], pairs: list[PairResult]) -> str:
     return ""
 
 
+def model_dtb(elf: Path, cpu: str, platform, like: str | None) -> bytes | None:
+    """The device tree a model run on a firmware platform is given: the one QEMU ``like`` (the
+    QEMU it is compared with; qemu-10.0 for a model alone) generates for the same run
+    (difftest/firmware.py).  None without a firmware."""
+    if not getattr(platform, "firmware", None):
+        return None
+    from difftest import firmware as F
+    return F.dtb(like or F.DEFAULT_QEMU, elf, cpu, platform)
+
+
 # Interrupt synchronisation (docs/ARCHITECTURE.md "Interrupts and time"): how many steps the model may
 # hold back an interrupt that is pending and enabled while the implementation has not taken it.
 # QEMU decides interrupt points at TB ends; under -icount its timer fires within a couple of
@@ -208,15 +220,18 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
                  use_cache, guest, command, like=None, cancel=None, qemu_trace: str = "auto", platform=None,
                  irq_schedule=None):
     if is_model(name):
+        from difftest import firmware as F
         from difftest.backends import model
         try:
             model.check_backend_name(name)
             prof = model.profile_for(cpu, like=like)
-        except model.ModelError as e:
+            dtb = model_dtb(elf, cpu, platform, like)
+        except (model.ModelError, F.FirmwareError) as e:
             return model._result("error", None, None, None, str(e), e.error_class)
         return model.run(elf, backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                          max_steps=max_steps, out_path=out_path, guest=guest, command=command, profile=prof,
-                         cancel=cancel, platform=platform, irq_schedule=irq_schedule, irq_bound=IRQ_BOUND)
+                         cancel=cancel, platform=platform, dtb=dtb, irq_schedule=irq_schedule,
+                         irq_bound=IRQ_BOUND)
     from difftest import backends as B
     kw = dict(backend=name, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
               max_steps=max_steps, out_path=out_path)
@@ -249,7 +264,12 @@ def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], back
         prof = model.profile_for(cpu, like=model_like(mname, backends)).on(platform or DEFAULT_PLATFORM)
     except model.ModelError:
         return None
-    return model.walk_at(elf, step=div.step, va=x.va, access=x.access, priv=x.priv, v=x.v, cpu=cpu, profile=prof)
+    try:
+        dtb = model_dtb(elf, cpu, platform, model_like(mname, backends))
+    except Exception:            # a report without the walk is still a report
+        return None
+    return model.walk_at(elf, step=div.step, va=x.va, access=x.access, priv=x.priv, v=x.v, cpu=cpu, profile=prof,
+                         platform=platform, dtb=dtb)
 
 
 def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[str], cpu: str = "default",

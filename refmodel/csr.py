@@ -32,6 +32,53 @@ for _i in range(16):
     NAMES[0x3A0 + _i] = f"pmpcfg{_i}"
 for _i in range(64):
     NAMES[0x3B0 + _i] = f"pmpaddr{_i}"
+
+# ---- What a firmware probes (issue 12; OpenSBI's hart feature detection): the hardware performance
+# monitor, and which PMP CSRs exist.  Priv. 20240411 3.1.10 "Hardware Performance Monitor": "The
+# hardware performance monitor includes 29 additional 64-bit event counters, mhpmcounter3-
+# mhpmcounter31 ... All counters should be implemented, but a legal implementation is to make both
+# the counter and its corresponding event selector be read-only 0" -- profile.hpm_counters of them,
+# from mhpmcounter3 up, hold what is written (no event is implemented, so none counts: "The meaning
+# of these event selectors is platform-specific"); the others read 0.  hpmcounterN (0xC03..) are
+# their unprivileged read-only shadows, gated by [mhs]counteren bit N like cycle (3.1.11, H 9.2.4).
+HPM = range(3, 32)
+for _i in HPM:
+    NAMES[0xB00 + _i] = f"mhpmcounter{_i}"
+    NAMES[0x320 + _i] = f"mhpmevent{_i}"
+    NAMES[0xC00 + _i] = f"hpmcounter{_i}"
+
+
+def pmp_csr_exists(profile, num: int) -> bool:
+    """Priv. 3.7.1: "Implementations may implement zero, 16, or 64 PMP entries; the lowest-numbered
+    PMP entries must be implemented first" -- the CSRs of entries past profile.pmp_entries are not
+    implemented (an access is an illegal instruction).  "For RV64, eight even-numbered CSRs,
+    pmpcfg0, pmpcfg2, ..., pmpcfg14, hold the configurations for the 64 PMP entries ... The
+    odd-numbered configuration registers, pmpcfg1, pmpcfg3, ..., pmpcfg15, are illegal for RV64."
+    pmpcfgK holds entries 4K..4K+7 on RV64."""
+    if 0x3A0 <= num <= 0x3AF:
+        k = num - 0x3A0
+        return not k & 1 and 4 * k < profile.pmp_entries
+    if 0x3B0 <= num <= 0x3EF:
+        return num - 0x3B0 < profile.pmp_entries
+    return True
+
+
+def hpm_writable(profile, num: int) -> bool:
+    """mhpmcounterN / mhpmeventN of an implemented counter (N < 3 + profile.hpm_counters)."""
+    return (num & 0x1F) < 3 + getattr(profile, "hpm_counters", 0)
+
+
+def hpm_read(h, num: int) -> int:
+    """mhpmcounterN, mhpmeventN, and hpmcounterN (reads mhpmcounterN)."""
+    n = 0xB00 | (num & 0x1F) if num >= 0xC00 else num
+    return h.csr[n] if hpm_writable(h.profile, n) else 0
+
+
+def hpm_write(h, num: int, val: int) -> None:
+    if num < 0xC00 and hpm_writable(h.profile, num):
+        h.csr[num] = val
+# ---- end of the firmware-probe block
+
 NUMBERS = {v: k for k, v in NAMES.items()}
 
 # mstatus fields (Priv. 3.1.6)
@@ -61,7 +108,7 @@ HVIP_W = HIDELEG_W
 ENVCFG_W = 1 | (3 << 4) | (1 << 6) | (1 << 7)      # FIOM, CBIE, CBCFE, CBZE
 VS_TO_S = {0x100: 0x200, 0x104: 0x204, 0x105: 0x205, 0x140: 0x240, 0x141: 0x241, 0x142: 0x242,
            0x143: 0x243, 0x144: 0x244, 0x180: 0x280}
-COUNTERS = {0xC00: 0, 0xC01: 1, 0xC02: 2}
+COUNTERS = {0xC00: 0, 0xC01: 1, 0xC02: 2, **{0xC00 + _i: _i for _i in HPM}}
 SATP_LIKE = (0x180, 0x280)
 
 
@@ -86,6 +133,11 @@ def check_access(h, num: int, write: bool, insn: int) -> int:
     or raises illegal-instruction / virtual-instruction."""
     if num not in NAMES or (0x001 <= num <= 0x003):      # F/D state: not modelled -> illegal
         raise _bad(h, insn)
+    if 0x3A0 <= num <= 0x3EF and not pmp_csr_exists(h.profile, num):
+        raise _bad(h, insn)
+    if (0xB03 <= num <= 0xB1F or 0xC03 <= num <= 0xC1F) and not hpm_writable(h.profile, num) \
+            and not getattr(h.profile, "hpm_absent_read_zero", True):
+        raise _bad(h, insn)              # an unimplemented counter does not exist (profile.hpm_absent_read_zero)
     ro = (num >> 10) & 3 == 3
     lvl = (num >> 8) & 3                   # 0 U, 1 S, 2 hypervisor (HS) / VS CSRs, 3 M
     priv, v = h.priv, h.v
@@ -123,6 +175,8 @@ def check_access(h, num: int, write: bool, insn: int) -> int:
 
 def read(h, num: int) -> int:
     c = h.csr
+    if 0xB03 <= num <= 0xB1F or 0x323 <= num <= 0x33F or 0xC03 <= num <= 0xC1F:
+        return hpm_read(h, num)
     if num == 0x100:
         return _sd(c[0x300] & SSTATUS_MASK)
     if num == 0x300:
@@ -263,6 +317,9 @@ def write(h, num: int, val: int) -> None:
         return                                   # read-only (or no guest external interrupts: hgeie = 0)
     elif num in (0xB00, 0xB02):
         return                                   # counters are derived from steps (not compared)
+    elif 0xB03 <= num <= 0xB1F or 0x323 <= num <= 0x33F or 0xC03 <= num <= 0xC1F:
+        hpm_write(h, num, val)                   # hpmcounterN are read-only (check_access)
+        return
     else:
         c[num] = val
     h.flush_tlb()

@@ -14,9 +14,10 @@ UART_BASE, UART_SIZE = 0x10000000, 0x100
 FINISHER_PASS, FINISHER_FAIL, FINISHER_RESET = 0x5555, 0x3333, 0x7777
 
 
-def reset_stub(start: int, fdt: int) -> bytes:
+def reset_stub(start: int, fdt: int, next_addr: int | None = None) -> bytes:
     """QEMU's riscv_setup_rom_reset_vec layout (RV64): a0 = mhartid, a1 = FDT address,
-    a2 = fw_dynamic_info, jump to the ELF entry."""
+    a2 = fw_dynamic_info, jump to ``start`` (the ELF entry, or a firmware's entry).  fw_dynamic_info
+    names the next stage: the payload's entry ``next_addr`` under a firmware, else ``start``."""
     words = [
         0x00000297,   # auipc t0, 0
         0x02828613,   # addi  a2, t0, 40      (&fw_dynamic_info)
@@ -27,7 +28,7 @@ def reset_stub(start: int, fdt: int) -> bytes:
     ]
     blob = struct.pack("<6I", *words) + struct.pack("<QQ", start, fdt)
     # fw_dynamic_info: magic "OSBI", version 2, next_addr, next_mode (S=1), options, boot_hart
-    blob += struct.pack("<6Q", 0x4942534F, 2, start, 1, 0, 0)
+    blob += struct.pack("<6Q", 0x4942534F, 2, start if next_addr is None else next_addr, 1, 0, 0)
     return blob
 
 

@@ -8,6 +8,7 @@ import struct
 from refmodel.aclint import MSWI_BASE, MTIMER_BASE, MTIMER_SIZE, Aclint, AclintAccessError
 from refmodel.devices import (MROM_BASE, MROM_SIZE, TEST_BASE, TEST_SIZE, UART_BASE, UART_SIZE,
                               Finisher, Uart)
+from refmodel.plic import Plic, PlicAccessError
 
 _U = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
 
@@ -26,6 +27,7 @@ class Memory:
         self.finisher = Finisher()
         # ACLINT MSWI + MTIMER (refmodel.aclint); the hart gives it its instruction count
         self.aclint = Aclint(lambda: 0)
+        self.plic = Plic()               # refmodel.plic: what a firmware programs (nothing is pending)
         self.last_uart = ""
 
     def is_ram(self, pa: int, size: int) -> bool:
@@ -58,6 +60,11 @@ class Memory:
                 return self.aclint.read(pa, size)
             except AclintAccessError:
                 raise BusError(pa) from None
+        if self.plic.contains(pa):
+            try:
+                return self.plic.read(pa, size)
+            except PlicAccessError:
+                raise BusError(pa) from None
         raise BusError(pa)
 
     def write(self, pa: int, size: int, val: int) -> None:
@@ -76,6 +83,12 @@ class Memory:
             try:
                 self.aclint.write(pa, size, val)
             except AclintAccessError:
+                raise BusError(pa) from None
+            return
+        if self.plic.contains(pa):
+            try:
+                self.plic.write(pa, size, val)
+            except PlicAccessError:
                 raise BusError(pa) from None
             return
         raise BusError(pa)               # ROM is read-only: a store there faults too

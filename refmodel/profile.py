@@ -45,6 +45,17 @@ class Profile:
     # PMP: number of entries and granularity G (grain = 2^(G+2) bytes).
     pmp_entries: int = DEFAULT_PLATFORM.pmp_entries
     pmp_granularity: int = 0
+    # Hardware performance monitor (Priv. 3.1.10): how many of mhpmcounter3..31 (and their event
+    # selectors) are implemented, from 3 up; the rest are read-only 0.  QEMU 7.2 and 10.0 default to
+    # 16 (10.0: pmu-mask 0x7fff8; OpenSBI's probe reports "MHPM Count: 16" on both).
+    hpm_counters: int = 16
+    # ... and the counters past them: "All counters should be implemented, but a legal implementation
+    # is to make both the counter and its corresponding event selector be read-only 0" (3.1.10) --
+    # "should", so a hart may also leave them out: True = mhpmcounterN/hpmcounterN read 0, False =
+    # they do not exist (illegal instruction, Priv. 2.1 "Attempts to access a non-existent CSR raise an
+    # illegal-instruction exception").  Both QEMUs leave them out (an access past the PMU's counters
+    # is illegal: OpenSBI's probe of mhpmcounter19 traps) but keep every mhpmevent3..31.
+    hpm_absent_read_zero: bool = False
     # htinst/mtinst on a trap into M/HS: "zero" writes 0 always; "transformed" writes the
     # transformed instruction for every cause the spec's table allows it (load/store/AMO
     # misaligned, access, page and guest-page faults: refmodel.tinst.TRANSFORMED_CAUSES) and the

@@ -62,9 +62,19 @@ def profile_for(cpu: str = "default", like: str | None = None):
                                          f"(known: default, {', '.join(sorted(PROFILES))})")
 
 
-def make_hart(elf_path, profile):
+def make_hart(elf_path, profile, platform=None, dtb: bytes | None = None):
+    """The hart at reset with ``elf_path`` loaded -- or, on a platform with a firmware
+    (refmodel/loader.py FirmwarePlatform), as QEMU virt starts ``-bios firmware -kernel elf_path``
+    with QEMU's device tree ``dtb`` (difftest/firmware.py)."""
     from refmodel.hart import Hart
     try:
+        if getattr(platform, "firmware", None):
+            from refmodel.loader import boot_firmware
+            if dtb is None:
+                raise ModelError("usage", "a firmware run needs QEMU's device tree (difftest/firmware.py)")
+            h = Hart(profile)
+            boot_firmware(h, platform.firmware, os.fspath(elf_path), dtb)
+            return h
         return Hart.from_elf(os.fspath(elf_path), profile)
     except (OSError, ValueError) as e:
         raise ModelError("bad-elf", f"{elf_path}: cannot load ({e})") from None
@@ -76,8 +86,8 @@ def make_hart(elf_path, profile):
 
 def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str = "", cpu: str = "default",
         timeout: float = 60, max_steps: int = 5_000_000, out_path, guest: str | None = None,
-        command: list[str] | None = None, profile=None, cancel=None, platform=None, irq_schedule=None,
-        irq_bound: int = 64, **_ignored) -> RunResult:
+        command: list[str] | None = None, profile=None, cancel=None, platform=None, dtb: bytes | None = None,
+        irq_schedule=None, irq_bound: int = 64, **_ignored) -> RunResult:
     """Run the model; write the trace to ``out_path``.  Never raises for a user-level problem.
     ``cancel`` (a threading.Event): set by the engine when it unwinds while the model runs in its
     thread beside QEMU; the run stops within CHECK_EVERY steps and leaves no trace file.
@@ -94,7 +104,7 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
         prof = (profile or profile_for(cpu)).on(platform)
         if not elf_path.is_file():
             raise ModelError("bad-elf", f"{elf_path}: no such file")
-        hart = make_hart(elf_path, prof)
+        hart = make_hart(elf_path, prof, platform, dtb)
         if irq_schedule is not None:
             hart.sync_interrupts(irq_schedule, irq_bound)
     except ModelError as e:
@@ -155,12 +165,13 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
     return _result("ok" if ok else "error", str(out_path), header, footer, message, None if ok else status)
 
 
-def walk_at(elf_path, *, step: int, va: int, access: str, priv: int, v: int, cpu: str = "default", profile=None):
+def walk_at(elf_path, *, step: int, va: int, access: str, priv: int, v: int, cpu: str = "default", profile=None,
+            platform=None, dtb: bytes | None = None):
     """The model's page-table walk for one translation as the hart stood before ``step``:
     re-runs the model to that step and asks ``hart.translate(..., record_walk=True)``
     (side-effect free).  Returns a list of ``trace.WalkLevel`` or None."""
     try:
-        hart = make_hart(elf_path, profile or profile_for(cpu))
+        hart = make_hart(elf_path, profile or profile_for(cpu), platform, dtb)
         if step > 0:
             for _ in hart.records(max_steps=step):
                 pass
