@@ -10,7 +10,6 @@ a VS guest under every hgatp mode and SRST -- and takes about two to three minut
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
