@@ -12,6 +12,7 @@ header records it (``Platform.describe``).
   10.0 ``...,f=false,d=false,zfa=false`` (10.0 refuses "Zfa extension requires F extension"; 7.2
   has no zfa property) both report misa 0x8000000000141185 = RV64 ACHIMSU.
 * Sstc: off (the model has no stimecmp; QEMU ``sstc=false``).
+* Sdtrig: off (the model has no trigger module; QEMU ``debug=false``).
 * Semihosting: on (QEMU ``-semihosting-config enable=on,target=native``): a program may end with a
   semihosting exit call (refmodel/semihosting.py); every other EBREAK is a breakpoint as before.
 * PMP: 16 entries (QEMU's fixed count; ``pmp=on``).
@@ -66,6 +67,10 @@ class Platform:
     ram_size: int = 128 * MiB
     ram_base: int = RAM_BASE
     sstc: bool = False
+    # Sdtrig (the debug trigger module, tselect/tdata1..3): the model has none, so QEMU runs with
+    # debug=false (both releases accept it; default true) -- OpenSBI 1.5.1 probes tselect and
+    # diverged there (README, third-party programs)
+    sdtrig: bool = False
     pmp_entries: int = 16
     semihosting: bool = True
 
@@ -98,6 +103,7 @@ class Platform:
             if tuple(version) >= (8, 0):
                 props.append("zfa=false")      # 8.0+: "Zfa extension requires F extension"
         props.append(f"sstc={'true' if self.sstc else 'false'}")
+        props.append(f"debug={'true' if self.sdtrig else 'false'}")
         return props
 
     def qemu_machine(self) -> list[str]:
@@ -110,7 +116,7 @@ class Platform:
         """What the trace header records (Header.platform) and the trace cache keys on."""
         return {"isa": "RV64" + "".join(sorted(self.isa.upper())), "misa": f"{self.misa:#x}",
                 "ram_base": f"{self.ram_base:#x}", "ram_size": size_text(self.ram_size),
-                "fdt_addr": f"{self.fdt_addr:#x}", "sstc": self.sstc, "pmp_entries": self.pmp_entries,
+                "fdt_addr": f"{self.fdt_addr:#x}", "sstc": self.sstc, "sdtrig": self.sdtrig, "pmp_entries": self.pmp_entries,
                 "semihosting": self.semihosting,
                 "memory_map": {k: [f"{b:#x}", f"{s:#x}"] for k, (b, s) in MEMORY_MAP.items()}}
 
