@@ -206,6 +206,19 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
     v_in_idx = api >= 4        # 10.0: mmu_idx bit 2 is MMU_2STAGE_BIT (any V=1 access); 7.2: HLV/HSV only
     n = 0                      # steps yielded
     out: list[Step] = []       # steps made but not yet yielded (the last one may still get accesses)
+
+    def emit():
+        """Yields the steps in ``out`` and empties it; returns True once ``max_steps`` are out
+        (the stats then say so)."""
+        nonlocal n
+        for s in out:
+            yield s
+            n += 1
+            if max_steps is not None and n >= max_steps:
+                stats.update(steps=n, step_limit=True)
+                return True
+        out.clear()
+        return False
     cur: Step | None = None    # the last step with an INSN (accesses go to it)
     cur_meta = None            # (length, class, target) of cur
     last: Step | None = None   # the last step made (cur or a trap step after it)
@@ -302,13 +315,8 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
                     mode = (p & 3, (p >> 2) & 1)
                 mark_traps, mark_pc, regs = [], None, {}
                 # everything before this instruction is complete
-                for s in out:
-                    yield s
-                    n += 1
-                    if max_steps is not None and n >= max_steps:
-                        stats.update(steps=n, step_limit=True)
-                        return
-                out.clear()
+                if (yield from emit()):
+                    return
                 _, length, cls, bits, pc = r
                 cur = last = Step(i=n, pc=pc, insn=bits, priv=mode[0], v=mode[1])
                 cur_meta = (length, cls, _static_target(pc, bits, length))
@@ -350,10 +358,6 @@ def steps(rec_path, log_path, *, api: int, max_steps: int | None = None, stats: 
             raise PluginTraceError(f"{len(marks)} marker(s) in QEMU's log have no record (first: {min(marks)})")
     except PluginTraceError as e:
         stats["error"] = str(e)          # the steps made so far stand; the trace ends as an error
-    for s in out:
-        yield s
-        n += 1
-        if max_steps is not None and n >= max_steps:
-            stats.update(steps=n, step_limit=True)
-            return
+    if (yield from emit()):
+        return
     stats["steps"] = n

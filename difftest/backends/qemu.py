@@ -261,10 +261,15 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                             deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
                             platform=platform, end=end)
-    # Only what QEMU and the guest decided is cached: a finished run, or a guest that ran past
-    # max_steps (its first max_steps steps).  Timeouts, crashes, truncated logs, a log stopped by
-    # its byte bound (how many steps it holds depends on timing), runs without a trace or an
-    # unknown exit code depend on the machine or on the binary's health: never served again.
+    return store_if_deterministic(key, out_path, res, max_steps)
+
+
+def store_if_deterministic(key, out_path, res: RunResult, max_steps: int) -> RunResult:
+    """Caches ``res`` under ``key`` (None: no cache) when QEMU and the guest decided it: a finished
+    run, or a guest that ran past max_steps (its first max_steps steps).  Timeouts, crashes,
+    truncated logs, a log stopped by its byte bound (how many steps it holds depends on timing), runs
+    without a trace or an unknown exit code depend on the machine or on the binary's health: never
+    served again.  Both trace sources (this module, qemu_plugin) store through here."""
     deterministic = res.status == "ok" or (res.error_class == STEP_LIMIT and res.footer is not None
                                            and res.footer.steps == max_steps)
     if key is not None and res.trace_path and deterministic:

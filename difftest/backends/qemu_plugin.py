@@ -31,7 +31,7 @@ from pathlib import Path
 
 from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, semihosting, trap_detail
 from difftest.backends.binaries import ROOT, QemuBinary, locate
-from difftest.backends.result import (MISSING_BACKEND, STEP_LIMIT, BackendError, RunResult, error_result,
+from difftest.backends.result import (MISSING_BACKEND, BackendError, RunResult, error_result,
                                       sha256_file)
 import numpy as np
 
@@ -160,12 +160,7 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         res = _run_uncached(binary, elf, api=api, plugin=plugin, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu,
                             timeout=timeout, deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
                             platform=platform, tohost=tohost)
-    deterministic = res.status == "ok" or (res.error_class == STEP_LIMIT and res.footer is not None
-                                           and res.footer.steps == max_steps)
-    if key is not None and res.trace_path and deterministic:
-        from difftest import cache
-        cache.store(key, out_path, res)
-    return res
+    return qemu.store_if_deterministic(key, out_path, res, max_steps)
 
 
 def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path,
