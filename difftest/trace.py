@@ -37,6 +37,7 @@ types, step indices 0, 1, 2, ..., nothing after the footer): a bad record ends t
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
 import io
@@ -267,6 +268,21 @@ os.umask(_UMASK)
 _BATCH = 512                                                  # lines joined per write()
 
 
+@contextlib.contextmanager
+def finishing(writer):
+    """A trace writer's close(): any error aborts it (no temporary file, no half-written trace is
+    left) and propagates; an OSError names the trace file.  Both writers (this module's JSON lines,
+    tracebin's binary) finish through here."""
+    try:
+        yield
+    except OSError as e:
+        writer.abort()
+        raise OSError(e.errno, e.strerror, e.filename or writer.path) from None
+    except BaseException:
+        writer.abort()
+        raise
+
+
 class JsonTraceWriter:
     """The gzip JSON-lines writer of schema 1 (deprecated since the binary format, difftest.tracebin:
     kept to write legacy traces in tests and conversions).  Streams a trace to ``path`` atomically: written to ``path.part`` then renamed.
@@ -385,18 +401,12 @@ class JsonTraceWriter:
     def close(self, footer: Footer) -> None:
         """Finish the file and rename it into place; on any error (disk full) nothing is left
         behind, neither the temporary file nor a half-written trace, and the error propagates."""
-        try:
+        with finishing(self):
             self._flush()
             self._raw.write(json.dumps({"footer": asdict(footer)}) + "\n")
             self._raw.close()
             self._file.close()
             os.replace(self._part, self.path)
-        except OSError as e:
-            self.abort()
-            raise OSError(e.errno, e.strerror, e.filename or self.path) from None
-        except BaseException:
-            self.abort()
-            raise
         self._memo = {}
 
     def abort(self) -> None:

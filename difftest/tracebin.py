@@ -50,7 +50,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from difftest.trace import ACCESSES, Footer, Header, Step, Trap, Xlat, _value, step_to_json
+from difftest.trace import ACCESSES, Footer, Header, Step, Trap, Xlat, _value, finishing, step_to_json
 
 MAGIC = b"DTTRACE\0"
 VERSION = 1
@@ -445,7 +445,7 @@ class BinTraceWriter:
 
     def close(self, footer: Footer) -> None:
         """Finish the file and rename it into place; on any error nothing is left behind."""
-        try:
+        with finishing(self):
             self._flush()
             self._emit()
             self._put(b"FOOT", json.dumps(asdict(footer)).encode())
@@ -453,12 +453,6 @@ class BinTraceWriter:
             self._put(b"END\0", _END.pack(len(self._crcs), self._n, zlib.crc32(crcs)))
             self._file.close()
             os.replace(self._part, self.path)
-        except OSError as e:
-            self.abort()
-            raise OSError(e.errno, e.strerror, e.filename or self.path) from None
-        except BaseException:
-            self.abort()
-            raise
         self._memo, self._keep = {}, []
 
     def abort(self) -> None:
