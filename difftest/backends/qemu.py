@@ -407,19 +407,9 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         elif rc is not None and rc < 0 and why == "exit":
             status, message, _ = _classify_exit(rc, err, stats, binary, None)
         elif finished:
-            # the guest wrote the finisher within max_steps: the run is complete however QEMU ended
-            # (by itself, or stopped by us while it served the shutdown asynchronously)
-            status, message, exit_code = _classify_exit(rc if why == "exit" else 0, err, stats, binary,
-                                                        finisher_value)
-            if why != "exit" and finisher_value is None:
-                status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose exit "
-                                            f"code could not be read ({stats.get('finisher_why', '')})")
-        elif why == "timeout":
-            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped" + (
-                f" (its log read up to step {written} within the same deadline)" if parse_timeout else "")
-        elif parse_timeout:
-            status, message = "timeout", (f"reading QEMU's log did not finish within --timeout {timeout:g} s "
-                                          f"(read up to step {written})")
+            status, message, exit_code = finisher_end(rc, why, err, stats, binary, finisher_value)
+        elif why == "timeout" or parse_timeout:
+            status, message = timeout_end(why, parse_timeout, timeout, written, "QEMU's log", "log")
         elif why == "log-limit" or (why == "step-limit" and not stats.get("step_limit")):
             status, message = "step-limit", (f"QEMU was stopped: its log passed {stats['log_bytes']} bytes "
                                              f"(bound {log_bound(max_steps)} for --max-steps {max_steps})"
@@ -454,6 +444,27 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                         uart=uart_text, message=message, truncated=truncated, extra=extra, end=end_how)
         w.close(footer)
     return result_of(status, out_path, header, footer, message, truncated=bool(stats.get("truncated")))
+
+
+def finisher_end(rc, why: str, err: str, stats: dict, binary: QemuBinary, finisher_value):
+    """(status, message, exit code) of a run whose guest wrote the finisher within max_steps: complete
+    however QEMU ended (by itself, or stopped by us while it served the shutdown asynchronously) --
+    unless it was stopped and the written value could not be read.  Both trace sources end here."""
+    status, message, exit_code = _classify_exit(rc if why == "exit" else 0, err, stats, binary, finisher_value)
+    if why != "exit" and finisher_value is None:
+        status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose exit "
+                                    f"code could not be read ({stats.get('finisher_why', '')})")
+    return status, message, exit_code
+
+
+def timeout_end(why: str, parse_timeout: bool, timeout: float, written: int, what: str,
+                its: str) -> tuple[str, str]:
+    """(status, message) when --timeout ran out: QEMU did not finish (``why == "timeout"``), or reading
+    ``what`` (QEMU's log, the plugin trace; ``its``: "log", "trace") did not."""
+    if why == "timeout":
+        return "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped" + (
+            f" (its {its} read up to step {written} within the same deadline)" if parse_timeout else "")
+    return "timeout", f"reading {what} did not finish within --timeout {timeout:g} s (read up to step {written})"
 
 
 def result_of(status: str, out_path, header, footer, message: str, *, truncated: bool,

@@ -298,19 +298,11 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
             status, message = "error", ("QEMU was stopped at the plugin's tohost line, but the trace does not "
                                         "show the tohost store" + (f": {rstats['error']}" if rstats.get("error") else ""))
         elif finished:
-            status, message, exit_code = qemu._classify_exit(rc if why == "exit" else 0, err, stats, binary,
-                                                             finisher_value)
-            if why != "exit" and finisher_value is None:
-                status, message = "error", (f"QEMU was stopped ({why}) after the guest's finisher write, whose exit "
-                                            f"code could not be read ({stats.get('finisher_why', '')})")
+            status, message, exit_code = qemu.finisher_end(rc, why, err, stats, binary, finisher_value)
         elif rstats.get("error"):
             status, message = "error", f"the plugin trace cannot be trusted past step {written}: {rstats['error']}"
-        elif why == "timeout":
-            status, message = "timeout", f"the guest did not finish within {timeout:g} s; QEMU was stopped" + (
-                f" (its trace read up to step {written} within the same deadline)" if parse_timeout else "")
-        elif parse_timeout:
-            status, message = "timeout", (f"reading the plugin trace did not finish within --timeout {timeout:g} s "
-                                          f"(read up to step {written})")
+        elif why == "timeout" or parse_timeout:
+            status, message = qemu.timeout_end(why, parse_timeout, timeout, written, "the plugin trace", "trace")
         elif why == "log-limit":
             status, message = "step-limit", (f"QEMU was stopped: its log passed {stats['log_bytes']} bytes "
                                              f"(bound {qemu.log_bound(max_steps)} for --max-steps {max_steps})")
