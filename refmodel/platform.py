@@ -11,6 +11,13 @@ header records it (``Platform.describe``).
   gdbstub (misa at the first guest instruction): QEMU 7.2 ``rv64,h=true,f=false,d=false`` and QEMU
   10.0 ``...,f=false,d=false,zfa=false`` (10.0 refuses "Zfa extension requires F extension"; 7.2
   has no zfa property) both report misa 0x8000000000141185 = RV64 ACHIMSU.
+* Multi-letter extensions: the hart has Zicsr, Zifencei and the hints (Zihintpause, Zihintntl,
+  Zicbop: encodings of ORI/ADD/FENCE with rd = x0, which the model runs as such).  QEMU's rv64 CPU
+  turns more on by default, which the model does not implement (their encodings are illegal
+  instructions in it): Zba, Zbb, Zbc, Zbs (7.2 and 10.0), Zicbom, Zicboz and Zawrs (10.0) --
+  measured in the ``riscv,isa`` QEMU puts in its device tree.  QEMU runs with them off
+  (``QEMU_EXTENSIONS_OFF``); riscv-tests rv64uzba/zbb/zbc/zbs and rv64mzicbo diverged at their first
+  such instruction before (QEMU ran it, the model trapped: docs/third-party.md).
 * Sstc: off (the model has no stimecmp; QEMU ``sstc=false``).
 * Sdtrig: off (the model has no trigger module; QEMU ``debug=false``).
 * Semihosting: on (QEMU ``-semihosting-config enable=on,target=native``): a program may end with a
@@ -31,6 +38,11 @@ from dataclasses import dataclass
 
 from refmodel.devices import MROM_BASE, MROM_SIZE, TEST_BASE, TEST_SIZE, UART_BASE, UART_SIZE
 
+# (QEMU property, first QEMU release that has it): extensions QEMU's rv64 CPU enables by default and
+# the model does not implement (module docstring).  7.2 has no zicbom/zicboz/zawrs property ("Property
+# 'rv64-riscv-cpu.zicbom' not found") nor the extensions; 10.0 has them on.
+QEMU_EXTENSIONS_OFF = (("zba", (0,)), ("zbb", (0,)), ("zbc", (0,)), ("zbs", (0,)),
+                       ("zicbom", (8, 0)), ("zicboz", (8, 0)), ("zawrs", (8, 0)))
 RAM_BASE = 0x8000_0000
 MiB = 1 << 20
 FDT_ALIGN = 2 * MiB
@@ -102,6 +114,7 @@ class Platform:
             props += ["f=false", "d=false"]
             if tuple(version) >= (8, 0):
                 props.append("zfa=false")      # 8.0+: "Zfa extension requires F extension"
+        props += [f"{ext}=false" for ext, since in QEMU_EXTENSIONS_OFF if tuple(version) >= since]
         props.append(f"sstc={'true' if self.sstc else 'false'}")
         props.append(f"debug={'true' if self.sdtrig else 'false'}")
         return props

@@ -47,9 +47,13 @@ def test_fdt_address_and_ram_sizes():
 @need_qemu
 def test_qemu_command_line_is_derived_from_the_description():
     q72, q10 = locate("qemu-7.2"), locate("qemu-10.0")
-    assert qemu.cpu_config(q72, "default") == "rv64,h=true,mmu=on,pmp=on,f=false,d=false,sstc=false,debug=false"
+    assert qemu.cpu_config(q72, "default") == \
+        "rv64,h=true,mmu=on,pmp=on,f=false,d=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false,debug=false"
     # 10.0 refuses f=false with Zfa on ("Zfa extension requires F extension"); 7.2 has no zfa property
-    assert qemu.cpu_config(q10, "sv39") == "rv64,h=true,mmu=on,pmp=on,f=false,d=false,zfa=false,sstc=false,debug=false,sv39=on"
+    # QEMU's default Zb*/Zicbom/Zicboz/Zawrs are off: the model has none of them (platform.QEMU_EXTENSIONS_OFF)
+    assert qemu.cpu_config(q10, "sv39") == ("rv64,h=true,mmu=on,pmp=on,f=false,d=false,zfa=false,zba=false,zbb=false,"
+                                            "zbc=false,zbs=false,zicbom=false,zicboz=false,zawrs=false,sstc=false,"
+                                            "debug=false,sv39=on")
     cmd = qemu.base_command(q10, Path("x.elf"), "default", platform_for("256M"))
     assert cmd[cmd.index("-m") + 1] == "256M"
     assert qemu.machine_options(q72, DEFAULT) == qemu.MACHINE     # 7.2 has no -audio
