@@ -112,11 +112,12 @@ def connect(p: subprocess.Popen, sock: Path, deadline: float) -> Rsp:
 
 
 def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], work: Path,
-            timeout: float, tohost: int | None = None) -> list[dict]:
+            timeout: float, tohost: int | tuple | None = None) -> list[dict]:
     """Runs ``cmd`` (QEMU without -S/-gdb/-serial) under the gdbstub and returns, for every stop at
     one of ``pcs`` in order, {"pc": ..., name: value, ...} for the registers ``names`` (missing
     ones left out).  Ends when the guest exits -- or, with ``tohost`` (the PA of a tohost program's
-    doubleword, difftest/backends/tohost.py), when a write watchpoint there finds it non-zero;
+    doubleword, or it and its aliases: difftest/backends/tohost.py), when a write watchpoint there
+    finds it non-zero;
     raises GdbError if the stub cannot be used."""
     sock = work / "gdb.sock"
     # QEMU 7.2 under -icount with sleep=off stops answering after the first continue from a
@@ -137,7 +138,9 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
         for pc in sorted(pcs):
             if rsp.cmd(f"Z0,{pc:x},4") != "OK":
                 raise GdbError(f"cannot set a breakpoint at {pc:#x}")
-        if tohost is not None and rsp.cmd(f"Z2,{tohost:x},8") != "OK":
+        from difftest.backends import tohost as T
+        watched = T.addrs(tohost) if tohost is not None else ()
+        if any(rsp.cmd(f"Z2,{a:x},8") != "OK" for a in watched):
             raise GdbError("cannot set a write watchpoint on tohost")
         stops = []
         while True:
@@ -151,9 +154,8 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
                 break                        # QEMU exited (the finisher) and closed the socket
             if not r.startswith("T"):
                 break                        # W/X: the guest exited
-            if tohost is not None and "watch:" in r:
-                from difftest.backends.tohost import step_over_store
-                if step_over_store(rsp, tohost) != 0:
+            if watched and "watch:" in r:
+                if T.step_over_store(rsp, T.hit(r, watched)) != 0:
                     break                    # the program ended (or tohost cannot be read: stop here)
                 continue
             d = {}

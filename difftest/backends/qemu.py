@@ -180,12 +180,13 @@ def _stop(p: subprocess.Popen) -> None:
 
 
 def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats: dict,
-          step_lines: tuple = None, stop_line: bytes | None = None) -> str:
+          step_lines: tuple = None, stop_line: bytes | None = None, on_chunk=None) -> str:
     """Wait for QEMU; stop it at ``deadline``, once its log holds more than max_steps steps (lines
     starting with one of ``step_lines`` -- exec or trap lines --, counted incrementally), a
     ``stop_line`` (one line start or a tuple of them: the plugin's "L" at its limit, its "T" at a
     tohost end; then "stop-line") or more than log_bound(max_steps) bytes.
-    ``stats`` gets the peak log size seen."""
+    ``stats`` gets the peak log size seen.  ``on_chunk(lines)``: called with each new run of whole
+    lines; True stops QEMU ("on-chunk": tohost.AliasScan found a tohost alias)."""
     step_lines = step_lines or _STEP_LINES
     line_limit, byte_limit = max_steps + 1, log_bound(max_steps)
     seen, pos, rest = [0] * len(step_lines), 0, b""
@@ -221,6 +222,9 @@ def _wait(p: subprocess.Popen, log: Path, deadline: float, max_steps: int, stats
             stats["stop_line"] = hit
             _stop(p)
             return "stop-line"
+        if on_chunk is not None and on_chunk(whole):
+            _stop(p)
+            return "on-chunk"
         if max(seen) > line_limit:
             # No grace for QEMU >= 8 serving a finisher write asynchronously: whether the guest
             # finished is decided from the log (the finisher store within max_steps) and the
@@ -308,7 +312,9 @@ TMP_PREFIX = "difftest-qemu-"    # each run's temp dir (-d log, UART, passes); a
 
 
 def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest,
-                  platform: Platform = DEFAULT_PLATFORM, end=None) -> RunResult:
+                  platform: Platform = DEFAULT_PLATFORM, end=None, aliases: tuple = ()) -> RunResult:
+    """``end``: tohost's address (a tohost program); ``aliases``: other VAs through which the run
+    reaches it, found by a first run's TLB fills (tohost.AliasScan): this run watches them too."""
     proc.sweep_stale(TMP_PREFIX)
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
         tmp = Path(tmp)
@@ -328,7 +334,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         watch = None
         try:
             if end is not None:     # a tohost program: QEMU runs under a write watchpoint there (tohost.py)
-                p, watch = tohost_watch.start(cmd, binary.env, end, tmp, deadline, stdin=subprocess.DEVNULL,
+                p, watch = tohost_watch.start(cmd, binary.env, (end, *aliases), tmp, deadline, stdin=subprocess.DEVNULL,
                                               stdout=subprocess.DEVNULL, stderr=errf)
             else:
                 p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
@@ -336,12 +342,22 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         except OSError as e:
             errf.close()
             return error_result(BackendError("missing-backend", f"cannot start {binary.path}: {e}; run scripts/setup"))
+        # a store to tohost through another VA would not stop the watch: look for one in the TLB fills
+        scan = tohost_watch.AliasScan(end) if end is not None else None
         try:
-            why = _wait(p, log, deadline, max_steps, stats)
+            why = _wait(p, log, deadline, max_steps, stats,
+                        on_chunk=(lambda whole: scan.feed(whole) and watch.value is None) if scan else None)
         finally:
             proc.kill(p)        # reaps it; on an exception (Ctrl-C) QEMU must not outlive us either
             if watch is not None:
                 watch.join(5)
+        if why == "on-chunk" and watch.value is None:
+            errf.close()        # again from the start, watching the aliases too (deterministic under -icount)
+            return _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
+                                 deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
+                                 platform=platform, end=end, aliases=(*aliases, *scan.found))
+        if why == "on-chunk":
+            why = "exit"        # the watch stopped QEMU at tohost while the scan saw the alias
         if watch is not None and watch.value is not None and why == "exit":
             why = "tohost"      # the program wrote tohost; the watch stopped QEMU there
         errf.seek(0)
@@ -352,7 +368,7 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         detail = None
         if (why == "exit" and log.exists() and p.returncode >= 0) or (why == "tohost" and log.exists()):
             detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu, platform), binary.env, log, tmp,
-                                         deadline - time.monotonic(), tohost=end)
+                                         deadline - time.monotonic(), tohost=(end, *aliases) if end is not None else None)
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
         parse_timeout, written, checked, last_pc = False, 0, 0, None
@@ -439,7 +455,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         elif "semihosting_why" in stats:
             extra["semihosting_why"] = stats["semihosting_why"]
         if end_how == "tohost":
-            extra["tohost"] = {"pa": end, "value": watch.value, "pc_after": watch.pc, "qemu_status": rc}
+            extra["tohost"] = {"pa": end, "value": watch.value, "pc_after": watch.pc, "qemu_status": rc,
+                               **({"aliases": list(aliases)} if aliases else {})}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,
                         uart=uart_text, message=message, truncated=truncated, extra=extra, end=end_how)
         w.close(footer)

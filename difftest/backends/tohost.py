@@ -5,13 +5,22 @@ Such a program writes a non-zero value to its ``tohost`` doubleword and then spi
 by itself.  So the run is started halted (``-S``) with its gdbstub on a private Unix socket, a write
 watchpoint (``Z2``) is set on tohost and the guest continued; at each watchpoint stop the doubleword
 is read (``m``), and the first non-zero value ends the run: it is recorded and QEMU is stopped
-(SIGTERM: QEMU flushes its log).  QEMU reports a write watchpoint after the QEMU (7.2 and 10.0, measured) stops *before* the store: the watchpoint is removed, the store
+(SIGTERM: QEMU flushes its log).
+
+A gdbstub watchpoint matches *virtual* addresses (QEMU checks it against the access's VA), and the
+ELF's tohost symbol is a physical address: a program that writes tohost through another virtual
+address (riscv-tests' `v` environment: its kernel's high mapping) is never stopped.  So the log
+source reads its run's TLB fills as they are logged (``AliasScan``): a fill of tohost's page through
+another VA stops the run, and QEMU runs again from the start (deterministic under -icount) watching
+tohost's address and every such alias (``addrs``); at a stop the value is read through the address
+that fired.  QEMU reports a write watchpoint after the QEMU (7.2 and 10.0, measured) stops *before* the store: the watchpoint is removed, the store
 single-stepped, the doubleword read and the watchpoint put back, as gdb does.  The log then holds
 the store and nothing after it; with ``-d exec`` the store's exec line is logged twice (the
 attempt abandoned at the watchpoint, then the step) -- ``drop_replayed_store`` removes one.
 """
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import threading
@@ -23,6 +32,50 @@ from difftest.backends import gdbstub, proc
 
 def gdb_options(sock: Path) -> list[str]:
     return ["-S", "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off", "-gdb", "chardev:gdb0"]
+
+
+def addrs(tohost) -> tuple[int, ...]:
+    """The addresses to watch: tohost's own (its PA, the VA too while translation is off or 1:1),
+    then its aliases (``AliasScan``)."""
+    return tuple(tohost) if isinstance(tohost, (tuple, list)) else (tohost,)
+
+
+def hit(reply: str, watched: tuple[int, ...]) -> int:
+    """The watched address a stop reply ("T05watch:ADDR;...") names; the first one otherwise."""
+    m = re.search(r"watch:([0-9a-fA-F]+)", reply)
+    a = int(m.group(1), 16) if m else None
+    return a if a in watched else watched[0]
+
+
+_FILL = re.compile(rb"^riscv_cpu_tlb_fill ad ([0-9a-f]+) rw \d+ mmu_idx \d+", re.M)
+_DONE = re.compile(rb"^riscv_cpu_tlb_fill (?:2nd-stage |)address=[0-9a-f]+ ret 0 physical ([0-9a-f]+)", re.M)
+
+
+class AliasScan:
+    """Reads a -d mmu log chunk by chunk (whole lines): the virtual addresses, other than tohost's
+    own, through which a successful TLB fill reached tohost's page (one stage: ``address=VA ...
+    physical PA``; two stages: the ``2nd-stage`` line's SPA; qemu_log.py), as the same offset in
+    that VA page.  ``found``: those seen so far."""
+
+    def __init__(self, tohost: int):
+        self.tohost = tohost
+        self.found: list[int] = []
+        self._va = None                     # the fill line last seen (its result line may come in the next chunk)
+
+    def feed(self, whole: bytes) -> bool:
+        """True when this chunk showed a new alias."""
+        new = False
+        events = sorted([(m.start(), "va", int(m.group(1), 16)) for m in _FILL.finditer(whole)]
+                        + [(m.start(), "pa", int(m.group(1), 16)) for m in _DONE.finditer(whole)])
+        for _, kind, value in events:
+            if kind == "va":
+                self._va = value
+            elif self._va is not None and value >> 12 == self.tohost >> 12:
+                alias = (self._va & ~0xFFF) | (self.tohost & 0xFFF)
+                if alias != self.tohost and alias not in self.found:
+                    self.found.append(alias)
+                    new = True
+        return new
 
 
 def step_over_store(rsp, tohost: int):
@@ -44,8 +97,8 @@ def step_over_store(rsp, tohost: int):
 
 
 class Watch(threading.Thread):
-    """Drives a QEMU started with ``gdb_options``: continues it until a non-zero tohost write, then
-    stops it.  ``value`` (the doubleword), ``pc`` (where the guest stopped, after the store) or
+    """Drives a QEMU started with ``gdb_options``: continues it until a non-zero tohost write (at
+    ``tohost``: an address or a tuple of them, ``addrs``), then stops it.  ``value`` (the doubleword), ``pc`` (where the guest stopped, after the store) or
     ``error`` once joined; neither when QEMU exited (or was stopped) first."""
 
     def __init__(self, p: subprocess.Popen, sock: Path, tohost: int, deadline: float):
@@ -59,7 +112,8 @@ class Watch(threading.Thread):
         rsp = None
         try:
             rsp = gdbstub.connect(self.p, self.sock, self.deadline)
-            if rsp.cmd(f"Z2,{self.tohost:x},8") != "OK":
+            watched = addrs(self.tohost)
+            if any(rsp.cmd(f"Z2,{a:x},8") != "OK" for a in watched):
                 self.error = "QEMU's gdbstub refused a write watchpoint on tohost"
                 proc.stop(self.p)
                 return
@@ -68,9 +122,10 @@ class Watch(threading.Thread):
                 r = rsp.cmd("c")
                 if not r.startswith("T"):
                     return                           # W/X: QEMU exited (the finisher)
-                v = step_over_store(rsp, self.tohost)
+                at = hit(r, watched)
+                v = step_over_store(rsp, at)
                 if v is None:
-                    self.error = f"cannot read tohost at {self.tohost:#x} through the gdbstub"
+                    self.error = f"cannot read tohost at {at:#x} through the gdbstub"
                     proc.stop(self.p)
                     return
                 if v:

@@ -158,7 +158,7 @@ GDB_BUDGET = 30.0        # seconds for the gdbstub run (about 0.2 s for a guest 
 
 
 def collect(cmd_without_log: list[str], env: dict, main_log: Path | None, work: Path, timeout: float,
-            handlers: set[int] | None = None, tohost: int | None = None) -> TrapDetail:
+            handlers: set[int] | None = None, tohost: int | tuple | None = None) -> TrapDetail:
     """The whole pass for one finished main run: handler entries from ``main_log`` (or given as
     ``handlers``: the plugin backend knows them from its own trace), the ``-d cpu`` dumps there,
     then htinst/mtinst through the gdbstub.  ``cmd_without_log`` is the main run's command
@@ -182,7 +182,7 @@ def collect(cmd_without_log: list[str], env: dict, main_log: Path | None, work: 
 
 
 def _dumps(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path, timeout: float,
-           tohost: int | None = None) -> TrapDetail:
+           tohost: int | tuple | None = None) -> TrapDetail:
     """QEMU with ``-d cpu,nochain`` filtered to ``handlers``; the dumps, in order."""
     log = work / "trap-detail.log"
     ranges = ",".join(f"{h:#x}+4" for h in sorted(handlers))
