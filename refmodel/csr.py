@@ -68,6 +68,25 @@ def hpm_writable(profile, num: int) -> bool:
     return (num & 0x1F) < 3 + getattr(profile, "hpm_counters", 0)
 
 
+def counter_read(h, num: int) -> int:
+    """mcycle (0xB00) / minstret (0xB02), and cycle / instret reading them.  Deterministic: both count
+    the instructions before this one (``h.steps``; QEMU runs under -icount), from the last value
+    written (``counter_write``)."""
+    value, at = getattr(h, "counter_origin", {}).get(num, (0, 0))
+    return (value + h.steps - at) & ((1 << 64) - 1)
+
+
+def counter_write(h, num: int, val: int) -> None:
+    """Unpriv. Zicsr "CSR Access Ordering": "if a CSR access instruction writes such a CSR [instret],
+    the write is done instead of the increment.  In particular, a value written to instret by one
+    instruction will be the value read by the following instruction."  Priv. 3.1.11: mcycle and
+    minstret are read/write.  So the next instruction (step h.steps + 1) reads ``val``; mcycle
+    follows the same rule here (cycle = instret in this model)."""
+    if not hasattr(h, "counter_origin"):
+        h.counter_origin = {}
+    h.counter_origin[num] = (val & ((1 << 64) - 1), h.steps + 1)
+
+
 def hpm_read(h, num: int) -> int:
     """mhpmcounterN, mhpmeventN, and hpmcounterN (reads mhpmcounterN)."""
     n = 0xB00 | (num & 0x1F) if num >= 0xC00 else num
@@ -184,7 +203,7 @@ def read(h, num: int) -> int:
     if num == 0x200:
         return _sd(c[0x200])
     if num == 0xC00 or num == 0xB00 or num == 0xC02 or num == 0xB02:
-        return h.steps                         # deterministic: cycle = instret = steps (not compared)
+        return counter_read(h, 0xB00 | (num & 0x1F))
     if num == 0xC01:
         # Priv. (Zicntr) "time ... a read-only shadow of the memory-mapped mtime register" (ACLINT,
         # refmodel.aclint: follows instructions like QEMU's -icount); H "htimedelta": "when V=1 ...
@@ -316,7 +335,8 @@ def write(h, num: int, val: int) -> None:
     elif num in (0xF11, 0xF12, 0xF13, 0xF14, 0xF15, 0x301, 0xE12, 0xC00, 0xC01, 0xC02, 0x607):
         return                                   # read-only (or no guest external interrupts: hgeie = 0)
     elif num in (0xB00, 0xB02):
-        return                                   # counters are derived from steps (not compared)
+        counter_write(h, num, val)
+        return
     elif 0xB03 <= num <= 0xB1F or 0x323 <= num <= 0x33F or 0xC03 <= num <= 0xC1F:
         hpm_write(h, num, val)                   # hpmcounterN are read-only (check_access)
         return

@@ -5,7 +5,8 @@ address translation through ``refmodel.mmu.translate`` (helper C's one walk for 
 Interrupts: refmodel.interrupts (which one, where; the boundary check in the step loop) and
 refmodel.aclint (MSWI/MTIMER; time follows instructions as under QEMU's -icount).
 Not modelled: F/D (no FP state: FP instructions are illegal), Zicbo*, debug mode.  cycle and
-instret are derived from the step count so runs are deterministic; they are not compared.
+instret are derived from the step count so runs are deterministic, from the last value written
+(refmodel.csr.counter_write); they are compared only through what the program does with them.
 """
 from __future__ import annotations
 
