@@ -308,6 +308,7 @@ def _classify_exit(rc: int, err: str, stats: dict, binary: QemuBinary, finisher_
     return "exit", "", rc
 
 
+MAX_ALIASES = 16                 # virtual aliases of tohost a log-source run looks for (tohost.AliasScan)
 TMP_PREFIX = "difftest-qemu-"    # each run's temp dir (-d log, UART, passes); a killed run's is swept
 
 
@@ -343,7 +344,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
             errf.close()
             return error_result(BackendError("missing-backend", f"cannot start {binary.path}: {e}; run scripts/setup"))
         # a store to tohost through another VA would not stop the watch: look for one in the TLB fills
-        scan = tohost_watch.AliasScan(end) if end is not None else None
+        # (each run again adds an alias; a program with more than MAX_ALIASES runs into its limits)
+        scan = tohost_watch.AliasScan(end, aliases) if end is not None and len(aliases) < MAX_ALIASES else None
         try:
             why = _wait(p, log, deadline, max_steps, stats,
                         on_chunk=(lambda whole: scan.feed(whole) and watch.value is None) if scan else None)

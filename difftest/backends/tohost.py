@@ -55,10 +55,12 @@ class AliasScan:
     """Reads a -d mmu log chunk by chunk (whole lines): the virtual addresses, other than tohost's
     own, through which a successful TLB fill reached tohost's page (one stage: ``address=VA ...
     physical PA``; two stages: the ``2nd-stage`` line's SPA; qemu_log.py), as the same offset in
-    that VA page.  ``found``: those seen so far."""
+    that VA page.  ``found``: those seen so far, other than the ``known`` ones (watched already: a
+    run that watches an alias sees its fill again, before the store the watch stops at)."""
 
-    def __init__(self, tohost: int):
+    def __init__(self, tohost: int, known: tuple = ()):
         self.tohost = tohost
+        self.known = set(known)
         self.found: list[int] = []
         self._va = None                     # the fill line last seen (its result line may come in the next chunk)
 
@@ -72,7 +74,7 @@ class AliasScan:
                 self._va = value
             elif self._va is not None and value >> 12 == self.tohost >> 12:
                 alias = (self._va & ~0xFFF) | (self.tohost & 0xFFF)
-                if alias != self.tohost and alias not in self.found:
+                if alias != self.tohost and alias not in self.found and alias not in self.known:
                     self.found.append(alias)
                     new = True
         return new
