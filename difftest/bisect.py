@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +39,13 @@ class StateDivergence:
     reset_diff: dict = field(default_factory=dict)   # differ before step 0: not compared
     interrupts: int = 0                              # QEMU's interrupts the model followed (same step, cause)
     later: list = field(default_factory=list)        # --all: (step, pc, diffs) after the first
+    qemu_cut: bool = False                           # QEMU was stopped at --timeout: only its first steps
 
 
-def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float, platform=None):
+def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float, platform=None, ended=None):
     """QEMU's state before every instruction (``-d cpu``, one instruction per TB) and, in between,
-    ``{"interrupt": mip bit, "epc": pc}`` where it took an asynchronous interrupt (``-d int``)."""
+    ``{"interrupt": mip bit, "epc": pc}`` where it took an asynchronous interrupt (``-d int``).
+    ``ended`` (a dict) gets ``cut`` = True when QEMU was stopped at ``timeout`` rather than ending."""
     from difftest.backends import binaries as B
     from difftest.backends import qemu as Q
     b = B.locate(backend)
@@ -53,15 +57,27 @@ def qemu_states(backend: str, elf: Path, cpu: str, work: Path, timeout: float, p
     from difftest.backends import proc
     from difftest.backends import tohost as T
     quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
     end = Q.program_end(Path(elf))
     # dies with us (ARCHITECTURE section 5); on timeout the dumps so far are still usable.  A program
     # that ends through tohost spins after its write: QEMU is stopped there, as in `difftest run`
     if end is not None:
-        T.run(cmd, b.env, end, work, timeout, **quiet)
+        cut = T.run(cmd, b.env, end, work, timeout, **quiet).value is None and proc_timed_out(timeout, t0)
     else:
-        proc.run(cmd, env=dict(os.environ, **b.env), timeout=timeout, **quiet)
+        cut = proc.run(cmd, env=dict(os.environ, **b.env), timeout=timeout, **quiet) is None
+    if ended is not None:
+        ended["cut"] = cut
+    if not log.exists():
+        if cut:                 # stopped before it logged anything: nothing compared (said by the caller)
+            return
+        from difftest.engine import EngineError
+        raise EngineError(f"{backend} ended without writing its -d cpu log ({shlex.join(cmd)})", 125)
     with open(log, errors="replace") as f:
         yield from parse_cpu_log(f, interrupts=True)
+
+
+def proc_timed_out(timeout: float, t0: float) -> bool:
+    return time.monotonic() - t0 >= timeout
 
 
 def _irq(st) -> int | None:
@@ -101,9 +117,11 @@ def first_state_divergence(elf: Path, *, backend: str, cpu: str = "default", lim
         out.steps_compared = n
         return out
 
+    ended: dict = {}
     with tempfile.TemporaryDirectory() as td:
         n = 0
-        for q in qemu_states(backend, elf, cpu, Path(td), timeout, platform):
+        for q in qemu_states(backend, elf, cpu, Path(td), timeout, platform, ended):
+            out.qemu_cut = ended.get("cut", False)
             if n >= limit or hart.halted:
                 break
             if "interrupt" in q:
@@ -147,6 +165,7 @@ def first_state_divergence(elf: Path, *, backend: str, cpu: str = "default", lim
                 return diverged(n, q.get("pc"), {"interrupt": (None, _irq(st))})
             n += 1
         out.steps_compared = n
+        out.qemu_cut = ended.get("cut", False)
         if out.step is None:
             out.message = "no register or CSR differs"
         return out
@@ -171,9 +190,11 @@ def _fmt_diffs(step, pc, diffs, backend) -> list[str]:
 def _fmt(d: StateDivergence, backend: str) -> str:
     irq = (f"; the model took {backend}'s {d.interrupts} interrupt(s) at the same steps"
            if d.interrupts else "")
+    cut = (f"\nnote: {backend} was stopped at --timeout before the program ended: only its first "
+           f"{d.steps_compared} steps were compared (a larger --timeout reaches further)") if d.qemu_cut else ""
     if d.step is None:
         return (f"no state divergence in {d.steps_compared} steps ({len(d.compared)} registers/CSRs "
-                f"compared{irq})")
+                f"compared{irq}){cut}")
     out = _fmt_diffs(d.step, d.pc, d.diffs, backend)
     out[0] = "first " + out[0]
     for st, pc, diffs in d.later:
@@ -181,7 +202,7 @@ def _fmt(d: StateDivergence, backend: str) -> str:
     for k, (q, m) in d.reset_diff.items():
         out.append(f"  not compared ({k} differs at reset, UNSPECIFIED or shown raw): {backend}={q:#x} model={m:#x}")
     out.append(f"compared each step: {', '.join(d.compared)}; not compared: mip (time-dependent) and CSRs "
-               f"{backend}'s -d cpu dump does not show{irq}")
+               f"{backend}'s -d cpu dump does not show{irq}{cut}")
     return "\n".join(out)
 
 
@@ -224,6 +245,7 @@ def run_first(args) -> int:
                           "later": [{"step": s, "pc": pc, "diffs": {k: list(v) for k, v in df.items()}}
                                     for s, pc, df in d.later],
                           "interrupts_followed": d.interrupts, "platform": platform.describe(),
+                          "qemu_stopped_at_timeout": d.qemu_cut,
                           "compared": d.compared, "reset_diff": {k: list(v) for k, v in d.reset_diff.items()},
                           "steps_compared": d.steps_compared}, indent=1))
     else:

@@ -114,3 +114,14 @@ def test_walk_rerun_follows_the_run_interrupts(interrupts_case):
     elf = interrupts_case.elf
     assert M.hart_at(elf, k, profile=prof, irq_schedule=sched, irq_bound=engine.IRQ_BOUND).pc == pc
     assert M.hart_at(elf, k, profile=prof).pc != pc
+
+
+def test_a_qemu_run_cut_at_the_timeout_is_said():
+    """QEMU stopped at --timeout before the program ended: the comparison covers only its first
+    steps, and the result says so rather than passing silently."""
+    _, elf = engine.resolve_guest("interrupts")
+    d = B.first_state_divergence(elf, backend="qemu-10.0", timeout=0.01)
+    assert d.qemu_cut and d.step is None
+    assert "stopped at --timeout" in B._fmt(d, "qemu-10.0")
+    full = B.first_state_divergence(elf, backend="qemu-10.0", keep_going=True)
+    assert not full.qemu_cut and "stopped at --timeout" not in B._fmt(full, "qemu-10.0")
