@@ -251,7 +251,9 @@ def run_first(args) -> int:
     else:
         print(f"{name} hgatp={hg or '-'} vs={vs or '-'} {args.backend} ~ model")
         print(_fmt(d, args.backend))
-    return 0 if d.step is None else 1
+    # 0 only for a comparison to the program's end: a QEMU run cut at --timeout is not a match (125, as
+    # for a run that cannot be completed; `git bisect run` skips it)
+    return 1 if d.step is not None else 125 if d.qemu_cut else 0
 
 
 def add_subcommand(sub) -> None:

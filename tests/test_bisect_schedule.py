@@ -125,3 +125,5 @@ def test_a_qemu_run_cut_at_the_timeout_is_said():
     assert "stopped at --timeout" in B._fmt(d, "qemu-10.0")
     full = B.first_state_divergence(elf, backend="qemu-10.0", keep_going=True)
     assert not full.qemu_cut and "stopped at --timeout" not in B._fmt(full, "qemu-10.0")
+    r = _difftest("bisect", "first-divergence", "interrupts", "--backend", "qemu-10.0", "--timeout", "0.01")
+    assert r.returncode == 125 and "stopped at --timeout" in r.stdout      # not a match: nothing compared
