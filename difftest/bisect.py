@@ -8,6 +8,13 @@ register both sides show differs is reported with both values.  ``mip`` is not c
 pending bits depend on time, Priv. 20240411 3.1.9), nor CSRs QEMU's dump does not show; while V=1
 QEMU's dump shows the VS copies in the supervisor fields, so those are compared with vs* and the
 HS supervisor CSRs, mstatus and vsstatus are not compared at those steps.
+
+The run is the run ``difftest run`` makes: its platform (``--ram``, ``--firmware``) reaches QEMU's
+command line and the model, and the model follows the interrupts this QEMU run takes (its ``-d int``
+lines; docs/ARCHITECTURE.md 7b) -- an interrupt is a divergence only where the model cannot take the
+same one at the same step.  A tohost program's QEMU is stopped at its write; a QEMU stopped at
+``--timeout`` is said, and is not a match (exit 125).  ``--all`` goes on past a register that
+differs until control flow parts.
 """
 from __future__ import annotations
 
