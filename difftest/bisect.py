@@ -33,6 +33,7 @@ from difftest.minimise import add_minimise, add_qemu
 from refmodel.platform import DEFAULT as DEFAULT_PLATFORM
 
 NOT_COMPARED = {"mip"}
+MAX_LATER = 200         # --all: state divergences reported after the first, at most
 
 
 @dataclass
@@ -163,7 +164,8 @@ def first_state_divergence(elf: Path, *, backend: str, cpu: str = "default", lim
             diffs = {k: (q[k], m[k]) for k in out.compared if k in q and q[k] != m[k] and k not in aside}
             if diffs:
                 diverged(n, q.get("pc"), diffs)
-                if not keep_going:
+                if not keep_going or len(out.later) >= MAX_LATER:
+                    out.message = "" if not keep_going else f"--all stopped after {MAX_LATER + 1} state divergences"
                     return out
                 aside |= set(diffs)
             st = next(run, None)
@@ -206,6 +208,8 @@ def _fmt(d: StateDivergence, backend: str) -> str:
     out[0] = "first " + out[0]
     for st, pc, diffs in d.later:
         out += ["then " + x if i == 0 else x for i, x in enumerate(_fmt_diffs(st, pc, diffs, backend))]
+    if d.message:
+        out.append(d.message)
     for k, (q, m) in d.reset_diff.items():
         out.append(f"  not compared ({k} differs at reset, UNSPECIFIED or shown raw): {backend}={q:#x} model={m:#x}")
     out.append(f"compared each step: {', '.join(d.compared)}; not compared: mip (time-dependent) and CSRs "
