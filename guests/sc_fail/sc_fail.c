@@ -14,10 +14,11 @@
  *  - So a failed SC to a page it could not store to raises what a store there raises: a store/AMO page
  *    fault (15) for a VS-stage PTE with V=0 or W=0 (Priv. 10.3.2 steps 3 and 5), a store/AMO guest-page
  *    fault (23) at the G stage (H "Guest Physical Address Translation").
- *  - Not probed: a W=1, D=0 leaf.  A store there faults (Svade) or sets D (Svadu, *envcfg.ADUE=1), but
- *    the Svade fault is no permission check and the D update of a failed SC is UNSPECIFIED, so a failed
- *    SC there may fault or not; the model treats it as a store (refmodel/execute.py _amo), QEMU never
- *    translates it -- a difference both sides are allowed, for which the model has no profile field yet.
+ *  - A W=1, D=0 leaf (P 13, 23): a store there faults (Svade, or Svadu with *envcfg.ADUE=0) or sets D
+ *    (ADUE=1), but the Svade fault is no permission check and the D update of a failed SC is UNSPECIFIED,
+ *    so a failed SC there may fault or not: both outcomes are allowed (probe_either), and the model's
+ *    choice is profile.failed_sc_ad ("none" for both QEMUs: no fault, D left clear; the guest does not
+ *    check D, which either choice may leave set or clear).
  * No probe here ever executes an LR, and an SC to a scratch word in M-mode precedes every probe (Zalrsc
  * note: "A store-conditional instruction to a scratch word of memory should be used to forcibly
  * invalidate any existing load reservation"), so every SC probed fails.
@@ -57,16 +58,28 @@ static void sc(const char *what, u64 va, struct expect e)
     for (unsigned i = 0; i < 8; i++) rt_check(tgt[i] == 0x5cf0000000000000ull + i, "a failed SC wrote memory");
 }
 
+/* a failed SC to a W=1, D=0 leaf: the store's fault or none (Zalrsc: UNSPECIFIED side effects); with
+ * no fault, D may have been set by hardware or left clear -- either, but never the page written */
+static void sc_d0(const char *what, u64 va, struct expect fault, volatile u64 *pte)
+{
+    drop_reservation();
+    probe_either(id++, what, A_SC, VS_MODE, va, SCV, fault, expect_ok_any(), 2);
+    for (unsigned i = 0; i < 8; i++) rt_check(tgt[i] == 0x5cf0000000000000ull + i, "a failed SC wrote memory");
+    rt_check((*pte & (PTE_V | PTE_W | PTE_A)) == (PTE_V | PTE_W | PTE_A), "the D=0 leaf lost V, W or A");
+}
+
 static void gstage(struct pt *g)
 {
     u64 t = (u64)tgt;
     id = 10;
     pt_map(g, GB + 0x1000, t, 0, PTE_V | PTE_R | PTE_U | PTE_A | PTE_D);           /* read-only */
     pt_map(g, GB + 0x3000, t, 0, G_LEAF);                                         /* writable */
+    pt_map(g, GB + 0x2000, t, 0, G_LEAF & ~PTE_D);                                /* D = 0 */
     fence_all();
     sc("g-unmapped", GB + 0x10, gpf(GB + 0x10));
     sc("g-readonly", GB + 0x1010, gpf(GB + 0x1010));
     sc("g-writable", GB + 0x3010, expect_ok_any());
+    sc_d0("g-d0", GB + 0x2010, gpf(GB + 0x2010), pt_slot(g, GB + 0x2000, 0));
 }
 
 static void vsstage(struct pt *vs)
@@ -76,10 +89,12 @@ static void vsstage(struct pt *vs)
     pt_map(vs, VB, t, 0, (VS_LEAF & ~PTE_V));                                     /* V = 0 */
     pt_map(vs, VB + 0x1000, t, 0, PTE_V | PTE_R | PTE_A | PTE_D);                 /* read-only */
     pt_map(vs, VB + 0x3000, t, 0, VS_LEAF);                                       /* writable */
+    pt_map(vs, VB + 0x2000, t, 0, VS_LEAF & ~PTE_D);                              /* D = 0 */
     fence_all();
     sc("vs-invalid", VB + 0x18, pf(VB + 0x18));
     sc("vs-readonly", VB + 0x1018, pf(VB + 0x1018));
     sc("vs-writable", VB + 0x3018, expect_ok_any());
+    sc_d0("vs-d0", VB + 0x2018, pf(VB + 0x2018), pt_slot(vs, VB + 0x2000, 0));
 }
 
 int main(void)
