@@ -5,7 +5,7 @@ unchanged), but "No sc.w instruction shall retire unless it passes memory permis
 
 FINDINGS (both QEMUs), spec-decided, stable across modes (known-divergences.toml
 qemu10-/qemu72-failed-sc-no-permission-check): QEMU fails such an SC with rd=1 and no trap --
-  10 g-unmapped, 11 g-readonly: no guest-page fault 23;
+  10 g-invalid (V=0), 11 g-readonly: no guest-page fault 23;
   20 vs-invalid (V=0), 21 vs-readonly: no page fault 15.
 That is the cause-15 divergence of riscv-hyp-tests (README "Third-party programs in lockstep"), shown
 here by a guest of ours."""

@@ -68,33 +68,23 @@ static void sc_d0(const char *what, u64 va, struct expect fault, volatile u64 *p
     rt_check((*pte & (PTE_V | PTE_W | PTE_A)) == (PTE_V | PTE_W | PTE_A), "the D=0 leaf lost V, W or A");
 }
 
-static void gstage(struct pt *g)
+/* One stage's pages at `base` (GVA = GPA for the G stage), probes `first`..: a V=0 leaf, a read-only
+ * leaf, a writable one and a D=0 one -- `leaf` is that stage's full leaf (G: U=1), `fault` its store
+ * fault (23 or 15). */
+static void stage(struct pt *t, const char *const names[4], u64 base, unsigned first, u64 leaf,
+                  struct expect (*fault)(u64))
 {
-    u64 t = (u64)tgt;
-    id = 10;
-    pt_map(g, GB + 0x1000, t, 0, PTE_V | PTE_R | PTE_U | PTE_A | PTE_D);           /* read-only */
-    pt_map(g, GB + 0x3000, t, 0, G_LEAF);                                         /* writable */
-    pt_map(g, GB + 0x2000, t, 0, G_LEAF & ~PTE_D);                                /* D = 0 */
+    u64 pa = (u64)tgt;
+    id = first;
+    pt_map(t, base, pa, 0, leaf & ~PTE_V);                                /* V = 0 */
+    pt_map(t, base + 0x1000, pa, 0, leaf & ~(PTE_W | PTE_X));             /* read-only */
+    pt_map(t, base + 0x3000, pa, 0, leaf);                                /* writable */
+    pt_map(t, base + 0x2000, pa, 0, leaf & ~PTE_D);                       /* D = 0 */
     fence_all();
-    sc("g-unmapped", GB + 0x10, gpf(GB + 0x10));
-    sc("g-readonly", GB + 0x1010, gpf(GB + 0x1010));
-    sc("g-writable", GB + 0x3010, expect_ok_any());
-    sc_d0("g-d0", GB + 0x2010, gpf(GB + 0x2010), pt_slot(g, GB + 0x2000, 0));
-}
-
-static void vsstage(struct pt *vs)
-{
-    u64 t = (u64)tgt;
-    id = 20;
-    pt_map(vs, VB, t, 0, (VS_LEAF & ~PTE_V));                                     /* V = 0 */
-    pt_map(vs, VB + 0x1000, t, 0, PTE_V | PTE_R | PTE_A | PTE_D);                 /* read-only */
-    pt_map(vs, VB + 0x3000, t, 0, VS_LEAF);                                       /* writable */
-    pt_map(vs, VB + 0x2000, t, 0, VS_LEAF & ~PTE_D);                              /* D = 0 */
-    fence_all();
-    sc("vs-invalid", VB + 0x18, pf(VB + 0x18));
-    sc("vs-readonly", VB + 0x1018, pf(VB + 0x1018));
-    sc("vs-writable", VB + 0x3018, expect_ok_any());
-    sc_d0("vs-d0", VB + 0x2018, pf(VB + 0x2018), pt_slot(vs, VB + 0x2000, 0));
+    sc(names[0], base + 0x10, fault(base + 0x10));
+    sc(names[1], base + 0x1010, fault(base + 0x1010));
+    sc(names[2], base + 0x3010, expect_ok_any());
+    sc_d0(names[3], base + 0x2010, fault(base + 0x2010), pt_slot(t, base + 0x2000, 0));
 }
 
 int main(void)
@@ -110,7 +100,9 @@ int main(void)
     }
     id = 1;   /* every pair: guest RAM through whatever stages are active -- fails, no trap */
     sc("ram", (u64)tgt + 0x20, expect_ok_any());
-    if (g.mode) gstage(&g);
-    if (vs.mode) vsstage(&vs);
+    static const char *const gn[4] = {"g-invalid", "g-readonly", "g-writable", "g-d0"};
+    static const char *const vn[4] = {"vs-invalid", "vs-readonly", "vs-writable", "vs-d0"};
+    if (g.mode) stage(&g, gn, GB, 10, G_LEAF, gpf);
+    if (vs.mode) stage(&vs, vn, VB, 20, VS_LEAF, pf);
     return rt_done();
 }
