@@ -75,9 +75,10 @@ class LazyWindow:
 class LazyHistory:
     """``Ctx.history`` for the bulk pass: instead of a dict updated at every step, the compared
     step pairs are kept as ranges and ``get(key)`` finds, in the columns, the last non-stale
-    (``stale_too``: the last, maybe-stale or not -- ``Ctx.history_any``) translation with that key (page, priv, V, access) of a side that records every translation,
-    in a compared pair before the current one -- what the dict held (later pairs, and within a
-    pair side b after side a and later translations, overwrite)."""
+    (``stale_too``: the last, maybe-stale or not -- ``Ctx.history_any``) translation with that key
+    (page, priv, V, access) of a side that records every translation, in a compared pair before the
+    current one -- what the dict held (later pairs, and within a pair side b after side a and later
+    translations, overwrite)."""
 
     def __init__(self, A, B, all_a: bool, all_b: bool):
         self.sides = [(s, k) for s, k, e in ((A, 0, all_a), (B, 1, all_b)) if e]
