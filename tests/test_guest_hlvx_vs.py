@@ -1,0 +1,56 @@
+"""guests/hlvx_vs on real QEMU 7.2 and 10.0, and in lockstep with the model (the model passing it in
+every mode is tests/test_model_every_guest.py).  HLVX from HS-mode through a VS stage: X takes the place
+of R ("the memory being read must be executable in both stages ..., but read permission is not
+required"), and its faults are load faults; HLV.D needs R.
+
+FINDINGS (known-divergences.toml):
+  10.0: P 2 HLVX at a VS leaf without X: instruction page fault 12, gva 0 (qemu10-hlvx-fault-as-fetch-fault);
+        P 4 hlv.d's VS-stage page fault 13 with gva 0 (qemu10-gva-not-written-for-v0-guest-address).
+  7.2:  P 1 HLVX at a VS X-only leaf faults, P 2 at a VS leaf without X reads (qemu72-hlvx-vs-stage-
+        permission-from-read); P 4 hlv.d at an X-only leaf: load access fault 5, gva 0
+        (qemu72-hlv-vs-page-fault-as-access-fault).
+The situation of riscv-hyp-tests' m_and_hs_using_vs_access (README)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_guests import probe_lines, run_guest, x_ids
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("qemu", ["10.0", "7.2"])
+@pytest.mark.parametrize("mode", ["bare", "sv39x4"])
+def test_hlvx_vs_on_qemu(mode, qemu, tmp_path):
+    rc, out = run_guest("hlvx_vs", mode, qemu, tmp_path, vs="sv39")
+    p = probe_lines(out)
+    assert " ok val=" in p[3]                                  # R and X: both agree with the spec
+    if qemu == "10.0":
+        assert x_ids(out) == [2, 4] and rc == 1, out
+        assert " ok val=" in p[1]
+        assert "trap cause=12 " in p[2] and " gva=0 " in p[2]
+        assert "trap cause=13 " in p[4] and " gva=0 " in p[4]
+    else:
+        assert x_ids(out) == [1, 2, 4] and rc == 1, out
+        assert "trap cause=5 " in p[1] and " ok val=" in p[2]
+        assert "trap cause=5 " in p[4] and " gva=0 " in p[4]
+
+
+def test_lockstep_findings_are_the_catalogued_ones(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "difftest", "run", "hlvx_vs", "--mode", "sv39x4", "--vs-mode", "sv39",
+                        "--backend", "qemu-7.2,qemu-10.0,model", "--out", str(tmp_path), "--json"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 1, r.stderr
+    (case,) = json.loads(r.stdout)
+    pairs = {(p["a"], p["b"]): p for p in case["pairs"]}
+    got = {q: {(f["probe"], f["known"]) for f in pairs[(q, f"model@{q}")]["findings"]}
+           for q in ("qemu-7.2", "qemu-10.0")}
+    assert got["qemu-10.0"] == {("2", "qemu10-hlvx-fault-as-fetch-fault"),
+                                ("4", "qemu10-gva-not-written-for-v0-guest-address")}, got
+    assert got["qemu-7.2"] == {("1", "qemu72-hlvx-vs-stage-permission-from-read"),
+                               ("2", "qemu72-hlvx-vs-stage-permission-from-read"),
+                               ("4", "qemu72-hlv-vs-page-fault-as-access-fault")}, got
