@@ -12,15 +12,9 @@ FINDINGS (known-divergences.toml):
 The situation of riscv-hyp-tests' m_and_hs_using_vs_access (README)."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from guest_lockstep import lockstep_findings
 from test_guests import probe_lines, run_guest, x_ids
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("qemu", ["10.0", "7.2"])
@@ -41,16 +35,10 @@ def test_hlvx_vs_on_qemu(mode, qemu, tmp_path):
 
 
 def test_lockstep_findings_are_the_catalogued_ones(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "difftest", "run", "hlvx_vs", "--mode", "sv39x4", "--vs-mode", "sv39",
-                        "--backend", "qemu-7.2,qemu-10.0,model", "--out", str(tmp_path), "--json"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert r.returncode == 1, r.stderr
-    (case,) = json.loads(r.stdout)
-    pairs = {(p["a"], p["b"]): p for p in case["pairs"]}
-    got = {q: {(f["probe"], f["known"]) for f in pairs[(q, f"model@{q}")]["findings"]}
-           for q in ("qemu-7.2", "qemu-10.0")}
-    assert got["qemu-10.0"] == {("2", "qemu10-hlvx-fault-as-fetch-fault"),
-                                ("4", "qemu10-gva-not-written-for-v0-guest-address")}, got
-    assert got["qemu-7.2"] == {("1", "qemu72-hlvx-vs-stage-permission-from-read"),
-                               ("2", "qemu72-hlvx-vs-stage-permission-from-read"),
-                               ("4", "qemu72-hlv-vs-page-fault-as-access-fault")}, got
+    got, _ = lockstep_findings("hlvx_vs", tmp_path, "--mode", "sv39x4", "--vs-mode", "sv39")
+    known = {q: {(p, k) for p, _w, k in f} for q, f in got.items()}
+    assert known["qemu-10.0"] == {("2", "qemu10-hlvx-fault-as-fetch-fault"),
+                                  ("4", "qemu10-gva-not-written-for-v0-guest-address")}, got
+    assert known["qemu-7.2"] == {("1", "qemu72-hlvx-vs-stage-permission-from-read"),
+                                 ("2", "qemu72-hlvx-vs-stage-permission-from-read"),
+                                 ("4", "qemu72-hlv-vs-page-fault-as-access-fault")}, got

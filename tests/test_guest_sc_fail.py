@@ -11,16 +11,11 @@ That is the cause-15 divergence of riscv-hyp-tests (README "Third-party programs
 here by a guest of ours."""
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from guest_lockstep import lockstep_findings
 from test_guests import MODES, probe_lines, run_guest, x_ids
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("qemu", ["10.0", "7.2"])
@@ -38,20 +33,14 @@ def test_sc_fail_on_qemu(mode, vs, qemu, tmp_path):
 
 
 def test_lockstep_findings_are_the_catalogued_ones(tmp_path):
-    """qemu-10.0 and qemu-7.2 against the model in one mode pair where all four probes run: exactly
+    """qemu-10.0 and qemu-7.2 against the model in one mode pair where all the probes run: exactly
     probes 10, 11 (23 expected) and 20, 21 (15 expected) differ, each tagged with its catalogue entry,
     and every step after them is still compared (probe marks)."""
-    r = subprocess.run([sys.executable, "-m", "difftest", "run", "sc_fail", "--mode", "sv39x4", "--vs-mode", "sv39",
-                        "--backend", "qemu-7.2,qemu-10.0,model", "--out", str(tmp_path), "--json"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert r.returncode == 1, r.stderr
-    (case,) = json.loads(r.stdout)
-    pairs = {(p["a"], p["b"]): p for p in case["pairs"]}
+    got, pairs = lockstep_findings("sc_fail", tmp_path, "--mode", "sv39x4", "--vs-mode", "sv39")
     assert pairs[("qemu-7.2", "qemu-10.0")]["status"] == "match"
-    for q in ("qemu-7.2", "qemu-10.0"):
+    for q, entry in (("qemu-7.2", "qemu72-failed-sc-no-permission-check"),
+                     ("qemu-10.0", "qemu10-failed-sc-no-permission-check")):
+        assert got[q] == {("10", "Xa(trap=0) + trap none~23", entry), ("11", "Xa(trap=0) + trap none~23", entry),
+                          ("20", "Xa(trap=0) + trap none~15", entry), ("21", "Xa(trap=0) + trap none~15", entry)}, got
         p = pairs[(q, f"model@{q}")]
-        got = {(f["probe"], f["what"], f["known"]) for f in p["findings"]}
-        entry = {"qemu-7.2": "qemu72", "qemu-10.0": "qemu10"}[q] + "-failed-sc-no-permission-check"
-        assert got == {("10", "Xa(trap=0) + trap none~23", entry), ("11", "Xa(trap=0) + trap none~23", entry),
-                       ("20", "Xa(trap=0) + trap none~15", entry), ("21", "Xa(trap=0) + trap none~15", entry)}, got
         assert p["resyncs"] == 4 and p["steps_compared"] > 0.95 * p["steps_run"], p
