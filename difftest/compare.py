@@ -194,6 +194,7 @@ class _Pass:
         self.ctx = Ctx(ha, hb, self.both, window=self.window, guest=guest or ha.guest)
         if history is not None:
             self.ctx.history = history
+            self.ctx.history_any = history.any_view()
         self.n = 0                                # step pairs compared
         self.first: Divergence | None = None
         self.probes: dict[str, F.ProbeDiff] = {}

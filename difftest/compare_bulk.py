@@ -75,9 +75,10 @@ class LazyWindow:
 class LazyHistory:
     """``Ctx.history`` for the bulk pass: instead of a dict updated at every step, the compared
     step pairs are kept as ranges and ``get(key)`` finds, in the columns, the last non-stale
-    translation with that key (page, priv, V, access) of a side that records every translation,
-    in a compared pair before the current one -- what the dict held (later pairs, and within a
-    pair side b after side a and later translations, overwrite)."""
+    (``stale_too``: the last, maybe-stale or not -- ``Ctx.history_any``) translation with that key
+    (page, priv, V, access) of a side that records every translation, in a compared pair before the
+    current one -- what the dict held (later pairs, and within a pair side b after side a and later
+    translations, overwrite)."""
 
     def __init__(self, A, B, all_a: bool, all_b: bool):
         self.sides = [(s, k) for s, k, e in ((A, 0, all_a), (B, 1, all_b)) if e]
@@ -95,8 +96,12 @@ class LazyHistory:
         """compare_step calls this where it used to update the dict: this pair's answers count."""
         self.add_range(sa.i, sb.i, 1)
 
-    def _match(self, side, key) -> np.ndarray:
-        m = self._rows.get((side[1], key))
+    def any_view(self) -> "_AnyView":
+        """``Ctx.history_any``: the same lookup, maybe-stale translations included."""
+        return _AnyView(self)
+
+    def _match(self, side, key, stale_too: bool = False) -> np.ndarray:
+        m = self._rows.get((side[1], key, stale_too))
         if m is None:
             page, priv, v, access = key
             c = side[0].table.cols
@@ -104,17 +109,19 @@ class LazyHistory:
                 m = np.zeros(0, bool)
             else:
                 m = (((c["va"] >> _U12) == np.uint64(page)) & (c["priv"] == priv) & (c["v"] == v)
-                     & (c["access"] == ACCESS_CODES[access]) & ((c["bits"] & T_STALE) == 0))
-            self._rows[(side[1], key)] = m
+                     & (c["access"] == ACCESS_CODES[access]))
+                if not stale_too:
+                    m &= (c["bits"] & T_STALE) == 0
+            self._rows[(side[1], key, stale_too)] = m
         return m
 
-    def get(self, key, default=None):
+    def get(self, key, default=None, stale_too: bool = False):
         if type(key[0]) is not int or key[0] < 0 or key[0] >= 1 << 52 or type(key[1]) is not int \
                 or type(key[2]) is not int:
             return default
         best = None
         for side in self.sides:
-            rows = self._match(side, key)
+            rows = self._match(side, key, stale_too)
             if not rows.any():
                 continue
             hit = self._last(side, rows)
@@ -142,6 +149,14 @@ class LazyHistory:
                         return (ri, c.first + j - st, k, reader, int(c.refs[p]))
                 hi = lo
         return None
+
+
+class _AnyView:
+    def __init__(self, h: LazyHistory):
+        self.h = h
+
+    def get(self, key, default=None):
+        return self.h.get(key, default, stale_too=True)
 
 
 def _plus_eq(base, off, target):

@@ -45,6 +45,7 @@ class CaseResult:
     findings: list = field(default_factory=list)       # of single runs: a model that fails its guest's
                                                        # self-checks (difftest.findings.model_findings)
     platform: object = None                            # refmodel.platform.Platform (None: the default)
+    irq_schedules: dict = field(default_factory=dict)  # model run -> the {step: mip bit} it followed (7b)
 
 
 def _is_path(guest) -> bool:
@@ -245,9 +246,11 @@ def _run_backend(name: str, elf: Path, *, hgatp_mode, vs_mode, cpu, timeout, max
         return B.run(elf, **kw)
 
 
-def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], backends, platform=None):
+def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], backends, platform=None,
+              irq_schedules=None):
     """The model's walk for the translation in question, from the trace or by re-running the model
-    (with the profile of the model in this pair)."""
+    (with the profile of the model in this pair, on the run's platform, following the interrupt
+    points that model run followed: ``irq_schedules`` by run name)."""
     for x in (div.xlat_a, div.xlat_b):
         if x is not None and x.walk:
             return x.walk
@@ -269,7 +272,8 @@ def _walk_for(div: Divergence, elf: Path, cpu: str, names: tuple[str, str], back
     except Exception:            # a report without the walk is still a report
         return None
     return model.walk_at(elf, step=div.step, va=x.va, access=x.access, priv=x.priv, v=x.v, cpu=cpu, profile=prof,
-                         platform=platform, dtb=dtb)
+                         platform=platform, dtb=dtb, irq_schedule=(irq_schedules or {}).get(mname),
+                         irq_bound=IRQ_BOUND)
 
 
 def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[str], cpu: str = "default",
@@ -349,6 +353,7 @@ def run_case(guest, *, hgatp_mode: str = "", vs_mode: str = "", backends: list[s
         if sched:
             t_first = case.seconds.get(b, 0.0)
             one(b, None, sched)
+            case.irq_schedules[b] = sched        # the walk re-run of its report follows them too
             case.seconds[b] = round(case.seconds[b] + t_first, 3)
             synced.append(f"{b} followed the {len(sched)} interrupt(s) {q} took (docs/ARCHITECTURE.md 7b)")
     case.runs = {b: case.runs[b] for b in names}              # in the case's order, whoever finished first
@@ -406,7 +411,7 @@ def _compare_pair(case: CaseResult, a: str, b: str, elf: Path, out_dir: Path, gu
             pr.fingerprint = f"{case.guest}|{case.hgatp_mode}|{case.vs_mode}|{a}~{b}|{pr.kind}|-"
         walk = None
         if div is not None and pr.status == "mismatch":
-            walk = _walk_for(div, elf, case.cpu, (a, b), case.backends, case.platform)
+            walk = _walk_for(div, elf, case.cpu, (a, b), case.backends, case.platform, case.irq_schedules)
         stem = f"{a}~{b}".replace("/", "_")
         info = {"guest": case.guest, "hgatp": case.hgatp_mode or "-", "vs": case.vs_mode or "-",
                 "cpu": case.cpu, "elf": str(elf)}

@@ -103,9 +103,11 @@ def run_minimise(args) -> int:
     from difftest import engine
     from difftest.cli import UserError
     from difftest.config_block import ConfigBlockError, patch_copy
+    from difftest.bisect import platform_of
     backends = [b.strip() for b in args.backend.split(",")]
+    platform = platform_of(args)          # the run's hart and machine, as `difftest run` takes them
     try:
-        name, elf = engine.resolve_guest(args.guest)
+        name, elf = engine.resolve_guest(args.guest, platform)
     except engine.EngineError as e:
         raise UserError(str(e), e.exit_code)
     work = Path(tempfile.mkdtemp(prefix="difftest-min-"))
@@ -120,7 +122,7 @@ def run_minimise(args) -> int:
         # the modes again: run_case patches them itself ("" would mean the lowest declared ones);
         # re-patching the same modes keeps the probe selection written above
         c = engine.run_case(p.path, hgatp_mode=p.hgatp_mode, vs_mode=p.vs_mode, backends=backends, cpu=args.cpu,
-                            out_dir=work / f"r{runs[0]}", timeout=args.timeout)
+                            out_dir=work / f"r{runs[0]}", timeout=args.timeout, platform=platform)
         return c
 
     full = outcome(None)
@@ -158,7 +160,8 @@ def run_minimise(args) -> int:
         res["new_guest"] = str(gdir)
         # check that the written guest reproduces on its own (selection fixed at build time)
         c = engine.run_case(build_at(gdir, work / f"{new}.elf"), hgatp_mode=args.mode, vs_mode=args.vs_mode,
-                            backends=backends, cpu=args.cpu, out_dir=work / "check", timeout=args.timeout)
+                            backends=backends, cpu=args.cpu, out_dir=work / "check", timeout=args.timeout,
+                            platform=platform)
         res["reproduces"] = _has(c, finding, kind)
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -174,14 +177,16 @@ def run_minimise(args) -> int:
 def run_qemu(args) -> int:
     """First binary (in the given order) whose outcome differs from --good's."""
     from difftest import engine
+    from difftest.bisect import platform_of
     from difftest.cli import UserError
     bins = [args.good] + list(args.bad)
+    platform = platform_of(args)
     work = Path(tempfile.mkdtemp(prefix="difftest-bisq-"))
     status = []
     for i, b in enumerate(bins):
         try:
             c = engine.run_case(args.guest, hgatp_mode=args.mode, vs_mode=args.vs_mode, backends=[b, "model"],
-                                out_dir=work / str(i), timeout=args.timeout)
+                                out_dir=work / str(i), timeout=args.timeout, platform=platform)
         except engine.EngineError as e:
             raise UserError(str(e), e.exit_code)
         status.append(c.status)
@@ -206,6 +211,8 @@ def add_minimise(bs) -> None:
                         "default: what the first finding says differs, in any probe")
     m.add_argument("--write", action="store_true", help="write guests/<guest>_min_<n>/")
     m.add_argument("--guests-dir", help="where to write the new guest (default guests/)")
+    from difftest.bisect import add_platform_arguments
+    add_platform_arguments(m)
     m.set_defaults(func=run_minimise)
 
 
@@ -223,4 +230,6 @@ def add_qemu(bs) -> None:
     q.add_argument("--mode", default="")
     q.add_argument("--vs-mode", default="")
     q.add_argument("--timeout", type=float, default=120)
+    from difftest.bisect import add_platform_arguments
+    add_platform_arguments(q)
     q.set_defaults(func=run_qemu)

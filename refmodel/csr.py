@@ -117,8 +117,10 @@ HSTATUS_W = H_GVA | H_SPV | H_SPVP | H_HU | H_VTVM | H_VTW | H_VTSR | (0x3F << 1
 # VS-level interrupts are read-only one in mideleg when H is present (H 9.4.2)
 MIDELEG_RO1 = (1 << 2) | (1 << 6) | (1 << 10) | (1 << 12)
 MIDELEG_W = (1 << 1) | (1 << 5) | (1 << 9)
-# medeleg: 11 (ecall from M) is read-only zero (Priv. 3.1.8); the rest are WARL,
-# here every synchronous exception the hart can raise.
+# medeleg (Priv. 20240411 3.1.8): "For exceptions that cannot occur in less privileged modes, the
+# corresponding medeleg bits should be read-only zero. In particular, medeleg[11] is read-only zero."
+# (11: environment call from M-mode.)  The rest are WARL ("An implementation can choose to subset the
+# delegatable traps"), here every synchronous exception the hart can raise (guests/m_warl checks 11).
 MEDELEG_W = sum(1 << c for c in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 15, 20, 21, 22, 23))
 # hedeleg: 9-11 and 20-23 are read-only zero (H 9.2.2)
 HEDELEG_W = sum(1 << c for c in (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 15))
@@ -251,7 +253,10 @@ def write(h, num: int, val: int) -> None:
     if num == 0x300:
         old = c[0x300]
         new = (old & ~MSTATUS_W) | (val & MSTATUS_W)
-        if (new >> MPP_SHIFT) & 3 == 2:        # MPP is WARL: reserved 2 keeps the old value
+        # Priv. 20240411 3.1.6.1: "xPP fields are WARL fields that can hold only privilege mode x and
+        # any implemented privilege mode lower than x" -- M (3), S (1), U (0); 2 is reserved (1.2), so
+        # MPP never holds it: a write of 2 keeps the old (legal) value (guests/m_warl checks it)
+        if (new >> MPP_SHIFT) & 3 == 2:
             new = (new & ~(3 << MPP_SHIFT)) | (old & (3 << MPP_SHIFT))
         c[0x300] = new
     elif num == 0x100:

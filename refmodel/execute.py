@@ -358,7 +358,7 @@ def _amo(insn, rd, f3, rs1, rs2, f5, ilen):
             a = h.x[rs1]
             if a & (size - 1):
                 raise Exc(STORE_MISALIGNED, a)
-            pa = h.translate_store(a, size, insn)       # faults are reported even when SC would fail
+            pa = h.translate_sc(a, size, insn)          # faults are reported even when SC would fail
             if h.reservation == (pa, size):
                 h.store_pa(a, pa, size, h.x[rs2], insn)
                 h.x[rd] = 0

@@ -50,6 +50,7 @@ class MMUContext:
         self.menvcfg, self.henvcfg = c[0x30A], c[0x60A]
         self.profile = hart.profile
         self._hart, self._commit = hart, commit
+        self.no_ad = hart.sc_no_ad      # a failed SC's walk under profile.failed_sc_ad = "none"
 
     def read_pte(self, pa):
         try:
@@ -80,6 +81,7 @@ class Hart(Fences, TrapEntry, InterruptSync):
         self.priv, self.v = 3, 0
         self.steps = 0
         self.reservation = None
+        self.sc_no_ad = False            # the SC being translated may fail: A/D left alone (failed_sc_ad)
         self.record_walk = False
         self.icache: dict = {}
         self.code_pages: set = set()
@@ -302,7 +304,7 @@ class Hart(Fences, TrapEntry, InterruptSync):
         mem = self.mem
         ram_off = pa - mem.ram_base if page_ok and mem.is_ram(pa, 0x1000) else None
         e = (pa, tmpl, gpa, page_ok, {}, ram_off)
-        if not stale:
+        if not stale and not self.sc_no_ad:     # a walk that skipped A/D is never a store's entry
             self.tlb[(priv, v, access, hlvx, va >> 12)] = e
             if ram_off is not None and access != "fetch" and not hlvx and (priv, v) == self.ls:
                 # the decoded load/store closures' own table for the current effective privilege of
@@ -404,6 +406,24 @@ class Hart(Fences, TrapEntry, InterruptSync):
         if priv is None:
             priv, v = self.ls
         return self.access_pa(va, "store", priv, v, size, insn)
+
+    def translate_sc(self, va, size, insn):
+        """An SC's physical address (Unpriv. "Zalrsc"): its faults are a store's whether or not it
+        would succeed; with profile.failed_sc_ad = "none" the walk leaves A/D alone until the
+        reservation says the SC succeeds, and the store is then translated again, A/D included."""
+        if self.profile.failed_sc_ad == "store":
+            return self.translate_store(va, size, insn)
+        n = len(self.xl) if self.xl is not None else 0
+        self.sc_no_ad = True
+        try:
+            pa = self.translate_store(va, size, insn)
+        finally:
+            self.sc_no_ad = False
+        if self.reservation == (pa, size):
+            if self.xl is not None:
+                del self.xl[n:]          # one record of the access: the store's
+            pa = self.translate_store(va, size, insn)
+        return pa
 
     def read_pa(self, va, pa, size, store=True):
         try:

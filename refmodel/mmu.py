@@ -109,6 +109,8 @@ class _Walker:
         # henvcfg.ADUE (VS stage; read-only zero when menvcfg.ADUE=0).  Profiles without Svadu
         # choose once through hw_ad_update (the pre-Svadu "either behaviour" of the spec).
         self.svadu = bool(getattr(self.prof, "svadu", False))
+        # a failed SC's walk under profile.failed_sc_ad = "none": A/D neither set nor faulted on
+        self.no_ad = bool(getattr(ctx, "no_ad", False))
 
     def note(self, stage, level, addr, pte, decision):
         if self.record:
@@ -235,7 +237,10 @@ class _Walker:
             else:
                 off_bits = 12 + 9 * level
             need = PTE_A | (PTE_D if access == "store" else 0)
-            if pte & need != need:
+            if pte & need != need and self.no_ad:
+                # Zalrsc: A/D side effects of a failed SC are UNSPECIFIED (profile.failed_sc_ad)
+                self.note(st.name, level, spa, pte, "leaf (A/D clear: left alone, SC may fail)")
+            elif pte & need != need:
                 if not self.hw_update(st.name):
                     # S step 7 (Svade): A=0, or store with D=0 -> page fault.
                     self.note(st.name, level, spa, pte, "A/D clear (Svade: fault)")

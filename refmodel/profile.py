@@ -42,6 +42,16 @@ class Profile:
     # when svadu is on and svade off, and henvcfg to 0 -- so its VS stage faults until HS sets
     # henvcfg.ADUE, while the G and HS stages update in hardware).
     menvcfg_reset: int = 0
+    # A store-conditional that fails (Unpriv. "Zalrsc"): "No sc.w instruction shall retire unless it
+    # passes memory permission checks, but it is UNSPECIFIED whether any side effects of implicit
+    # address translation and protection memory accesses (such as setting a page-table entry D bit)
+    # occur on a failed sc.w.  For the purposes of memory protection, a failed sc.w may be treated like
+    # a store."  "store" = translated exactly like a store: A/D set by hardware, or (Svade) a page
+    # fault for A or D clear; "none" = the permission checks only, A/D neither set nor faulted on (the
+    # walk leaves them alone; a successful SC is then translated again, as the store it is).  QEMU
+    # never translates a failed SC at all (catalogue *-failed-sc-no-permission-check), so of the two
+    # allowed choices "none" is the one its A/D behaviour shows (guests/sc_fail P 13, 23).
+    failed_sc_ad: str = "store"
     # PMP: number of entries and granularity G (grain = 2^(G+2) bytes).
     pmp_entries: int = DEFAULT_PLATFORM.pmp_entries
     pmp_granularity: int = 0
@@ -126,8 +136,9 @@ BASE = Profile(name="base")
 # QEMU 10.0 (rv64 defaults svadu=on, svade=off): menvcfg.ADUE = 1 at reset, henvcfg = 0
 # (target/riscv/cpu.c riscv_cpu_reset_hold; cpu_helper.c get_physical_address: adue = menvcfg.ADUE,
 # and for the VS stage also henvcfg.ADUE).  Measured on guest ad_bits: G-stage A/D are set by hardware.
+# Both QEMUs: a failed SC leaves A/D alone (failed_sc_ad "none": QEMU never translates it).
 _Q10 = BASE.with_(tinst_policy="transformed", svadu=True, menvcfg_reset=1 << 61,
-                  mie_extra=((1 << 64) - 1) & ~0xFFFF | 0x3000)
+                  mie_extra=((1 << 64) - 1) & ~0xFFFF | 0x3000, failed_sc_ad="none")
 
 # The pinned QEMU configurations (see difftest/backends/qemu.py CPU_VARIANTS).
 PROFILES: dict[str, Profile] = {
@@ -137,7 +148,7 @@ PROFILES: dict[str, Profile] = {
     # 3.1.16: zero or the faulting instruction bits; both allowed) -- measured over the nightly's
     # 7.2 traces on 2026-11-25.
     "qemu-7.2": BASE.with_(name="qemu-7.2", ebreak_tval="zero", hw_ad_update=True, illegal_tval="insn",
-                           hlsv_trap_tval="zero", mie_extra=0x3000),
+                           hlsv_trap_tval="zero", mie_extra=0x3000, failed_sc_ad="none"),
     "qemu-10.0": _Q10.with_(name="qemu-10.0"),
     # QEMU 10.0 with sv39=on / sv48=on limit satp and hgatp to that mode and below.
     "qemu-10.0-sv39": _Q10.with_(name="qemu-10.0-sv39", satp_modes=frozenset({0, 8}), hgatp_modes=frozenset({0, 8})),

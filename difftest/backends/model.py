@@ -165,16 +165,28 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
     return _result("ok" if ok else "error", str(out_path), header, footer, message, None if ok else status)
 
 
+def hart_at(elf_path, step: int, *, profile, platform=None, dtb: bytes | None = None, irq_schedule=None,
+            irq_bound: int = 64):
+    """The model's hart as it stood before ``step`` of a run: re-runs the model there on the run's
+    platform, following the run's interrupt points when it followed them (``irq_schedule``, as
+    ``run``): without them a run that took an interrupt would be re-run to a different instruction."""
+    hart = make_hart(elf_path, profile, platform, dtb)
+    if irq_schedule:
+        hart.sync_interrupts(irq_schedule, irq_bound)
+    if step > 0:
+        for _ in hart.records(max_steps=step):
+            pass
+    return hart
+
+
 def walk_at(elf_path, *, step: int, va: int, access: str, priv: int, v: int, cpu: str = "default", profile=None,
-            platform=None, dtb: bytes | None = None):
+            platform=None, dtb: bytes | None = None, irq_schedule=None, irq_bound: int = 64):
     """The model's page-table walk for one translation as the hart stood before ``step``:
-    re-runs the model to that step and asks ``hart.translate(..., record_walk=True)``
+    re-runs the model to that step (``hart_at``) and asks ``hart.translate(..., record_walk=True)``
     (side-effect free).  Returns a list of ``trace.WalkLevel`` or None."""
     try:
-        hart = make_hart(elf_path, profile or profile_for(cpu), platform, dtb)
-        if step > 0:
-            for _ in hart.records(max_steps=step):
-                pass
+        hart = hart_at(elf_path, step, profile=profile or profile_for(cpu), platform=platform, dtb=dtb,
+                       irq_schedule=irq_schedule, irq_bound=irq_bound)
         try:
             t = hart.translate(va, access, priv, v, record_walk=True)
         except TypeError:

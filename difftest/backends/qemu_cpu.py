@@ -10,11 +10,14 @@ and by the trap-detail pass of the QEMU backend (a dump at each trap handler's e
 from __future__ import annotations
 
 
-def parse_cpu_log(lines):
+def parse_cpu_log(lines, interrupts: bool = False):
     """Yield one dict per ``-d cpu`` dump (one per instruction with one-insn-per-tb).  A dump of a
     TB QEMU then did not run -- left at its start or rewound at a device access, under -icount
-    (qemu_log._NOT_RUN; docs/ARCHITECTURE.md 7b) -- is dropped: the same pc is dumped again."""
-    from difftest.backends.qemu_log import _NOT_RUN
+    (qemu_log._NOT_RUN; docs/ARCHITECTURE.md 7b) -- is dropped: the same pc is dumped again.
+    ``interrupts`` (the log has ``-d int``): also yield ``{"interrupt": mip bit, "epc": pc}`` where
+    QEMU took an asynchronous interrupt -- after the dump of the instruction before it, before the
+    handler's (an interrupt step runs no instruction, so it has no dump of its own)."""
+    from difftest.backends.qemu_log import _INT, _NOT_RUN
     cur = None
     for ln in lines:
         if cur is not None and not ln.startswith(" "):
@@ -22,6 +25,14 @@ def parse_cpu_log(lines):
             if m and cur.get("pc") == int(m.group(1) or m.group(2), 16):
                 cur = None
                 continue
+        if interrupts and ln.startswith("riscv_cpu_do_interrupt"):
+            m = _INT.match(ln)
+            if m and m.group(1) == "1":
+                if cur is not None:
+                    yield cur
+                    cur = None
+                yield {"interrupt": int(m.group(2), 16), "epc": int(m.group(3), 16)}
+            continue
         if ln.startswith(" V "):
             if cur is not None:
                 yield cur

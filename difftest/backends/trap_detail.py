@@ -13,7 +13,7 @@ shows (the pc of the step after each trap).  The dump there is the state trap en
   GVA = hstatus.GVA (bit 6).
 
 Dumps and traps are matched in order, each dump checked against its trap (cause and epc in the
-target's registers); a trap with no checked dump keeps None (not compared) and is counted in the
+target's registers; an interrupt's xcause with its Interrupt bit, ``_xcause``); a trap with no checked dump keeps None (not compared) and is counted in the
 footer (``extra["trap_detail"]``).  mtinst/htinst are not in QEMU's dump: a third run reads them
 through QEMU's gdbstub with a breakpoint on each handler entry (``gdbstub.read_at``), the k-th stop
 being the k-th dump's entry (same pc, and the target's cause/epc registers checked again).
@@ -66,10 +66,11 @@ class TrapDetail:
     _next: int = field(default=0, repr=False)
 
     def fill(self, trap: Trap) -> None:
-        """Sets trap.target (and htval/gva for M and HS) from the next dump that is this trap's entry."""
+        """Sets trap.target (and htval/gva for M and HS) from the next dump that is this trap's entry --
+        an interrupt's too (its handler entry is in ``handler_pcs`` like an exception's: xcause then
+        holds the Interrupt bit, ``_xcause``), so what its trap entry wrote, mtinst/htinst included,
+        is compared as for an exception."""
         self.traps += 1
-        if trap.interrupt:
-            return
         for k in range(self._next, min(len(self.dumps), self._next + MAX_SKIP)):
             got = _entry(self.dumps[k], trap)
             if got is not None:
@@ -142,11 +143,13 @@ def _fields(d: dict, target: str) -> dict:
 
 def _tinst(stop: dict, dump: dict, trap: Trap):
     """mtinst (target M) or htinst (HS) from the gdbstub stop that is this dump's handler entry --
-    checked by pc and by the target's own cause and epc registers; VS has neither (None)."""
+    checked by pc and by the target's own cause and epc registers (an interrupt's cause with its
+    Interrupt bit: Priv. 20240411 3.1.16 and H "Trap Entry", mtinst/htinst are written with zero
+    on an interrupt); VS has neither (None)."""
     if stop.get("pc") != dump.get("pc") or trap.target == "VS":
         return None
     c, e, t = ("mcause", "mepc", "mtinst") if trap.target == "M" else ("scause", "sepc", "htinst")
-    if stop.get(c) == trap.cause and stop.get(e) == trap.epc:
+    if stop.get(c) == _xcause(trap, trap.target) and stop.get(e) == trap.epc:
         return stop.get(t)
     return None
 
