@@ -112,12 +112,13 @@ def connect(p: subprocess.Popen, sock: Path, deadline: float) -> Rsp:
 
 
 def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], work: Path,
-            timeout: float, tohost: int | None = None) -> list[dict]:
+            timeout: float, tohost: int | None = None, wfis: frozenset = frozenset()) -> list[dict]:
     """Runs ``cmd`` (QEMU without -S/-gdb/-serial) under the gdbstub and returns, for every stop at
     one of ``pcs`` in order, {"pc": ..., name: value, ...} for the registers ``names`` (missing
     ones left out).  Ends when the guest exits -- or, with ``tohost`` (the PA of a tohost program's
-    doubleword, difftest/backends/tohost.py), when a write watchpoint there finds it non-zero;
-    raises GdbError if the stub cannot be used."""
+    doubleword, difftest/backends/tohost.py), when a write watchpoint there finds it non-zero, or
+    with ``wfis`` (the main run ended in a final WFI), when QEMU halts in one for good
+    (difftest/backends/wfi_end.py); raises GdbError if the stub cannot be used."""
     sock = work / "gdb.sock"
     # QEMU 7.2 under -icount with sleep=off stops answering after the first continue from a
     # breakpoint (measured on guest interrupts: 1 stop, then none for 30 s); sleep=on runs it through
@@ -139,6 +140,10 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
                 raise GdbError(f"cannot set a breakpoint at {pc:#x}")
         if tohost is not None and rsp.cmd(f"Z2,{tohost:x},8") != "OK":
             raise GdbError("cannot set a write watchpoint on tohost")
+        from difftest.backends import wfi_end
+        for pc in sorted(wfis - set(pcs)):
+            if rsp.cmd(f"Z0,{pc:x},4") != "OK":
+                raise GdbError(f"cannot set a breakpoint at the WFI at {pc:#x}")
         stops = []
         while True:
             if time.monotonic() > deadline:
@@ -156,6 +161,13 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
                 if step_over_store(rsp, tohost) != 0:
                     break                    # the program ended (or tohost cannot be read: stop here)
                 continue
+            if wfis:
+                pc = wfi_end.read_reg(rsp, nums, "pc")
+                if pc in wfis and pc not in pcs:
+                    at = wfi_end.at_wfi(rsp, nums, pc, deadline)
+                    if at.ended or at.error:
+                        break                # the program's end (or the stub gave up: stop here)
+                    continue
             d = {}
             for name, num in want.items():
                 v = rsp.cmd(f"p{num:x}")
