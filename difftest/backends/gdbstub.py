@@ -141,15 +141,14 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
         if tohost is not None and rsp.cmd(f"Z2,{tohost:x},8") != "OK":
             raise GdbError("cannot set a write watchpoint on tohost")
         from difftest.backends import wfi_end
-        for pc in sorted(wfis - set(pcs)):
-            if rsp.cmd(f"Z0,{pc:x},4") != "OK":
-                raise GdbError(f"cannot set a breakpoint at the WFI at {pc:#x}")
         stops = []
         while True:
             if time.monotonic() > deadline:
                 raise GdbError(f"gave up after {timeout:g} s ({len(stops)} stops)")
             try:
-                r = rsp.cmd("c")
+                how, r = wfi_end.cont(rsp, nums, p.pid, deadline, watch_wfi=bool(wfis))
+                if how == "wfi":
+                    break                    # halted in the final WFI: the program's end
             except socket.timeout:
                 raise GdbError(f"no stop within {timeout:g} s ({len(stops)} stops)") from None
             except (EOFError, OSError):
@@ -161,13 +160,6 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
                 if step_over_store(rsp, tohost) != 0:
                     break                    # the program ended (or tohost cannot be read: stop here)
                 continue
-            if wfis:
-                pc = wfi_end.read_reg(rsp, nums, "pc")
-                if pc in wfis and pc not in pcs:
-                    at = wfi_end.at_wfi(rsp, nums, pc, deadline)
-                    if at.ended or at.error:
-                        break                # the program's end (or the stub gave up: stop here)
-                    continue
             d = {}
             for name, num in want.items():
                 v = rsp.cmd(f"p{num:x}")

@@ -1,7 +1,6 @@
 """Programs that end their own way on QEMU: through ``tohost`` (the riscv-tests convention), for QEMU
 runs that cannot see the stored value themselves (the log source, and the re-runs of the trap-detail
-and gdbstub passes), and in a final WFI (difftest/backends/wfi_end.py: breakpoints on the ELF's
-WFIs, handled by the same Watch).
+and gdbstub passes), and in a final WFI (difftest/backends/wfi_end.py, decided by the same Watch).
 
 Such a program writes a non-zero value to its ``tohost`` doubleword and then spins: QEMU never exits
 by itself.  So the run is started halted (``-S``) with its gdbstub on a private Unix socket, a write
@@ -47,8 +46,8 @@ def step_over_store(rsp, tohost: int):
 
 class Watch(threading.Thread):
     """The program-end watcher: drives a QEMU started with ``gdb_options`` until the program ends
-    its own way, then stops it -- a non-zero write to ``tohost`` (None: no tohost) or a final WFI
-    (``wfis``: breakpoints on the ELF's WFIs, difftest/backends/wfi_end.py).  Once joined:
+    its own way, then stops it -- a non-zero write to ``tohost`` (None: no tohost) or, when the ELF
+    holds WFIs (``wfis``), a final WFI (difftest/backends/wfi_end.py).  Once joined:
     ``value`` (the tohost doubleword) or ``end == "wfi"`` (with ``wfi`` = {"pc", "mip", "mie"}),
     ``pc`` (where the guest stopped), or ``error``; none of them when QEMU exited (or was stopped)
     first."""
@@ -74,28 +73,16 @@ class Watch(threading.Thread):
             nums = gdbstub.register_numbers(rsp)
             if self.tohost is not None and rsp.cmd(f"Z2,{self.tohost:x},8") != "OK":
                 return self._fail("QEMU's gdbstub refused a write watchpoint on tohost")
-            for a in sorted(self.wfis):
-                if rsp.cmd(f"Z0,{a:x},4") != "OK":
-                    return self._fail(f"QEMU's gdbstub refused a breakpoint on the WFI at {a:#x}")
             while True:
-                rsp.sock.settimeout(max(0.5, self.deadline - time.monotonic()))
-                r = rsp.cmd("c")
+                how, r = wfi_end.cont(rsp, nums, self.p.pid, self.deadline, watch_wfi=bool(self.wfis))
+                if how == "wfi":
+                    self.end, self.pc, self.wfi = "wfi", r["pc"] + 4, r
+                    proc.stop(self.p)
+                    return
                 if not r.startswith("T"):
                     return                           # W/X: QEMU exited (the finisher)
-                if "watch:" not in r or self.tohost is None:
-                    pc = wfi_end.read_reg(rsp, nums, "pc")      # a breakpoint: one of the WFIs
-                    if pc not in self.wfis:
-                        return self._fail(f"QEMU stopped where no program end was watched ({r[:40]}, "
-                                          f"pc {pc if pc is None else hex(pc)})")
-                    at = wfi_end.at_wfi(rsp, nums, pc, self.deadline)
-                    if at.error:
-                        return self._fail(at.error)
-                    if at.ended:
-                        self.end, self.pc = "wfi", pc + 4
-                        self.wfi = {"pc": pc, "mip": at.mip, "mie": at.mie}
-                        proc.stop(self.p)
-                        return
-                    continue
+                if self.tohost is None:
+                    return self._fail(f"QEMU stopped where no program end was watched ({r[:40]})")
                 v = step_over_store(rsp, self.tohost)
                 if v is None:
                     return self._fail(f"cannot read tohost at {self.tohost:#x} through the gdbstub")

@@ -4,27 +4,32 @@ their own way").
 A bare-metal program often halts with ``1: wfi; j 1b`` and no interrupt enabled.  Priv. 3.3.3: the
 hart then waits for "a locally enabled interrupt" to become pending, which on this one-hart machine
 can never happen (refmodel.interrupts.wfi_never_resumes): the program has ended, without a pass/fail
-value.  QEMU, though, sleeps there for ever.  So a QEMU run of an ELF that holds WFI instructions is
-driven through its gdbstub (difftest/backends/tohost.py's Watch, the one program-end watcher) with a
-breakpoint on each of them (``wfi_pcs``: every 0x10500073 in the executable sections).  At a stop
-there, ``at_wfi`` decides by the spec's rule -- the model's own function -- on mip and mie read from
-QEMU, not by how long QEMU has been idle:
+value.  QEMU, though, sleeps there for ever.  So a QEMU run of an ELF that holds WFI instructions
+(``wfi_pcs``: every 0x10500073 in its executable sections, found with pyelftools) runs under its
+gdbstub (difftest/backends/tohost.py's Watch, the one program-end watcher; ``cont`` here), and the
+end is decided by the spec's rule -- the model's own function -- on QEMU's state:
 
-* the rule says the WFI may resume (something enabled is pending, or the timer is enabled): the
-  breakpoint is stepped over as gdb does (QEMU waits for its timer under -icount, sleep=off, and
-  goes on) and the run continues;
-* the rule says it never resumes: QEMU executes the WFI (a single step, so the log and the plugin
-  record it as a step -- the model records the WFI too) and must then be *halted in it*: the step
-  never completes, and an interrupt request (^C) finds pc just past the WFI.  Only then is it the
-  end; QEMU is stopped.  If the step completes instead (the WFI trapped: mstatus.TW, hstatus.VTW,
-  U-mode -- which the rule cannot see -- or QEMU resumed), QEMU went on: the run continues, and if
-  the model ended there the comparison shows the runs parting.
+* QEMU is stopped (^C) and found *halted after a WFI*: pc is just past a WFI encoding (QEMU advances
+  pc before it halts, measured on 7.2 and 10.0) and its log holds that WFI as its last step, so the
+  WFI is a step on both sides (the model records it too);
+* mip and mie read from QEMU there say no locally enabled interrupt is pending and none can become
+  pending (``wfi_never_resumes``).
 
-The polling below only waits for QEMU to reach the halted state the rule already predicted; a QEMU
-that does not halt is never taken for one that did.
+Both hold: the end "wfi", QEMU is stopped.  Otherwise QEMU is continued and nothing is recorded.
+When to look is the only thing time decides: QEMU is stopped to look only once it has used no CPU
+for IDLE seconds (under ``-icount sleep=off`` a hart waiting for its timer jumps to the deadline at
+once, so only a hart that nothing can wake sits idle).  A look at a QEMU that is merely slow finds
+no halted WFI and continues it; a QEMU that keeps running is never taken for an ended one.
+
+Why not breakpoints on the WFIs (tried, measured on guests/interrupts): stepping off a breakpoint
+on a WFI that the timer ends changes the run -- QEMU's default single step masks interrupts (the
+hart woke and ran on without the timer interrupt: a false divergence), and a single step with
+interrupts on (``Qqemu.sstep=1``) never completed on 7.2 or 10.0.  A stop at a halted WFI changes
+nothing: under -icount the virtual clock stands while the VM is stopped.
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -35,27 +40,29 @@ WFI = 0x10500073          # Priv. 3.3.3: WFI (SYSTEM, funct12 0x105); no compres
 SHF_EXECINSTR = 0x4
 # The footer message of a run that ended so: an end, but no pass/fail value (exit_code None, never 0)
 ENDED = "ended in a WFI that no interrupt can end (Priv. 3.3.3): the program gave no exit code"
-FIRST_POLL = 0.02         # seconds before the first look at whether QEMU halted in the WFI
+IDLE = 0.25               # seconds without QEMU CPU time before it is stopped and looked at
+POLL = 0.05
 
 
 def wfi_pcs(elf: Path) -> frozenset[int]:
     """The addresses of every WFI encoding in the ELF's executable sections (2-byte aligned, as
-    instructions are with C).  A match inside data or across two instructions is never executed
-    at that address, so its breakpoint never fires.  Empty for an ELF elftools cannot read."""
+    instructions are with C); empty for an ELF elftools cannot read.  A program without one cannot
+    end in a WFI of its own, so its runs need no watch for it."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+    word = WFI.to_bytes(4, "little")
     out = set()
     try:
         with open(elf, "rb") as f:
-            for s in ELFFile(f).iter_sections():
-                if not s["sh_flags"] & SHF_EXECINSTR or s["sh_type"] != "SHT_PROGBITS":
+            for sec in ELFFile(f).iter_sections():
+                if not sec["sh_flags"] & SHF_EXECINSTR or sec["sh_type"] != "SHT_PROGBITS":
                     continue
-                data, base = s.data(), s["sh_addr"]
-                k = data.find(WFI.to_bytes(4, "little"))
+                data, base = sec.data(), sec["sh_addr"]
+                k = data.find(word)
                 while k >= 0:
                     if not k & 1:
                         out.add(base + k)
-                    k = data.find(WFI.to_bytes(4, "little"), k + 1)
+                    k = data.find(word, k + 1)
     except (OSError, ELFError, ValueError):
         return frozenset()
     return frozenset(out)
@@ -71,70 +78,61 @@ def read_reg(rsp, nums: dict, name: str):
     return int.from_bytes(bytes.fromhex(v), "little")
 
 
-class AtWfi:
-    """What happened at one stop on a WFI: ``ended`` (QEMU is halted in a WFI that never resumes,
-    and stays stopped), ``mip``/``mie`` as read there, ``error`` when the stub did not cooperate."""
-
-    def __init__(self):
-        self.ended = False
-        self.mip: int | None = None
-        self.mie: int | None = None
-        self.error = ""
-
-
-def at_wfi(rsp, nums: dict, pc: int, deadline: float) -> AtWfi:
-    """At a breakpoint stop on the WFI at ``pc`` (the breakpoint still in place): decide the end and
-    leave QEMU stopped -- either halted in the WFI for good (``ended``) or after the WFI, with the
-    breakpoint back in place, ready to be continued."""
-    res = AtWfi()
-    res.mip, res.mie = read_reg(rsp, nums, "mip"), read_reg(rsp, nums, "mie")
-    if res.mip is None or res.mie is None:
-        res.error = f"cannot read mip/mie at the WFI at {pc:#x} through the gdbstub"
-        return res
-    if rsp.cmd(f"z0,{pc:x},4") != "OK":
-        res.error = f"cannot remove the breakpoint at the WFI at {pc:#x}"
-        return res
-    if not wfi_never_resumes(res.mip, res.mie):
-        # the timer (or a pending interrupt) ends the wait: step over it as gdb does
-        rsp.sock.settimeout(max(0.5, deadline - time.monotonic()))
-        r = rsp.cmd("s")
-        if not r.startswith("T"):
-            res.error = f"QEMU went away stepping the WFI at {pc:#x}"
-            return res
-    else:
-        halted = _halts(rsp, nums, pc, deadline)
-        if halted is None:
-            res.error = f"cannot tell whether QEMU halted in the WFI at {pc:#x}"
-            return res
-        if halted:
-            res.ended = True
-            return res
-    if rsp.cmd(f"Z0,{pc:x},4") != "OK":
-        res.error = f"cannot put the breakpoint back on the WFI at {pc:#x}"
-    return res
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
-def _halts(rsp, nums: dict, pc: int, deadline: float) -> bool | None:
-    """Single-steps the WFI at ``pc`` (no breakpoint there): True when QEMU executed it and halted
-    (the step does not complete; stopped by ^C, pc is past the WFI), False when the step completed
-    (a trap, or the hart resumed: QEMU went on), None when the stub does not answer."""
-    wait = FIRST_POLL
-    rsp._send("s")
-    while time.monotonic() < deadline:
+def ended_here(rsp, nums: dict) -> dict | None:
+    """At a stop of QEMU (the VM stopped): {"pc", "mip", "mie"} when the hart is halted after a
+    WFI that can never resume (the program's end), else None."""
+    pc = read_reg(rsp, nums, "pc")
+    if pc is None or pc < 4:
+        return None
+    m = rsp.cmd(f"m{pc - 4:x},4")
+    if not m or m.startswith("E") or len(m) != 8 or int.from_bytes(bytes.fromhex(m), "little") != WFI:
+        return None
+    mip, mie = read_reg(rsp, nums, "mip"), read_reg(rsp, nums, "mie")
+    if mip is None or mie is None or not wfi_never_resumes(mip, mie):
+        return None
+    return {"pc": pc - 4, "mip": mip, "mie": mie}
+
+
+def cont(rsp, nums: dict, pid: int, deadline: float, watch_wfi: bool = True):
+    """Continue QEMU and wait for its next stop: ("stop", reply) -- a breakpoint, a watchpoint, or
+    W/X when QEMU exited --, or ("wfi", {"pc", "mip", "mie"}) when it halted in a final WFI (then
+    it stays stopped).  Raises socket.timeout at ``deadline``; EOFError/OSError when QEMU went away."""
+    rsp._send("c")
+    cpu0, since = cpu_seconds(pid), time.monotonic()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("no stop before the deadline")
         try:
-            rsp.sock.settimeout(wait)
-            rsp._recv()
-            return False                           # the step completed: not halted
+            rsp.sock.settimeout(min(POLL, left) if watch_wfi else left)
+            return "stop", rsp._recv()
         except socket.timeout:
             pass
-        rsp.sock.sendall(b"\x03")                  # stop the VM and look
+        cpu = cpu_seconds(pid)
+        if cpu is None or cpu0 is None:
+            raise EOFError("QEMU exited")
+        if time.monotonic() - since < IDLE:
+            continue
+        if cpu - cpu0 > IDLE / 10:                 # it ran: a new window
+            cpu0, since = cpu, time.monotonic()
+            continue
+        rsp.sock.sendall(b"\x03")                  # idle: stop the VM and look
         rsp.sock.settimeout(max(0.5, deadline - time.monotonic()))
         r = rsp._recv()
-        now = read_reg(rsp, nums, "pc")
-        if r.startswith("T02") and now == pc + 4:
-            return True                            # executed, and waiting in it
-        if now != pc:
-            return False                           # the step completed as ^C arrived
-        wait = min(wait * 2, 1.0)                  # not executed yet (a loaded machine): again
-        rsp._send("s")
-    return None
+        if not r.startswith("T02"):
+            return "stop", r                       # it stopped by itself as ^C arrived
+        end = ended_here(rsp, nums)
+        if end is not None:
+            return "wfi", end
+        rsp._send("c")                             # not an end: on it goes
+        cpu0, since = cpu_seconds(pid), time.monotonic()
