@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,24 +18,13 @@ from difftest.backends.binaries import KNOWN
 from refmodel import interrupts
 from refmodel.interrupts import MSI, MTI, SSI, wfi_never_resumes
 from refmodel.loader import symbol_address
+from test_program_ends import _elf, _no_qemu_left
 
 QEMUS = [q for q in ("qemu-7.2", "qemu-10.0") if KNOWN[q][0].exists()]
 pytestmark = pytest.mark.skipif(len(QEMUS) < 2 or shutil.which(G.CC) is None,
                                 reason="QEMU 7.2, 10.0 and the cross compiler are needed (run scripts/setup)")
 ALL = ["qemu-7.2", "qemu-10.0", "model"]
 WFI_GUESTS = ["ptest_wfi", "ptest_wfi_timer"]
-
-
-def _elf(tmp_path: Path, guest: str) -> Path:
-    """The guest's ELF under a path of this test's own, so its QEMUs can be found by command line."""
-    dst = tmp_path / f"{guest}.elf"
-    shutil.copy(G.build(guest), dst)
-    return dst
-
-
-def _no_qemu_left(tmp_path: Path) -> None:
-    from test_bad_input_qemu import gone_within, processes_mentioning
-    assert gone_within(processes_mentioning(str(tmp_path)), 5), processes_mentioning(str(tmp_path))
 
 
 def test_the_rule_is_priv_3_3_3_on_a_one_hart_machine():

@@ -117,7 +117,8 @@ def cont(rsp, nums: dict, pid: int, deadline: float, watch_wfi: bool = True):
             rsp.sock.settimeout(min(POLL, left) if watch_wfi else left)
             return "stop", rsp._recv()
         except socket.timeout:
-            pass
+            if not watch_wfi:
+                continue                           # only the deadline ends the wait
         cpu = cpu_seconds(pid)
         if cpu is None or cpu0 is None:
             raise EOFError("QEMU exited")
