@@ -125,3 +125,14 @@ def test_a_qemu_that_is_not_found_ended_runs_into_its_timeout(tmp_path, monkeypa
                  max_steps=10_000, use_cache=False)
     assert (r.status, r.error_class, r.footer.end) == ("error", "timeout", ""), r.message
     _no_qemu_left(tmp_path)
+
+
+def test_difftest_run_says_ended_in_wfi_and_exits_0_for_a_match(tmp_path):
+    """The command line: the end is named and shown without an exit code (never "exit 0", a pass)."""
+    from test_bad_input_qemu import difftest
+    elf = _elf(tmp_path, "ptest_wfi")
+    r = difftest(tmp_path, "run", str(elf), "--backend", "qemu-7.2,qemu-10.0,model", "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("MATCH") and r.stdout.count("ended in wfi (no exit code)") == 4, r.stdout
+    assert "exit 0" not in r.stdout and "exit None" not in r.stdout
+    _no_qemu_left(tmp_path)
