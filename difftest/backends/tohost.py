@@ -92,7 +92,9 @@ class Watch(threading.Thread):
                     self.pc = wfi_end.read_reg(rsp, nums, "pc")
                     proc.stop(self.p)
                     return
-        except (gdbstub.GdbError, OSError, EOFError, ValueError, socket.timeout) as e:
+        except (EOFError, ConnectionError):
+            pass                                     # QEMU exiting closed the stub (the finisher)
+        except (gdbstub.GdbError, OSError, ValueError, socket.timeout) as e:
             if not proc.exited(self.p):
                 self.error = f"program-end watch: {e}"
         finally:
