@@ -9,7 +9,8 @@ hideleg bit is set (vs_platform_alias, QEMU 10.0).
 FINDINGS (known-divergences.toml): LCOFIE/LCOFIP writable without Sscofpmf (P 5, 6: both QEMUs,
 qemu*-lcofi-without-sscofpmf); the reserved standard bits 14 and 15 of mie/vsie (P 3, 4: 10.0,
 qemu10-interrupt-bits-14-15-writable); hvip showing mip's bits and setting LCOFIP (P 7, 8: 10.0,
-qemu10-hvip-shows-mip)."""
+qemu10-hvip-shows-mip); vsip not showing hip's VSTIP/VSEIP with hideleg set (P 9: 7.2,
+qemu72-vsip-misses-vstip-vseip)."""
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,7 @@ from refmodel.profile import BASE, PROFILES
 ALL = (1 << 64) - 1
 
 
-@pytest.mark.parametrize("qemu,xs", [("10.0", [3, 4, 5, 6, 7, 8]), ("7.2", [5, 6])])
+@pytest.mark.parametrize("qemu,xs", [("10.0", [3, 4, 5, 6, 7, 8]), ("7.2", [5, 6, 9])])
 def test_xip_regs_on_qemu(qemu, xs, tmp_path):
     rc, out = run_guest("xip_regs", "bare", qemu, tmp_path)
     assert x_ids(out) == xs and rc == 1, out
@@ -33,13 +34,16 @@ def test_xip_regs_on_qemu(qemu, xs, tmp_path):
     assert "mie=0x2000 sie=0x2000" in p[5] and "lcofip=0x2000 sip=0x2000" in p[6]
     if qemu == "10.0":
         assert "vsie=0xffffffffffffc222 mie=0xffffffffffffc444" in p[3] and "mie=0xc000" in p[4]
-        assert "hvip=0x80" in p[7] and "lcofip=0x2000" in p[8]
+        assert "hvip=0x80" in p[7] and "lcofip=0x2000" in p[8] and "vsip=0x222 hip=0x444" in p[9]
+    else:
+        assert "vsip=0x2 hip=0x444" in p[9]                  # STIP/SEIP not aliased to hip's VS bits
 
 
 def test_lockstep_findings_are_the_catalogued_ones(tmp_path):
     got, _ = lockstep_findings("xip_regs", tmp_path)
     assert got["qemu-7.2"] == {("5", "Xa(mie=nz,sie=nz)", "qemu72-lcofi-without-sscofpmf"),
-                               ("6", "Xa(lcofip=nz,sip=nz)", "qemu72-lcofi-without-sscofpmf")}, got
+                               ("6", "Xa(lcofip=nz,sip=nz)", "qemu72-lcofi-without-sscofpmf"),
+                               ("9", "Xa(vsip=nz)", "qemu72-vsip-misses-vstip-vseip")}, got
     assert got["qemu-10.0"] == {("3", "Xa(vsie=nz,mie=nz)", "qemu10-interrupt-bits-14-15-writable"),
                                 ("4", "Xa(mie=nz)", "qemu10-interrupt-bits-14-15-writable"),
                                 ("5", "Xa(mie=nz,sie=nz)", "qemu10-lcofi-without-sscofpmf"),
@@ -70,6 +74,8 @@ def test_delegation_and_vsie_rules_per_profile(prof, mideleg, hideleg, vsie, mie
     assert C.read(h, 0x304) == 0 and C.read(h, 0x104) == 0 and C.read(h, 0x344) & (1 << 13) == 0
     C.write(h, 0x645, 0)
     assert C.read(h, 0x645) == 0                          # hvip: only its writable VS bits
+    C.write(h, 0x645, 0x444)                              # H: vsip.SEIP/STIP/SSIP alias hip's VS bits
+    assert C.read(h, 0x244) & 0xFFFF == 0x222 and C.read(h, 0x644) == 0x444
 
 
 def test_vsie_platform_bits_follow_hideleg():

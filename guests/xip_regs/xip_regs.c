@@ -18,6 +18,9 @@
  *  - H "Hypervisor Interrupt Registers": "Bits of hvip that are not writable are read-only zeros"; only
  *    VSEIP, VSTIP and VSSIP are writable in its standard portion.  P 7 writes hvip = 0 and reads it
  *    back (MTIP is pending throughout: mtimecmp resets to 0 on QEMU virt).
+ *  - H "Virtual Supervisor Interrupt Registers": "When bit 10 of hideleg is zero, vsip.SEIP and vsie.SEIE
+ *    are read-only zeros. Else, vsip.SEIP and vsie.SEIE are aliases of hip.VSEIP and hie.VSEIE" (bits 6
+ *    and 2 likewise).  P 9 sets hvip's three VS bits with hideleg = -1: vsip must read 0x222.
  * README "Third-party programs in lockstep" (check_xip_regs) and known-divergences.toml say which QEMU
  * breaks which rule. */
 #include "difftest.h"
@@ -25,6 +28,7 @@
 DIFFTEST_MODES(HGATP_BARE, VS_BARE);
 
 #define LCOF (1ull << 13)
+#define VS_IP ((1ull << 2) | (1ull << 6) | (1ull << 10))     /* VSSIP, VSTIP, VSEIP */
 
 static unsigned id = 1;
 
@@ -96,6 +100,12 @@ int main(void)
     csr_write(hvip, 0);
     csr_write(mip, 0);
     report("hvip-lcof", "lcofip", mip & LCOF, ~0ull, 0, 0, 0, 0, 0);
+
+    rt_probe_mark(RT_MARK_START(id));
+    csr_write(hvip, VS_IP);                     /* delegated by hideleg: vsip shows them as SSIP/STIP/SEIP */
+    u64 vsip = csr_read(vsip), hip = csr_read(hip);
+    csr_write(hvip, 0);
+    report("hvip-vsip", "vsip", vsip, 0xffff, 0x222, "hip", hip, VS_IP, VS_IP);
 
     csr_write(hideleg, 0);
     csr_write(mideleg, 0);
