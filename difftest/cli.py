@@ -376,6 +376,8 @@ def _print_case(c) -> None:
     head = f"{c.guest} hgatp={c.hgatp_mode or '-'} vs={c.vs_mode or '-'} cpu={c.cpu}"
     def ended(b):
         f = c.runs[b].footer if b in c.runs else None
+        if f is not None and f.status == "exit" and getattr(f, "end", "") == "wfi":
+            return " ended in wfi (no exit code)"         # an end, never a pass (wfi_end.py)
         return "" if f is None else (f" exit {f.exit_code}" + (f" ({f.end})" if getattr(f, "end", "") else "")
                                      if f.status == "exit" else f" {f.status}")
     # each run's own end: a guest that fails its self-checks on every backend is no green result

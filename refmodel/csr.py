@@ -220,12 +220,28 @@ def read(h, num: int) -> int:
     if num == 0x644:
         return (c[0x344] | c[0x645]) & (HIDELEG_W | (1 << 12))
     if num == 0x204:                           # vsie: hie bits delegated by hideleg, shifted (H 9.2.5)
-        return (c[0x304] & c[0x603] & HIDELEG_W) >> 1
+        return (c[0x304] & c[0x603] & HIDELEG_W) >> 1 | (c[0x304] & _vs_alias(h))
     if num == 0x244:
-        return ((c[0x344] | c[0x645]) & c[0x603] & HIDELEG_W) >> 1
+        return ((c[0x344] | c[0x645]) & c[0x603] & HIDELEG_W) >> 1 | (_irq.mip(h) & _vs_alias(h))
     if num == 0x344:
         return _irq.mip(h)                     # + MSIP/MTIP from the ACLINT, VS bits from hvip
     return c[num]
+
+
+def _vs_alias(h) -> int:
+    """The platform bits (>= 16) of vsie/vsip that alias mie/mip now: the profile's
+    (Profile.vs_platform_alias) whose hideleg bit is set.  H "Virtual Supervisor Interrupt Registers"
+    defines only bits 13, 10, 6 and 2 ("When bit 10 of hideleg is zero, vsip.SEIP and vsie.SEIE are
+    read-only zeros. Else ... aliases"); bits 16 and above are "designated for platform use" (Priv.
+    3.1.9), and bits 14 and 15 are "0" in the figure of their standard portion: never aliased."""
+    return h.csr[0x603] & getattr(h.profile, "vs_platform_alias", 0) & ~0xFFFF
+
+
+def _mie_writable(h) -> int:
+    """mie's writable bits: the enables of the interrupts the hart has (MSI MTI MEI SSI STI SEI VSSI
+    VSTI VSEI) and the profile's others (Profile.mie_extra: SGEIE with GEILEN = 0, platform bits >= 16;
+    never LCOFIE without Sscofpmf, nor the reserved 14 and 15 -- Priv. 3.1.9)."""
+    return 0xAAA | HIDELEG_W | (getattr(h.profile, "mie_extra", 0) & ~0xE000)
 
 
 def _sd(v):
@@ -270,17 +286,19 @@ def write(h, num: int, val: int) -> None:
     elif num == 0x302:
         c[0x302] = val & MEDELEG_W
     elif num == 0x303:
-        c[0x303] = MIDELEG_RO1 | (val & MIDELEG_W)
+        # + the profile's other delegatable bits (Profile.mideleg_extra: Priv. 3.1.8 lets an
+        # implementation "subset the delegatable traps"; e.g. QEMU's LCOFI bit 13 without Sscofpmf)
+        c[0x303] = MIDELEG_RO1 | (val & (MIDELEG_W | getattr(h.profile, "mideleg_extra", 0)))
     elif num == 0x602:
         c[0x602] = val & HEDELEG_W
     elif num == 0x603:
-        c[0x603] = val & HIDELEG_W
+        # H "hideleg": bits 10, 6, 2 writable, 12, 9, 5, 1 read-only zero; the rest (13-15 and the
+        # platform's 16..63) is the implementation's WARL choice (Profile.hideleg_extra)
+        c[0x603] = val & (HIDELEG_W | getattr(h.profile, "hideleg_extra", 0))
     elif num == 0x645:
         c[0x645] = val & HVIP_W
     elif num == 0x304:
-        # the standard enables of the interrupts the hart has, plus the profile's other writable bits
-        # (Profile.mie_extra: e.g. SGEIE with GEILEN = 0, LCOFIE, platform bits >= 16)
-        c[0x304] = val & (0xAAA | HIDELEG_W | getattr(h.profile, "mie_extra", 0))
+        c[0x304] = val & _mie_writable(h)
     elif num == 0x104:
         m = c[0x303] & 0x222
         c[0x304] = (c[0x304] & ~m) | (val & m)
@@ -290,6 +308,8 @@ def write(h, num: int, val: int) -> None:
     elif num == 0x204:
         m = c[0x603] & HIDELEG_W
         c[0x304] = (c[0x304] & ~m) | ((val << 1) & m)
+        a = _vs_alias(h) & _mie_writable(h)      # platform bits: the same bits of mie (Profile.vs_platform_alias)
+        c[0x304] = (c[0x304] & ~a) | (val & a)
     elif num == 0x144:
         m = c[0x303] & 0x2
         c[0x344] = (c[0x344] & ~m) | (val & m)

@@ -122,8 +122,9 @@ class Hart(Fences, TrapEntry, InterruptSync):
 
     @property
     def end(self):
-        """How the program ended: "finisher", "tohost" or "" (it has not)."""
-        return self.mem.finisher.end
+        """How the program ended: "finisher", "tohost", "semihosting", "wfi" (a WFI no interrupt can
+        ever end, refmodel.interrupts.wfi_never_resumes; no exit code) or "" (it has not)."""
+        return self.mem.finisher.end or ("wfi" if self.stalled else "")
 
     @property
     def uart_output(self):

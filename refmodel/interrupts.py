@@ -92,6 +92,19 @@ def wfi_wakes(h) -> bool:
     return bool(mip(h) & h.csr[0x304])
 
 
+def wfi_never_resumes(mip_value: int, mie_value: int) -> bool:
+    """Whether a hart waiting in WFI with these mip and mie can never resume: the program's end
+    (the end "wfi").  Priv. 3.3.3: the hart resumes "if a locally enabled interrupt becomes
+    pending" -- mip & mie, whatever the global enables and delegation.  On this one-hart machine
+    the only bit that can *become* pending while the hart waits is MTIP (the timer, 3.2.1): MSIP
+    is written by an MSWI store (no other hart makes one), the S/VS bits by the hart's own CSR
+    writes, MEIP/SEIP by the PLIC, whose devices raise nothing (refmodel/plic.py; QEMU's console
+    is a file, never read).  So: nothing locally enabled is pending and the timer is not enabled.
+    The QEMU backends decide their end by this same function on the values they read from QEMU
+    at the WFI (difftest/backends/wfi_end.py)."""
+    return not (mip_value & mie_value) and not (mie_value >> MTI & 1)
+
+
 # ---------------------------------------------------------------------- the hart's side
 NEVER = 1 << 62
 STOP = object()          # irq_boundary's answer when the hart stalls in a WFI that nothing wakes
@@ -191,12 +204,13 @@ class InterruptSync:
         or, with nothing that can end the wait, the hart stalls for good."""
         self.irq_now = True                 # an interrupt held back is not held across a WFI
         self.irq_at = 0
-        if wfi_wakes(self):
+        pending, enabled = mip(self), self.csr[0x304]
+        if pending & enabled:
             return
-        a = self.mem.aclint
-        if self.csr[0x304] & (1 << MTI):
-            wake = a.wake_ns()
-            if wake is not None:
-                a.wait_until(wake)
-                return
-        self.stalled = True
+        if wfi_never_resumes(pending, enabled):
+            self.stalled = True             # the end "wfi": the WFI step stands, nothing follows it
+            return
+        a = self.mem.aclint                 # only the timer can end the wait: time jumps to it
+        wake = a.wake_ns()
+        if wake is not None:
+            a.wait_until(wake)

@@ -23,7 +23,7 @@ def build(out_dir: Path, mode: int) -> Path:
 
 
 def build_hang(out_dir: Path, name: str = "hang") -> Path:
-    """hang: waits in wfi forever (timeout); spin: j . forever (step limit)."""
+    """hang: waits in a wfi nothing can end (the end "wfi"); spin: j . forever (step limit, timeout)."""
     out = out_dir / f"{name}.elf"
     subprocess.run([CC, "-nostdlib", "-march=rv64imac", "-mabi=lp64", "-Wl,--no-warn-rwx-segments", "-T",
                     str(SRC / "link.ld"), str(SRC / f"{name}.S"), "-o", str(out)], check=True)

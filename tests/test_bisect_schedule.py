@@ -22,10 +22,6 @@ from difftest.trace import TraceReader
 
 ROOT = Path(__file__).resolve().parent.parent
 QEMUS = ("qemu-7.2", "qemu-10.0")
-# What QEMU holds that the model does not, in `interrupts`: both QEMUs let mideleg bit 13 (LCOFI,
-# Sscofpmf, which this hart does not have) be written; the guest reads mideleg into a0 and masks it.
-# A real difference, reported -- the test checks that nothing *else* differs.
-MIDELEG_13 = {"mideleg", "a0"}
 
 
 def _difftest(*a, timeout=600):
@@ -43,15 +39,15 @@ def interrupts_case(tmp_path_factory):
 @pytest.mark.parametrize("qemu", QEMUS)
 def test_bisect_follows_every_interrupt_of_its_qemu(qemu, interrupts_case):
     r = _difftest("bisect", "first-divergence", "interrupts", "--backend", qemu, "--all", "--json")
-    assert r.returncode == 1, r.stderr           # mideleg[13]: a real state difference
+    # both QEMUs delegate mideleg bit 13 (LCOFI): a WARL choice each model holds its QEMU to
+    # (profile.mideleg_extra), so no register differs -- before, that bit was the one state difference
+    assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(r.stdout)
     sched = engine.interrupt_schedule(interrupts_case.runs[qemu].trace_path)
     assert len(sched) >= 10
     assert d["interrupts_followed"] == len(sched)
     assert d["steps_compared"] == interrupts_case.runs[qemu].footer.steps     # to the end
-    every = [d["diffs"]] + [x["diffs"] for x in d["later"]]
-    assert set().union(*every) <= MIDELEG_13, every
-    assert d["diffs"]["mideleg" if "mideleg" in d["diffs"] else "a0"][0] >> 13 & 1 == 1
+    assert not d.get("diffs") and not d.get("later"), d
 
 
 def test_an_interrupt_qemu_took_that_the_model_has_not_pending_is_the_divergence(monkeypatch):

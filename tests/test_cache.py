@@ -51,7 +51,7 @@ def test_key_changes_with_elf_and_limits(cache_dir, tmp_path):
 
 def test_timeouts_are_not_cached(cache_dir, tmp_path):
     from qemu_fixtures import build_hang
-    elf = build_hang(tmp_path)
+    elf = build_hang(tmp_path, "spin")        # "hang" (a WFI nothing ends) is an end now: "wfi"
     r = run(elf, backend=QEMU, out_path=tmp_path / "a.gz", timeout=0.5, max_steps=10**7)
     assert r.error_class == "timeout"
     assert not list(cache_dir.glob("*.json"))

@@ -109,12 +109,20 @@ def test_bad_elf(kind, elfs, tmp_path):
     assert str(p) in r.message
 
 
-def test_hang_is_a_timeout_with_partial_trace(elfs, tmp_path):
-    r = run(elfs["hang"], backend=QEMUS[0], out_path=tmp_path / "t.gz", timeout=1, max_steps=10**7,
+def test_a_guest_that_never_finishes_is_a_timeout_with_partial_trace(elfs, tmp_path):
+    r = run(elfs["spin"], backend=QEMUS[0], out_path=tmp_path / "t.gz", timeout=1, max_steps=10**7,
             use_cache=False)
     assert (r.status, r.error_class) == ("error", "timeout")
     h, steps, f = read_trace(r.trace_path)
     assert f.status == "timeout" and steps and steps[0].pc == 0x1000
+
+
+def test_a_wfi_nothing_can_end_is_the_end_wfi_not_a_timeout(elfs, tmp_path):
+    """hang (``1: wfi; j 1b``, mie = 0 from reset) used to run into the timeout; it is the end "wfi"
+    (difftest/backends/wfi_end.py; tests/test_wfi_end.py), with no exit code."""
+    r = run(elfs["hang"], backend=QEMUS[0], out_path=tmp_path / "t.gz", timeout=60, max_steps=10**7,
+            use_cache=False)
+    assert (r.status, r.footer.exit_code, r.footer.end) == ("ok", None, "wfi"), r.message
 
 
 def test_step_limit(elfs, tmp_path):

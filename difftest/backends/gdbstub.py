@@ -112,13 +112,13 @@ def connect(p: subprocess.Popen, sock: Path, deadline: float) -> Rsp:
 
 
 def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], work: Path,
-            timeout: float, tohost: int | tuple | None = None) -> list[dict]:
+            timeout: float, tohost: int | tuple | None = None, wfis: frozenset = frozenset()) -> list[dict]:
     """Runs ``cmd`` (QEMU without -S/-gdb/-serial) under the gdbstub and returns, for every stop at
     one of ``pcs`` in order, {"pc": ..., name: value, ...} for the registers ``names`` (missing
     ones left out).  Ends when the guest exits -- or, with ``tohost`` (the PA of a tohost program's
-    doubleword, or it and its aliases: difftest/backends/tohost.py), when a write watchpoint there
-    finds it non-zero;
-    raises GdbError if the stub cannot be used."""
+    doubleword, or it and its aliases: difftest/backends/tohost.py), when a write watchpoint there finds it non-zero, or
+    with ``wfis`` (the main run ended in a final WFI), when QEMU halts in one for good
+    (difftest/backends/wfi_end.py); raises GdbError if the stub cannot be used."""
     sock = work / "gdb.sock"
     # QEMU 7.2 under -icount with sleep=off stops answering after the first continue from a
     # breakpoint (measured on guest interrupts: 1 stop, then none for 30 s); sleep=on runs it through
@@ -142,12 +142,15 @@ def read_at(cmd: list[str], env: dict, pcs: set[int], names: tuple[str, ...], wo
         watched = T.addrs(tohost) if tohost is not None else ()
         if any(rsp.cmd(f"Z2,{a:x},8") != "OK" for a in watched):
             raise GdbError("cannot set a write watchpoint on tohost")
+        from difftest.backends import wfi_end
         stops = []
         while True:
             if time.monotonic() > deadline:
                 raise GdbError(f"gave up after {timeout:g} s ({len(stops)} stops)")
             try:
-                r = rsp.cmd("c")
+                how, r = wfi_end.cont(rsp, nums, p.pid, deadline, watch_wfi=bool(wfis))
+                if how == "wfi":
+                    break                    # halted in the final WFI: the program's end
             except socket.timeout:
                 raise GdbError(f"no stop within {timeout:g} s ({len(stops)} stops)") from None
             except (EOFError, OSError):

@@ -153,10 +153,14 @@ def run(elf_path, *, backend: str = "model", hgatp_mode: str = "", vs_mode: str 
         except OSError as e2:
             w.abort()
             return _result("error", None, header, None, _io_message(out_path, e2), "io-error")
+    end = getattr(hart, "end", "") if status == "exit" else ""
+    if end == "wfi":                 # an end, but no pass/fail value: exit code None, never 0
+        from difftest.backends.wfi_end import ENDED
+        message = ENDED
     # uart_output: one character per UART byte (chr(byte)), the lossless form trace.py documents
     footer = Footer(status=status, exit_code=getattr(hart, "exit_code", None) if status == "exit" else None,
                     steps=n, uart=getattr(hart, "uart_output", "") or "", message=message,
-                    end=getattr(hart, "end", "") if status == "exit" else "")
+                    end=end)
     try:
         w.close(footer)
     except OSError as e:

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, proc, qemu_log, semihosting, tohost as tohost_watch, trap_detail
+from difftest.backends import finisher, proc, qemu_log, semihosting, tohost as tohost_watch, trap_detail, wfi_end
 from difftest.backends.binaries import QemuBinary, locate
 from difftest.backends.result import (BAD_ELF, BAD_TRACE, CRASH, EXIT_UNKNOWN, NO_TRACE, STEP_LIMIT, TIMEOUT,
                                       TRUNCATED_LOG, BackendError, RunResult, error_result, sha256_file)
@@ -249,6 +249,7 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         platform = platform or DEFAULT_PLATFORM
         cpu_config(binary, cpu, platform)
         end = program_end(elf)
+        wfis = wfi_end.wfi_pcs(elf)
     except BackendError as e:
         return error_result(e)
     out_path = Path(out_path)
@@ -264,7 +265,7 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
     with proc.sigterm_unwinds():
         res = _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                             deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
-                            platform=platform, end=end)
+                            platform=platform, end=end, wfis=wfis)
     return store_if_deterministic(key, out_path, res, max_steps)
 
 
@@ -313,7 +314,8 @@ TMP_PREFIX = "difftest-qemu-"    # each run's temp dir (-d log, UART, passes); a
 
 
 def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path, guest,
-                  platform: Platform = DEFAULT_PLATFORM, end=None, aliases: tuple = ()) -> RunResult:
+                  platform: Platform = DEFAULT_PLATFORM, end=None, wfis: frozenset = frozenset(),
+                  aliases: tuple = ()) -> RunResult:
     """``end``: tohost's address (a tohost program); ``aliases``: other VAs through which the run
     reaches it, found by a first run's TLB fills (tohost.AliasScan): this run watches them too."""
     proc.sweep_stale(TMP_PREFIX)
@@ -334,8 +336,11 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         errf = open(tmp / "stderr.txt", "w+b")
         watch = None
         try:
-            if end is not None:     # a tohost program: QEMU runs under a write watchpoint there (tohost.py)
-                p, watch = tohost_watch.start(cmd, binary.env, (end, *aliases), tmp, deadline, stdin=subprocess.DEVNULL,
+            if end is not None or wfis:
+                # a tohost program, or one with WFIs: QEMU runs under the program-end watch (tohost.py:
+                # a write watchpoint on tohost and its aliases, breakpoints on the WFIs, wfi_end.py)
+                p, watch = tohost_watch.start(cmd, binary.env, (end, *aliases) if end is not None else None, tmp,
+                                              deadline, wfis, stdin=subprocess.DEVNULL,
                                               stdout=subprocess.DEVNULL, stderr=errf)
             else:
                 p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
@@ -348,29 +353,31 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         scan = tohost_watch.AliasScan(end, aliases) if end is not None and len(aliases) < MAX_ALIASES else None
         try:
             why = _wait(p, log, deadline, max_steps, stats,
-                        on_chunk=(lambda whole: scan.feed(whole) and watch.value is None) if scan else None)
+                        on_chunk=(lambda whole: scan.feed(whole) and not watch.end) if scan else None)
         finally:
             proc.kill(p)        # reaps it; on an exception (Ctrl-C) QEMU must not outlive us either
             if watch is not None:
                 watch.join(5)
-        if why == "on-chunk" and watch.value is None:
+        if why == "on-chunk" and not watch.end:
             errf.close()        # again from the start, watching the aliases too (deterministic under -icount)
             return _run_uncached(binary, elf, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu, timeout=timeout,
                                  deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
-                                 platform=platform, end=end, aliases=(*aliases, *scan.found))
+                                 platform=platform, end=end, wfis=wfis, aliases=(*aliases, *scan.found))
         if why == "on-chunk":
-            why = "exit"        # the watch stopped QEMU at tohost while the scan saw the alias
-        if watch is not None and watch.value is not None and why == "exit":
-            why = "tohost"      # the program wrote tohost; the watch stopped QEMU there
+            why = "exit"        # the watch stopped QEMU at the program's end while the scan saw the alias
+        if watch is not None and watch.end and why == "exit":
+            why = watch.end     # "tohost" / "wfi": the program ended its own way; the watch stopped QEMU there
         errf.seek(0)
         err = (errf.read() or b"").decode("utf-8", "replace").strip()
         errf.close()
         if log.exists():
             stats["log_bytes"] = max(stats.get("log_bytes", 0), log.stat().st_size)
         detail = None
-        if (why == "exit" and log.exists() and p.returncode >= 0) or (why == "tohost" and log.exists()):
+        if (why == "exit" and log.exists() and p.returncode >= 0) or (why in ("tohost", "wfi") and log.exists()):
             detail = trap_detail.collect(base_command(binary, elf.resolve(), cpu, platform), binary.env, log, tmp,
-                                         deadline - time.monotonic(), tohost=(end, *aliases) if end is not None else None)
+                                         deadline - time.monotonic(),
+                                         tohost=(end, *aliases) if end is not None else None,
+                                         wfis=wfis if why == "wfi" else frozenset())
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
         parse_timeout, written, checked, last_pc = False, 0, 0, None
@@ -420,6 +427,9 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         if why == "tohost" and not parse_timeout and not stats.get("truncated"):
             # the program wrote a non-zero tohost; QEMU, which spins there, was stopped by the watch
             status, message, exit_code = "exit", "", tohost_exit_code(watch.value)
+        elif why == "wfi" and not parse_timeout and not stats.get("truncated"):
+            # halted in a WFI that never resumes (wfi_end.py); QEMU, which sleeps there, was stopped
+            status, message, exit_code = "exit", wfi_end.ENDED, None
         elif semi is not None:          # QEMU exited at the guest's semihosting exit call
             status, message, exit_code = semihosting.classify(semi, rc)
         elif rc is not None and rc < 0 and why == "exit":
@@ -435,8 +445,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
                                              f"stopped after more than {max_steps} steps (--max-steps); QEMU was stopped")
         elif stats.get("step_limit"):
             status, message = "step-limit", f"stopped after {max_steps} steps (--max-steps)"
-        elif why == "tohost":         # stopped by us at tohost, but its log cannot be trusted
-            status, message = "error", "QEMU was stopped at the tohost write, but its log ends inside a record"
+        elif why in ("tohost", "wfi"):     # stopped by us at its end, but its log cannot be trusted
+            status, message = "error", f"QEMU was stopped at the program's end ({why}), but its log ends inside a record"
         else:
             status, message, exit_code = _classify_exit(rc, err, stats, binary, None)
         if status == "exit" and stats.get("truncated"):
@@ -449,8 +459,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         if finished:
             extra["finisher"] = {"pc": stats["finisher_pc"], "qemu_status": rc, "value_read": finisher_value is not None}
         if watch is not None and watch.error:
-            extra["tohost_watch"] = watch.error
-        end_how = ("tohost" if why == "tohost" else "semihosting" if semi is not None else "finisher" if finished
+            extra["program_end_watch"] = watch.error
+        end_how = (why if why in ("tohost", "wfi") else "semihosting" if semi is not None else "finisher" if finished
                    else "") if status == "exit" else ""
         if semi is not None:
             extra["semihosting"] = {**semi, "qemu_status": rc}
@@ -459,6 +469,8 @@ def _run_uncached(binary, elf, *, hgatp_mode, vs_mode, cpu, timeout, deadline, m
         if end_how == "tohost":
             extra["tohost"] = {"pa": end, "value": watch.value, "pc_after": watch.pc, "qemu_status": rc,
                                **({"aliases": list(aliases)} if aliases else {})}
+        if end_how == "wfi":
+            extra["wfi"] = {**watch.wfi, "pc_after": watch.pc, "qemu_status": rc}
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=nsteps,
                         uart=uart_text, message=message, truncated=truncated, extra=extra, end=end_how)
         w.close(footer)

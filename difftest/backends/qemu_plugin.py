@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from difftest.backends import finisher, plugin_columns, plugin_reader, proc, qemu, semihosting, trap_detail
+from difftest.backends import (finisher, plugin_columns, plugin_reader, proc, qemu, semihosting, tohost as program_end,
+                               trap_detail, wfi_end)
 from difftest.backends.binaries import ROOT, QemuBinary, locate
 from difftest.backends.result import (MISSING_BACKEND, BackendError, RunResult, error_result,
                                       sha256_file)
@@ -136,6 +137,7 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
         api = api_version(binary)
         plugin = plugin_path(api)
         tohost = qemu.program_end(elf)
+        wfis = wfi_end.wfi_pcs(elf)
         if tohost is not None and api < 4:
             raise BackendError(MISSING_BACKEND, f"{elf.name} ends through tohost, which the plugin of "
                                                 f"{binary.name} (API {api}) cannot read: use --qemu-trace log "
@@ -159,12 +161,13 @@ def run(elf_path, *, backend: str, hgatp_mode: str = "", vs_mode: str = "", cpu:
     with proc.sigterm_unwinds():
         res = _run_uncached(binary, elf, api=api, plugin=plugin, hgatp_mode=hgatp_mode, vs_mode=vs_mode, cpu=cpu,
                             timeout=timeout, deadline=deadline, max_steps=max_steps, out_path=out_path, guest=guest,
-                            platform=platform, tohost=tohost)
+                            platform=platform, tohost=tohost, wfis=wfis)
     return qemu.store_if_deterministic(key, out_path, res, max_steps)
 
 
 def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout, deadline, max_steps, out_path,
-                  guest, platform: Platform = DEFAULT_PLATFORM, tohost: int | None = None) -> RunResult:
+                  guest, platform: Platform = DEFAULT_PLATFORM, tohost: int | None = None,
+                  wfis: frozenset = frozenset()) -> RunResult:
     proc.sweep_stale(qemu.TMP_PREFIX)
     with tempfile.TemporaryDirectory(prefix=qemu.TMP_PREFIX) as tmp:
         tmp = Path(tmp)
@@ -184,9 +187,14 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
                                "plugin_sha256": sha256_file(plugin), "sources": sources(api)})
         stats: dict = {}
         errf = open(tmp / "stderr.txt", "w+b")
+        watch = None
         try:
-            p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
-                           env={**os.environ, **binary.env})
+            if wfis:        # breakpoints on the WFIs: a final one ends the run (wfi_end.py); tohost is the plugin's
+                p, watch = program_end.start(cmd, binary.env, None, tmp, deadline, wfis, stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=errf)
+            else:
+                p = proc.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
+                               env={**os.environ, **binary.env})
         except OSError as e:
             errf.close()
             return error_result(BackendError(MISSING_BACKEND, f"cannot start {binary.path}: {e}; run scripts/setup"))
@@ -194,6 +202,10 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
             why = _wait(p, log, deadline, max_steps, stats)
         finally:
             proc.kill(p)
+            if watch is not None:
+                watch.join(5)
+        if watch is not None and watch.end == "wfi" and why == "exit":
+            why = "wfi"         # halted in a WFI that never resumes; the watch stopped QEMU there
         errf.seek(0)
         err = (errf.read() or b"").decode("utf-8", "replace").strip()
         errf.close()
@@ -204,10 +216,11 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
             return error_result(BackendError(MISSING_BACKEND, f"{binary.name} did not load the plugin {plugin}: "
                                                               f"{err[-1000:]}; run scripts/setup"))
         detail = None
-        if api < 4 and why == "exit" and log.exists() and p.returncode >= 0:
+        if api < 4 and why in ("exit", "wfi") and log.exists() and p.returncode >= 0:
             handlers = handler_pcs(log)
             detail = trap_detail.collect(qemu.base_command(binary, elf.resolve(), cpu, platform), binary.env, None, tmp,
-                                         deadline - time.monotonic(), handlers=handlers)
+                                         deadline - time.monotonic(), handlers=handlers,
+                                         wfis=wfis if why == "wfi" else frozenset())
             header.exposes.update(detail.exposes())
         w = TraceWriter(out_path, header)
         parse_timeout, written = False, 0
@@ -294,6 +307,9 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
             # store, so the trace ends at it; QEMU, which spins there, was stopped by the backend):
             # a normal end, whatever QEMU's status
             status, message, exit_code, end = "exit", "", tohost_exit_code(tohost_end[1]), "tohost"
+        elif why == "wfi" and not parse_timeout and not rstats.get("error") and not stats["truncated"]:
+            # halted in a WFI that never resumes (wfi_end.py): an end without an exit code
+            status, message, exit_code, end = "exit", wfi_end.ENDED, None, "wfi"
         elif why == "tohost":
             status, message = "error", ("QEMU was stopped at the plugin's tohost line, but the trace does not "
                                         "show the tohost store" + (f": {rstats['error']}" if rstats.get("error") else ""))
@@ -329,6 +345,10 @@ def _run_uncached(binary, elf, *, api, plugin, hgatp_mode, vs_mode, cpu, timeout
             extra["semihosting"] = {**semi, "qemu_status": rc}
         if end == "tohost":
             extra["tohost"] = {"pa": tohost, "value": tohost_end[1], "step": tohost_end[0], "qemu_status": rc}
+        if end == "wfi":
+            extra["wfi"] = {**watch.wfi, "pc_after": watch.pc, "qemu_status": rc}
+        if watch is not None and watch.error:
+            extra["program_end_watch"] = watch.error
         footer = Footer(status="error" if status == "no-trace" else status, exit_code=exit_code, steps=written,
                         uart=uart_text, message=message, truncated=truncated, extra=extra, end=end)
         w.close(footer)

@@ -1,5 +1,6 @@
-"""Programs that end through ``tohost`` (the riscv-tests convention), for QEMU runs that cannot see
-the stored value themselves (the log source, and the re-runs of the trap-detail and gdbstub passes).
+"""Programs that end their own way on QEMU: through ``tohost`` (the riscv-tests convention), for QEMU
+runs that cannot see the stored value themselves (the log source, and the re-runs of the trap-detail
+and gdbstub passes), and in a final WFI (difftest/backends/wfi_end.py, decided by the same Watch).
 
 Such a program writes a non-zero value to its ``tohost`` doubleword and then spins: QEMU never exits
 by itself.  So the run is started halted (``-S``) with its gdbstub on a private Unix socket, a write
@@ -27,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from difftest.backends import gdbstub, proc
+from difftest.backends import gdbstub, proc, wfi_end
 
 
 def gdb_options(sock: Path) -> list[str]:
@@ -36,7 +37,9 @@ def gdb_options(sock: Path) -> list[str]:
 
 def addrs(tohost) -> tuple[int, ...]:
     """The addresses to watch: tohost's own (its PA, the VA too while translation is off or 1:1),
-    then its aliases (``AliasScan``)."""
+    then its aliases (``AliasScan``); none for None (no tohost)."""
+    if tohost is None:
+        return ()
     return tuple(tohost) if isinstance(tohost, (tuple, list)) else (tohost,)
 
 
@@ -99,68 +102,83 @@ def step_over_store(rsp, tohost: int):
 
 
 class Watch(threading.Thread):
-    """Drives a QEMU started with ``gdb_options``: continues it until a non-zero tohost write (at
-    ``tohost``: an address or a tuple of them, ``addrs``), then stops it.  ``value`` (the doubleword), ``pc`` (where the guest stopped, after the store) or
-    ``error`` once joined; neither when QEMU exited (or was stopped) first."""
+    """The program-end watcher: drives a QEMU started with ``gdb_options`` until the program ends
+    its own way, then stops it -- a non-zero write to ``tohost`` (an address, a tuple of them:
+    ``addrs``; None: no tohost) or, when the ELF
+    holds WFIs (``wfis``), a final WFI (difftest/backends/wfi_end.py).  Once joined:
+    ``value`` (the tohost doubleword) or ``end == "wfi"`` (with ``wfi`` = {"pc", "mip", "mie"}),
+    ``pc`` (where the guest stopped), or ``error``; none of them when QEMU exited (or was stopped)
+    first."""
 
-    def __init__(self, p: subprocess.Popen, sock: Path, tohost: int, deadline: float):
+    def __init__(self, p: subprocess.Popen, sock: Path, tohost: int | tuple | None, deadline: float,
+                 wfis: frozenset = frozenset()):
         super().__init__(daemon=True)
-        self.p, self.sock, self.tohost, self.deadline = p, sock, tohost, deadline
+        self.p, self.sock, self.tohost, self.deadline, self.wfis = p, sock, tohost, deadline, wfis
         self.value: int | None = None
         self.pc: int | None = None
+        self.end = ""
+        self.wfi: dict | None = None
         self.error = ""
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        proc.stop(self.p)
 
     def run(self) -> None:
         rsp = None
         try:
             rsp = gdbstub.connect(self.p, self.sock, self.deadline)
+            nums = gdbstub.register_numbers(rsp)
             watched = addrs(self.tohost)
             if any(rsp.cmd(f"Z2,{a:x},8") != "OK" for a in watched):
-                self.error = "QEMU's gdbstub refused a write watchpoint on tohost"
-                proc.stop(self.p)
-                return
+                return self._fail("QEMU's gdbstub refused a write watchpoint on tohost")
             while True:
-                rsp.sock.settimeout(max(0.5, self.deadline - time.monotonic()))
-                r = rsp.cmd("c")
+                how, r = wfi_end.cont(rsp, nums, self.p.pid, self.deadline, watch_wfi=bool(self.wfis))
+                if how == "wfi":
+                    self.end, self.pc, self.wfi = "wfi", r["pc"] + 4, r
+                    proc.stop(self.p)
+                    return
                 if not r.startswith("T"):
                     return                           # W/X: QEMU exited (the finisher)
+                if not watched:
+                    return self._fail(f"QEMU stopped where no program end was watched ({r[:40]})")
                 at = hit(r, watched)
                 v = step_over_store(rsp, at)
                 if v is None:
-                    self.error = f"cannot read tohost at {at:#x} through the gdbstub"
-                    proc.stop(self.p)
-                    return
+                    return self._fail(f"cannot read tohost at {at:#x} through the gdbstub")
                 if v:
                     self.value = v
-                    nums = gdbstub.register_numbers(rsp)
-                    pc = rsp.cmd(f"p{nums['pc']:x}") if "pc" in nums else ""
-                    if pc and not pc.startswith("E"):
-                        self.pc = int.from_bytes(bytes.fromhex(pc), "little")
+                    self.end = "tohost"
+                    self.pc = wfi_end.read_reg(rsp, nums, "pc")
                     proc.stop(self.p)
                     return
-        except (gdbstub.GdbError, OSError, EOFError, ValueError, socket.timeout) as e:
+        except (EOFError, ConnectionError):
+            pass                                     # QEMU exiting closed the stub (the finisher)
+        except (gdbstub.GdbError, OSError, ValueError, socket.timeout) as e:
             if not proc.exited(self.p):
-                self.error = f"tohost watch: {e}"
+                self.error = f"program-end watch: {e}"
         finally:
             if rsp is not None:
                 rsp.close()
 
 
-def start(cmd: list[str], env: dict, tohost: int, work: Path, deadline: float, **popen_kw):
-    """QEMU ``cmd`` under a tohost Watch: (process, started watch)."""
+def start(cmd: list[str], env: dict, tohost: int | tuple | None, work: Path, deadline: float,
+          wfis: frozenset = frozenset(), **popen_kw):
+    """QEMU ``cmd`` under a program-end Watch: (process, started watch)."""
     import os
     sock = work / f"tohost-{len(list(work.glob('tohost-*.sock')))}.sock"
     p = proc.popen(cmd + gdb_options(sock), env={**os.environ, **env}, **popen_kw)
-    w = Watch(p, sock, tohost, deadline)
+    w = Watch(p, sock, tohost, deadline, wfis)
     w.start()
     return p, w
 
 
-def run(cmd: list[str], env: dict, tohost: int, work: Path, timeout: float, **popen_kw) -> Watch:
-    """proc.run for a tohost program: runs ``cmd`` until its tohost write (or its exit, or
-    ``timeout``); the joined Watch."""
+def run(cmd: list[str], env: dict, tohost: int | tuple | None, work: Path, timeout: float,
+        wfis: frozenset = frozenset(), **popen_kw) -> Watch:
+    """proc.run for a program that ends its own way: runs ``cmd`` until its tohost write or final
+    WFI (or its exit, or ``timeout``); the joined Watch."""
     deadline = time.monotonic() + timeout
-    p, w = start(cmd, env, tohost, work, deadline, **popen_kw)
+    p, w = start(cmd, env, tohost, work, deadline, wfis, **popen_kw)
     try:
         while not proc.exited(p, 0.05):
             if time.monotonic() > deadline:

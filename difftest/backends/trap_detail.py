@@ -161,23 +161,25 @@ GDB_BUDGET = 30.0        # seconds for the gdbstub run (about 0.2 s for a guest 
 
 
 def collect(cmd_without_log: list[str], env: dict, main_log: Path | None, work: Path, timeout: float,
-            handlers: set[int] | None = None, tohost: int | tuple | None = None) -> TrapDetail:
+            handlers: set[int] | None = None, tohost: int | tuple | None = None,
+            wfis: frozenset = frozenset()) -> TrapDetail:
     """The whole pass for one finished main run: handler entries from ``main_log`` (or given as
     ``handlers``: the plugin backend knows them from its own trace), the ``-d cpu`` dumps there,
     then htinst/mtinst through the gdbstub.  ``cmd_without_log`` is the main run's command
     without its -d/-D/-serial options.  ``tohost``: the program ends by writing there (it never
-    exits by itself): both runs stop at that write (difftest/backends/tohost.py)."""
+    exits by itself): both runs stop at that write (difftest/backends/tohost.py); ``wfis``: the
+    main run ended in a final WFI (difftest/backends/wfi_end.py): both runs stop there."""
     if handlers is None:
         handlers = handler_pcs(main_log)
     if not handlers:
         return TrapDetail([], tinst_read=True)          # no trap: nothing left unshown
     if timeout <= 0:
         return TrapDetail([], message="no time left within --timeout for the trap-detail pass")
-    d = _dumps(cmd_without_log, env, handlers, work, timeout, tohost)
+    d = _dumps(cmd_without_log, env, handlers, work, timeout, tohost, wfis)
     if d.dumps:
         try:
             d.stops = gdbstub.read_at(cmd_without_log, env, handlers, TINST_REGS, work, min(timeout, GDB_BUDGET),
-                                      tohost=tohost)
+                                      tohost=tohost, wfis=wfis)
             d.tinst_read = True
         except gdbstub.GdbError as e:
             d.message = f"htinst/mtinst not read (gdbstub: {e}); not compared"
@@ -185,7 +187,7 @@ def collect(cmd_without_log: list[str], env: dict, main_log: Path | None, work: 
 
 
 def _dumps(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path, timeout: float,
-           tohost: int | tuple | None = None) -> TrapDetail:
+           tohost: int | tuple | None = None, wfis: frozenset = frozenset()) -> TrapDetail:
     """QEMU with ``-d cpu,nochain`` filtered to ``handlers``; the dumps, in order."""
     log = work / "trap-detail.log"
     ranges = ",".join(f"{h:#x}+4" for h in sorted(handlers))
@@ -193,9 +195,9 @@ def _dumps(cmd_without_log: list[str], env: dict, handlers: set[int], work: Path
     cmd = cmd_without_log + ["-serial", "null", "-d", "cpu,exec,nochain", "-dfilter", ranges, "-D", str(log)]
     try:
         # on timeout (None) the dumps written so far still serve the traps before them
-        if tohost is not None:
+        if tohost is not None or wfis:
             from difftest.backends import tohost as T
-            T.run(cmd, env, tohost, work, timeout, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            T.run(cmd, env, tohost, work, timeout, wfis, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                   stderr=subprocess.DEVNULL)
         else:
             proc.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -1,5 +1,5 @@
-# A guest that never finishes and (almost) never executes: wfi with no interrupt source
-# enabled, so the timeout path is exercised without a huge log.
+# A guest that halts in a wfi with no interrupt source enabled: the end "wfi" (it used to be
+# the timeout guest; tests use spin.S for that now).
     .section .text.start
     .globl _start
 _start:
